@@ -1,0 +1,28 @@
+"""ddpm-tui's PyTorch core: everything the command line and the app compute, with no UI code.
+
+Front ends import only the names listed in ``__all__``.
+"""
+
+from .checkpoint import CheckpointError, LoadedModel, atomic_save, build_model, load_checkpoint, load_model
+from .config import ConfigError, TrainConfig
+from .data import CLASS_NAMES, DATA_MODES, DATASETS, DataError, Dataset, load_dataset
+from .device import DEVICES, DeviceError, autocast, configure_for_speed, describe, resolve_device, use_bf16
+from .ema import EMA
+from .images import (export_images, grid_tensor, plot_forward_grid, plot_loss, plot_schedule, save_gif, save_grid,
+                     snapshot_indices)
+from .objective import l_simple
+from .samplers import SAMPLERS, SamplerStep, ddim_step, ddim_timesteps, ddpm_step, sample
+from .schedule import SCHEDULES, NoiseSchedule, display_timesteps
+from .trainer import EpochEvent, check_writable, Event, FinishedEvent, StepEvent, Trainer, TrainingError
+from .unet import UNet, count_parameters, timestep_embedding
+
+__all__ = [
+    "CLASS_NAMES", "DATASETS", "DATA_MODES", "DEVICES", "SAMPLERS", "SCHEDULES",
+    "CheckpointError", "ConfigError", "DataError", "DeviceError", "TrainingError",
+    "Dataset", "EMA", "EpochEvent", "Event", "FinishedEvent", "LoadedModel", "NoiseSchedule", "SamplerStep",
+    "StepEvent", "TrainConfig", "Trainer", "UNet",
+    "atomic_save", "autocast", "build_model", "check_writable", "configure_for_speed", "count_parameters", "ddim_step",
+    "ddim_timesteps", "ddpm_step", "describe", "display_timesteps", "export_images", "grid_tensor", "l_simple",
+    "load_checkpoint", "load_dataset", "load_model", "plot_forward_grid", "plot_loss", "plot_schedule",
+    "resolve_device", "sample", "save_gif", "save_grid", "snapshot_indices", "timestep_embedding", "use_bf16",
+]

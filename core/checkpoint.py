@@ -1,0 +1,131 @@
+"""Saving and loading checkpoints: atomically on write, safely on read.
+
+A checkpoint is a plain dictionary of tensors, numbers, strings and lists. Writing goes to a temporary
+file in the same folder, which is flushed, fsynced and renamed over the target, so a killed process never
+leaves a half-written model. Reading always uses ``torch.load(weights_only=True)``, which refuses pickles
+that would run code. Every failure becomes a :class:`CheckpointError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+from .schedule import NoiseSchedule
+from .unet import UNet
+
+FORMAT = "ddpm-tui"
+VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, unreadable, corrupt, unsafe or not one of ours."""
+
+
+def atomic_save(payload: dict[str, Any], path: Path) -> None:
+    """Write ``payload`` with ``torch.save`` so that ``path`` holds either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        dir_fd = os.open(path.parent, os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def make_payload(config: TrainConfig, image_shape: tuple[int, ...], model_state: dict, **extra: Any) -> dict:
+    """The fields every checkpoint has, plus ``extra`` (optimiser, step, RNG states, ... for resuming)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "image_shape": list(image_shape),
+        "model": model_state,
+        **extra,
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and check a checkpoint; raise :class:`CheckpointError` with a clear reason otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass the checkpoint file inside it (e.g. {path}/model_final.pt)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise CheckpointError(f"cannot read {path}: permission denied") from None
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err).lower() or "unsupported global" in str(err).lower():
+            raise CheckpointError(
+                f"refused to load {path}: it contains Python objects other than tensors and plain values "
+                "(a pickle that could run code); only load checkpoints you trust with other tools"
+            ) from None
+        raise CheckpointError(f"{path} is corrupt or truncated ({_first_line(err)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise CheckpointError(f"{path} is corrupt or truncated ({_first_line(err)})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a ddpm-tui checkpoint (no '{FORMAT}' format marker)")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer ddpm-tui (format version {payload['version']})")
+    for key in ("config", "image_shape", "model"):
+        if key not in payload:
+            raise CheckpointError(f"{path} is incomplete: it has no {key!r}")
+    return payload
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+@dataclass
+class LoadedModel:
+    """A network ready to sample with, and everything needed to use it correctly."""
+
+    model: UNet
+    schedule: NoiseSchedule
+    config: TrainConfig
+    image_shape: tuple[int, int, int]
+    payload: dict[str, Any]
+
+
+def build_model(config: TrainConfig, image_shape: tuple[int, ...]) -> UNet:
+    """The U-Net described by ``config`` for images of ``image_shape`` (C, H, W)."""
+    return UNet(in_channels=image_shape[0], **config.model_kwargs())
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+    """Load a checkpoint's network (its EMA weights when it has them) in eval mode, with its schedule.
+
+    The model size, schedule and T always come from the checkpoint itself.
+    """
+    payload = load_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+        image_shape = tuple(int(v) for v in payload["image_shape"])
+        model = build_model(config, image_shape)
+        model.load_state_dict(payload.get("ema", payload["model"]))
+        schedule = NoiseSchedule.create(config.schedule, config.timesteps)
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{path} does not match this version of ddpm-tui ({_first_line(err)})") from None
+    return LoadedModel(model.to(device).eval(), schedule.to(device), config, image_shape, payload)  # type: ignore[arg-type]

@@ -1,0 +1,189 @@
+"""Datasets: real images as tensors scaled to [-1, 1].
+
+MNIST and Fashion-MNIST work offline out of the box from subsets shipped in ``core/assets`` (see the
+NOTICE there). The full datasets are used when they can be found, in this order: a ``data_dir`` the user
+names (IDX files, plain or ``.gz``, flat or in torchvision's ``NAME/raw/`` layout), Debian's install path
+for Fashion-MNIST, this project's cache folder, then torchvision's download when the machine is online.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist")
+DATA_MODES: tuple[str, ...] = ("subset", "full", "auto")
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+}
+DEBIAN_DIRS: dict[str, Path] = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
+DOWNLOAD_TIMEOUT_S = 5.0
+
+
+class DataError(Exception):
+    """A dataset could not be found or read; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A whole dataset held in memory.
+
+    ``images`` is float32 (N, C, H, W) in [-1, 1]; ``labels`` is int64 (N,); ``source`` says where the
+    images came from, for the console.
+    """
+
+    name: str
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: ``$DDPM_TUI_CACHE`` or ``~/.cache/ddpm-tui``."""
+    return Path(os.environ.get("DDPM_TUI_CACHE", Path.home() / ".cache" / "ddpm-tui"))
+
+
+def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (N, H, W) in 0..255 to float32 (N, 1, H, W) in [-1, 1]."""
+    return torch.as_tensor(np.asarray(images)).float().div(127.5).sub(1.0).unsqueeze(1)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format: big-endian header of dimensions, then uint8 data), plain or gzipped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+        if data[:2] != b"\x00\x00" or data[2] != 0x08:
+            raise DataError(f"{path} is not an IDX file of unsigned bytes")
+        ndim = data[3]
+        shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, ValueError, IndexError, EOFError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+
+
+def load_bundled(name: str, split: str) -> Dataset:
+    """The subset of ``name`` shipped with the package (see ``core/assets/NOTICE.md``)."""
+    ref = resources.files("core") / "assets" / f"{name}_{split}.npz"
+    with resources.as_file(ref) as path, np.load(path) as arrays:
+        images, labels = arrays["images"], arrays["labels"]
+    return Dataset(name, split, to_model_range(images), torch.as_tensor(labels).long(),
+                   f"bundled {name} {split} subset ({len(labels):,} images)")
+
+
+def _idx_prefix(split: str) -> str:
+    return "train" if split == "train" else "t10k"
+
+
+def find_idx_pair(root: Path, split: str) -> tuple[Path, Path] | None:
+    """The image and label IDX files of ``split`` anywhere under ``root`` (plain preferred over ``.gz``)."""
+    prefix = _idx_prefix(split)
+    found = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        candidates = sorted(root.rglob(f"{prefix}-{kind}*"), key=lambda p: (p.suffix == ".gz", len(p.parts)))
+        candidates = [p for p in candidates if p.name in (f"{prefix}-{kind}", f"{prefix}-{kind}.gz")]
+        if not candidates:
+            return None
+        found.append(candidates[0])
+    return found[0], found[1]
+
+
+def load_idx_dir(name: str, split: str, root: Path) -> Dataset | None:
+    """The full ``split`` of ``name`` from IDX files under ``root``, or None if they are not there."""
+    if not root.is_dir():
+        return None
+    pair = find_idx_pair(root, split)
+    if pair is None:
+        return None
+    images, labels = read_idx(pair[0]), read_idx(pair[1])
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DataError(f"{pair[0]} and {pair[1]} do not hold matching images and labels")
+    return Dataset(name, split, to_model_range(images), torch.as_tensor(labels.copy()).long(),
+                   f"{name} {split} from {pair[0].parent} ({len(labels):,} images)")
+
+
+def _torchvision_class(name: str):
+    from torchvision import datasets
+
+    return {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
+
+
+def download(name: str, split: str) -> Dataset | None:
+    """Fetch the full dataset with torchvision into the cache folder; None when offline.
+
+    A short socket timeout makes an offline attempt give up within seconds instead of hanging.
+    """
+    root = cache_dir() / "torchvision"
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        _torchvision_class(name)(root, train=split == "train", download=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return load_idx_dir(name, split, root)
+
+
+def load_full(name: str, split: str, data_dir: Path | None = None, allow_download: bool = True) -> Dataset | None:
+    """The full dataset from the first place that has it (see the module docstring), or None."""
+    places = [data_dir] if data_dir is not None else []
+    places += [DEBIAN_DIRS[name]] if name in DEBIAN_DIRS else []
+    places.append(cache_dir() / "torchvision" / _torchvision_class(name).__name__)
+    for place in places:
+        found = load_idx_dir(name, split, place)
+        if found is not None:
+            return found
+    return download(name, split) if allow_download else None
+
+
+def load_dataset(
+    name: str, split: str = "train", data: str = "subset", data_dir: Path | None = None
+) -> Dataset:
+    """Load ``split`` ("train" or "test") of dataset ``name``.
+
+    ``data`` chooses the source: "subset" the bundled subset (offline, predictable training time),
+    "full" the full dataset (an error if it cannot be found or downloaded), "auto" the full dataset when
+    available, else the subset. A ``data_dir`` must hold the files: naming one that does not is an error.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if data not in DATA_MODES:
+        raise DataError(f"unknown data mode {data!r}; choose one of {', '.join(DATA_MODES)}")
+    if data_dir is not None:
+        found = load_idx_dir(name, split, data_dir)
+        if found is None:
+            prefix = _idx_prefix(split)
+            raise DataError(
+                f"--data_dir {data_dir} has no {prefix}-images-idx3-ubyte[.gz] and {prefix}-labels-idx1-ubyte[.gz]"
+            )
+        return found
+    if data == "subset":
+        return load_bundled(name, split)
+    found = load_full(name, split)
+    if found is not None:
+        return found
+    if data == "full":
+        raise DataError(
+            f"the full {name} dataset was not found and could not be downloaded; "
+            f"pass --data_dir with its IDX files, or use --data subset"
+        )
+    return load_bundled(name, split)

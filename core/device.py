@@ -1,0 +1,72 @@
+"""Choosing the device and the fast numeric settings for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available on this machine."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("--device mps was asked for, but Apple's MPS is not available; use --device cpu")
+    if name not in DEVICES:
+        raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    return torch.device(name)
+
+
+def cpu_supports_bf16() -> bool:
+    """True when oneDNN has native bf16 kernels on this CPU (AVX-512 BF16 or AMX)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def use_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """Whether to train under bf16 autocast: asked for, or ``auto`` on a CPU or GPU with native bf16."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_supports_bf16()
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when ``enabled``: matrix work in bf16, reductions and the loss in fp32."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def configure_for_speed(device: torch.device) -> None:
+    """TF32 matrix multiplies on CUDA; on the CPU, one compute thread per core this process may use."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    elif device.type == "cpu" and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+
+
+def describe(device: torch.device, bf16: bool) -> str:
+    """A short label such as ``cpu (bf16, 2 threads)`` or ``cuda:NVIDIA H100 (bf16)``."""
+    precision = "bf16" if bf16 else "fp32"
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)} ({precision})"
+    if device.type == "cpu":
+        return f"cpu ({precision}, {torch.get_num_threads()} threads)"
+    return f"{device.type} ({precision})"

@@ -1,0 +1,157 @@
+"""Turning tensors in [-1, 1] into image files: grids, one PNG per image, animated GIFs, and plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid, save_image
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Map model-range images [-1, 1] to [0, 1], clamped."""
+    return ((x.detach().float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def grid_tensor(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
+    """A batch (B, C, H, W) in [-1, 1] laid out as one (C', H', W') image in [0, 1], ``nrow`` per row
+    (default: a square-ish grid)."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(x.shape[0])))
+    return make_grid(to_unit(x), nrow=nrow, padding=padding, pad_value=1.0)
+
+
+def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save a batch as one grid PNG; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid_tensor(x, nrow), path)
+    return path
+
+
+def export_images(x: torch.Tensor, folder: str | Path) -> list[Path]:
+    """Save every image of a batch as its own PNG at native resolution: ``0000.png``, ``0001.png``, ..."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(to_unit(x)):
+        path = folder / f"{i:04d}.png"
+        save_image(image, path)
+        paths.append(path)
+    return paths
+
+
+def to_pil(grid: torch.Tensor, scale: int = 1) -> Image.Image:
+    """A (C, H, W) image in [0, 1] as a PIL image, enlarged ``scale`` times with nearest neighbour."""
+    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
+
+
+def save_gif(frames: Sequence[torch.Tensor], path: str | Path, nrow: int | None = None,
+             frame_ms: int = 120, hold_last_ms: int = 1500, scale: int = 2) -> Path:
+    """Save batches (each B, C, H, W in [-1, 1]) as an animated GIF of grids, looping, the last frame held."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [to_pil(grid_tensor(f, nrow), scale) for f in frames]
+    durations = [frame_ms] * (len(images) - 1) + [hold_last_ms]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return path
+
+
+def snapshot_indices(total: int, frames: int = 20) -> list[int]:
+    """About ``frames`` step indices out of ``total`` sampling steps, denser near the end (t near 0),
+    where the image takes shape; the first and last are always included."""
+    if total <= frames:
+        return list(range(total))
+    u = np.linspace(0.0, 1.0, frames)
+    picks = np.round((1 - (1 - u) ** 2) * (total - 1)).astype(int)
+    return sorted(set(picks.tolist()) | {0, total - 1})
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_schedule(betas: np.ndarray, alpha_bars: np.ndarray, name: str, path: str | Path) -> Path:
+    r"""Plot :math:`\beta_t`, :math:`\bar\alpha_t` and :math:`\sqrt{\bar\alpha_t}` against t."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(len(betas))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(t, betas, color="tab:red")
+    ax1.set(title=f"{name} schedule: noise added per step", xlabel="t", ylabel=r"$\beta_t$")
+    ax2.plot(t, alpha_bars, label=r"$\bar\alpha_t$ (signal variance kept)")
+    ax2.plot(t, np.sqrt(alpha_bars), label=r"$\sqrt{\bar\alpha_t}$ (signal scale)")
+    ax2.plot(t, np.sqrt(1 - alpha_bars), label=r"$\sqrt{1-\bar\alpha_t}$ (noise scale)", linestyle="--")
+    ax2.set(title="how much of $x_0$ survives to step t", xlabel="t", ylim=(0, 1.02))
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def smooth(values: Sequence[float], weight: float = 0.98) -> np.ndarray:
+    """Bias-corrected exponential moving average, as TensorBoard smooths curves."""
+    out, avg = np.empty(len(values)), 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * v
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
+def plot_loss(losses: Sequence[float], path: str | Path, epoch_steps: Sequence[int] = ()) -> Path:
+    """Plot per-step training loss and its smoothed curve on a log scale, epochs marked."""
+    plt = _pyplot()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, alpha=0.3, linewidth=0.8, label="loss per step")
+    ax.plot(steps, smooth(losses), linewidth=2, label="smoothed")
+    for s in epoch_steps:
+        ax.axvline(s, color="gray", alpha=0.2, linewidth=0.8)
+    ax.set(xlabel="step", ylabel=r"MSE $\|\epsilon - \epsilon_\theta(x_t, t)\|^2$", yscale="log",
+           title="training loss (L_simple)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_forward_grid(rows: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float],
+                      path: str | Path) -> Path:
+    r"""A labelled grid: one row per image, one column per timestep (``rows`` is N, K, C, H, W)."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, k = rows.shape[:2]
+    fig, axes = plt.subplots(n, k, figsize=(1.3 * k, 1.3 * n + 0.6), squeeze=False)
+    images = to_unit(rows)
+    for i in range(n):
+        for j in range(k):
+            ax = axes[i][j]
+            image = images[i, j].permute(1, 2, 0).numpy()
+            ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"t = {timesteps[j]}\n" + r"$\bar\alpha_t$" + f" = {alpha_bars[j]:.3f}", fontsize=8)
+    fig.suptitle(r"forward diffusion $q(x_t \mid x_0)$: $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,325 @@
+"""The training loop, written once: an iterator of events that every front end consumes.
+
+``Trainer(config).run()`` yields a :class:`StepEvent` after every optimiser step, an :class:`EpochEvent`
+after every epoch (with that epoch's sample grid) and a :class:`FinishedEvent` at the end. The command
+line prints these with Rich; the app draws them. Meanwhile the trainer keeps its run folder up to date:
+
+``checkpoint.pt``   everything needed to resume exactly (after every epoch, and when stopped)
+``model_final.pt``  the EMA weights and config, when training finishes
+``samples/epoch_NNN.png``  64 images from the same fixed noise every epoch, so epochs compare
+``training_loss.png``  per-step loss and a smoothed curve
+``metrics.jsonl``   one JSON object per step and per epoch, flushed as written
+``config.json``     the run's settings
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import ConfigError, TrainConfig
+from .data import Dataset, load_dataset
+from .device import autocast, configure_for_speed, describe, resolve_device, use_bf16
+from .ema import EMA
+from .images import plot_loss, save_grid
+from .objective import l_simple
+from .samplers import sample
+from .schedule import NoiseSchedule
+from .unet import count_parameters
+
+SAMPLE_COUNT = 64
+SAMPLE_SEED = 1234
+RESUMABLE_OVERRIDES = ("epochs", "output_dir", "device", "precision", "sample_every")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or had to stop (a bad output folder, a diverging loss, ...)."""
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: int
+    epoch: int
+    batch: int
+    batches: int
+    loss: float
+    lr: float
+    images_per_sec: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    epoch: int
+    mean_loss: float
+    seconds: float
+    samples: torch.Tensor | None
+    sample_path: Path | None
+
+
+@dataclass(frozen=True)
+class FinishedEvent:
+    """The run ended: ``completed`` when all epochs ran, otherwise it was stopped and can be resumed."""
+
+    completed: bool
+    step: int
+    epoch: int
+    elapsed: float
+    model_path: Path | None
+    checkpoint_path: Path
+
+
+Event = StepEvent | EpochEvent | FinishedEvent
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and prove a file can be written there, before any work is done."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise TrainingError(f"cannot write to output folder {folder}: {err.strerror or err}") from None
+
+
+def resume_config(payload: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's config with the few settings that may change on resume taken from ``overrides``."""
+    config = TrainConfig.from_dict(payload["config"])
+    for key, value in overrides.items():
+        if key in RESUMABLE_OVERRIDES:
+            setattr(config, key, value)
+        elif value != getattr(config, key):
+            raise ConfigError(
+                f"--{key} cannot change when resuming (the checkpoint was trained with {getattr(config, key)}); "
+                f"only {', '.join('--' + k for k in RESUMABLE_OVERRIDES)} can"
+            )
+    return config
+
+
+class Trainer:
+    """Trains a DDPM on one dataset; see the module docstring for what it writes and yields."""
+
+    def __init__(self, config: TrainConfig, resume: str | Path | None = None,
+                 resume_overrides: dict[str, Any] | None = None) -> None:
+        payload = ckpt.load_checkpoint(resume) if resume is not None else None
+        if payload is not None:
+            if "optimizer" not in payload:
+                raise ckpt.CheckpointError(f"{resume} holds only final weights; resume from a checkpoint.pt")
+            config = resume_config(payload, resume_overrides or {})
+        self.config = config.validate()
+        self.output_dir = Path(config.output_dir)
+        check_writable(self.output_dir)
+
+        self.device = resolve_device(config.device)
+        configure_for_speed(self.device)
+        self.bf16 = use_bf16(self.device, config.precision)
+        self.data: Dataset = load_dataset(config.dataset, "train", config.data,
+                                          Path(config.data_dir) if config.data_dir else None)
+        self.images = self.data.images.to(self.device)
+        self.batches_per_epoch = math.ceil(len(self.data) / config.batch_size)
+        self.total_steps = self.batches_per_epoch * config.epochs
+
+        torch.manual_seed(config.seed)
+        self.model = ckpt.build_model(config, self.data.image_shape).to(self.device)
+        self.ema = EMA(self.model, config.ema_decay)
+        self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
+        self.data_rng = torch.Generator().manual_seed(config.seed)
+        self.sample_noise = torch.randn(SAMPLE_COUNT, *self.data.image_shape,
+                                        generator=torch.Generator().manual_seed(SAMPLE_SEED))
+
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.epoch_rng_state = self.data_rng.get_state()
+        self.losses: list[float] = []
+        self.epoch_steps: list[int] = []
+        self.elapsed_before = 0.0
+        self._stop_requested = False
+        if payload is not None:
+            self._restore(payload)
+
+    @property
+    def param_count(self) -> int:
+        return count_parameters(self.model)
+
+    @property
+    def device_label(self) -> str:
+        return describe(self.device, self.bf16)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output_dir / "checkpoint.pt"
+
+    def request_stop(self) -> None:
+        """Ask the loop to save a checkpoint and end after the current step (safe from a signal handler)."""
+        self._stop_requested = True
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up over ``warmup_steps``, then the constant learning rate."""
+        warmup = self.config.warmup_steps
+        return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+
+    def run(self) -> Iterator[Event]:
+        """Train until all epochs are done or a stop is requested, yielding events as it goes."""
+        self._write_config()
+        metrics = self._open_metrics()
+        start = time.perf_counter()
+        throughput = 0.0
+        try:
+            while self.epoch < self.config.epochs:
+                self.data_rng.set_state(self.epoch_rng_state)
+                order = torch.randperm(len(self.data), generator=self.data_rng).to(self.device)
+                epoch_start = time.perf_counter()
+                epoch_losses: list[float] = []
+                for batch in range(self.batch_in_epoch, self.batches_per_epoch):
+                    if self._stop_requested:
+                        yield self._stopped(start)
+                        return
+                    tick = time.perf_counter()
+                    loss = self._train_step(self.images[order[batch * self.config.batch_size:
+                                                              (batch + 1) * self.config.batch_size]])
+                    if not math.isfinite(loss):
+                        raise TrainingError(
+                            f"the loss became {loss} at step {self.step + 1}; training stopped. "
+                            f"{self.checkpoint_path} still holds the last good state (try a lower --lr)"
+                        )
+                    self.step += 1
+                    self.batch_in_epoch = batch + 1
+                    self.losses.append(loss)
+                    epoch_losses.append(loss)
+                    rate = min(self.config.batch_size, len(self.data)) / max(time.perf_counter() - tick, 1e-9)
+                    throughput = rate if throughput == 0.0 else 0.9 * throughput + 0.1 * rate
+                    event = StepEvent(self.step, self.epoch + 1, batch + 1, self.batches_per_epoch, loss,
+                                      self.lr_at(self.step - 1), throughput, self._elapsed(start))
+                    self._log(metrics, {"kind": "step", **_jsonable(event)})
+                    yield event
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.epoch_rng_state = self.data_rng.get_state()
+                self.epoch_steps.append(self.step)
+                yield self._end_epoch(metrics, start, epoch_start, epoch_losses)
+            final = self.output_dir / "model_final.pt"
+            ckpt.atomic_save(ckpt.make_payload(self.config, self.data.image_shape, self.ema.state_dict(),
+                                               step=self.step, epoch=self.epoch), final)
+            yield FinishedEvent(True, self.step, self.epoch, self._elapsed(start), final, self.checkpoint_path)
+        finally:
+            metrics.close()
+
+    def _train_step(self, x0: torch.Tensor) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        self.model.train()
+        with autocast(self.device, self.bf16):
+            loss = l_simple(self.model, self.schedule, x0)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.ema.update(self.model, self.step)
+        return loss.item()
+
+    def _end_epoch(self, metrics, start: float, epoch_start: float, losses: list[float]) -> EpochEvent:
+        samples, sample_path = None, None
+        if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
+            samples = self.generate_samples()
+            sample_path = save_grid(samples, self.output_dir / "samples" / f"epoch_{self.epoch:03d}.png", nrow=8)
+        self.save_checkpoint(start)
+        plot_loss(self.losses, self.output_dir / "training_loss.png", self.epoch_steps)
+        mean_loss = sum(losses) / len(losses) if losses else float("nan")
+        event = EpochEvent(self.epoch, mean_loss, time.perf_counter() - epoch_start, samples, sample_path)
+        self._log(metrics, {"kind": "epoch", "epoch": self.epoch, "step": self.step, "loss": mean_loss,
+                            "epoch_seconds": event.seconds, "elapsed": self._elapsed(start),
+                            "samples": str(sample_path) if sample_path else None})
+        return event
+
+    @torch.no_grad()
+    def generate_samples(self) -> torch.Tensor:
+        """The EMA model's images from the run's fixed noise (DDIM, ``sample_steps`` steps), on the CPU."""
+        generator = torch.Generator(self.device).manual_seed(SAMPLE_SEED)
+        with autocast(self.device, self.bf16):
+            for step in sample(self.ema.model, self.schedule, self.sample_noise.to(self.device), "ddim",
+                               self.config.sample_steps, generator=generator):
+                pass
+        return step.x.float().cpu()
+
+    def save_checkpoint(self, start: float | None = None) -> Path:
+        """Atomically write ``checkpoint.pt`` with everything needed to resume exactly here."""
+        elapsed = self._elapsed(start) if start is not None else self.elapsed_before
+        rng = {"torch": torch.get_rng_state(), "epoch_data": self.epoch_rng_state}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        payload = ckpt.make_payload(
+            self.config, self.data.image_shape, self.model.state_dict(),
+            ema=self.ema.state_dict(), optimizer=self.optimizer.state_dict(), step=self.step, epoch=self.epoch,
+            batch_in_epoch=self.batch_in_epoch, rng=rng, elapsed=elapsed,
+            losses=torch.tensor(self.losses, dtype=torch.float32),
+            epoch_steps=torch.tensor(self.epoch_steps, dtype=torch.long),
+        )
+        ckpt.atomic_save(payload, self.checkpoint_path)
+        return self.checkpoint_path
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.ema.load_state_dict(payload["ema"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.step, self.epoch = int(payload["step"]), int(payload["epoch"])
+            self.batch_in_epoch = int(payload["batch_in_epoch"])
+            self.epoch_rng_state = payload["rng"]["epoch_data"]
+            torch.set_rng_state(payload["rng"]["torch"])
+            if "cuda" in payload["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+            self.losses = payload["losses"].tolist()
+            self.epoch_steps = payload["epoch_steps"].tolist()
+            self.elapsed_before = float(payload["elapsed"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise ckpt.CheckpointError(f"cannot resume from this checkpoint: {err}") from None
+
+    def _stopped(self, start: float) -> FinishedEvent:
+        path = self.save_checkpoint(start)
+        return FinishedEvent(False, self.step, self.epoch, self._elapsed(start), None, path)
+
+    def _elapsed(self, start: float) -> float:
+        return self.elapsed_before + time.perf_counter() - start
+
+    def _write_config(self) -> None:
+        text = json.dumps({**self.config.to_dict(), "image_shape": list(self.data.image_shape),
+                           "parameters": self.param_count, "data_source": self.data.source}, indent=2)
+        (self.output_dir / "config.json").write_text(text + "\n")
+
+    def _open_metrics(self):
+        """Open ``metrics.jsonl`` for appending, first dropping lines past the resumed step (a run killed
+        after its last checkpoint), so the file always matches the state being continued."""
+        path = self.output_dir / "metrics.jsonl"
+        if self.step == 0:
+            return path.open("w", buffering=1)
+        kept = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= self.step:
+                        kept.append(line + "\n")
+                except json.JSONDecodeError:
+                    continue
+        path.write_text("".join(kept))
+        return path.open("a", buffering=1)
+
+    @staticmethod
+    def _log(handle, record: dict[str, Any]) -> None:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+
+
+def _jsonable(event: StepEvent) -> dict[str, Any]:
+    return {"step": event.step, "epoch": event.epoch, "batch": event.batch, "batches": event.batches,
+            "loss": event.loss, "lr": event.lr, "images_per_sec": round(event.images_per_sec, 2),
+            "elapsed": round(event.elapsed, 3)}

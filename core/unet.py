@@ -1,0 +1,200 @@
+r"""The noise-prediction network :math:`\epsilon_\theta(x_t, t)`: a small U-Net.
+
+DDPM trains a network to look at a noisy image :math:`x_t` and the step :math:`t` and predict the noise
+:math:`\epsilon` that was mixed in. The architecture follows Ho et al. 2020 (itself after PixelCNN++):
+
+* the timestep becomes a sinusoidal embedding (as in the Transformer) passed through an MLP, and every
+  residual block adds a learned projection of it to its feature maps, so one network serves all t;
+* residual blocks with GroupNorm, SiLU and 3x3 convolutions;
+* a down path that halves the resolution, an up path that doubles it back, and skip connections that
+  concatenate each down-path activation into the matching up-path block, so fine detail need not pass
+  through the bottleneck;
+* self-attention at the lowest resolution, where every position can see the whole image cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GROUPS = 8
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    r"""Sinusoidal embedding of integer timesteps (Vaswani et al. 2017, used by Ho et al. 2020).
+
+    :math:`\mathrm{emb}(t)_{i} = \sin(t\,\omega_i)` for the first half and :math:`\cos(t\,\omega_i)` for the
+    second, with frequencies :math:`\omega_i = \text{max\_period}^{-i/(d/2)}`: nearby steps get similar
+    vectors, distant ones different, at every scale.
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    r"""GroupNorm-SiLU-Conv twice, with the time embedding added in between and a residual connection:
+    :math:`h = \mathrm{conv}_2(\phi(\mathrm{conv}_1(\phi(x)) + W e_t)) + \mathrm{skip}(x)`."""
+
+    def __init__(self, in_channels: int, out_channels: int, time_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(GROUPS, in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.time_proj = nn.Linear(time_dim, out_channels)
+        self.norm2 = nn.GroupNorm(GROUPS, out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time_proj(t_emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over all spatial positions, with a residual connection."""
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(GROUPS, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        attended = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.out(attended.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class Downsample(nn.Module):
+    """Halve the resolution with a stride-2 3x3 convolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double the resolution (nearest neighbour), then a 3x3 convolution; ``size`` restores odd sizes."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.conv(F.interpolate(x, size=size, mode="nearest"))
+
+
+class UNet(nn.Module):
+    r"""The U-Net :math:`\epsilon_\theta(x_t, t)`.
+
+    Args:
+        in_channels: 1 for gray images, 3 for RGB.
+        base_channels: width of the first level; level i has ``base_channels * channel_mults[i]``.
+        channel_mults: one entry per resolution level; each level after the first halves the resolution.
+        num_res_blocks: residual blocks per level on the down path (the up path has one more, to take
+            the extra skip connection from the downsampling step).
+        dropout: dropout inside residual blocks.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 64,
+        channel_mults: tuple[int, ...] = (1, 2, 2),
+        num_res_blocks: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.base_channels = base_channels
+        time_dim = 4 * base_channels
+        self.time_mlp = nn.Sequential(
+            nn.Linear(base_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim)
+        )
+        self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        lowest = len(channel_mults) - 1
+
+        self.down = nn.ModuleList()
+        skip_channels = [base_channels]
+        channels = base_channels
+        for level, mult in enumerate(channel_mults):
+            out = base_channels * mult
+            for _ in range(num_res_blocks):
+                self.down.append(self._stage(channels, out, time_dim, dropout, attend=level == lowest))
+                channels = out
+                skip_channels.append(channels)
+            if level != lowest:
+                self.down.append(Downsample(channels))
+                skip_channels.append(channels)
+
+        self.mid = nn.ModuleList(
+            [ResidualBlock(channels, channels, time_dim, dropout), SelfAttention(channels),
+             ResidualBlock(channels, channels, time_dim, dropout)]
+        )
+
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(channel_mults))):
+            out = base_channels * mult
+            for _ in range(num_res_blocks + 1):
+                self.up.append(
+                    self._stage(channels + skip_channels.pop(), out, time_dim, dropout, attend=level == lowest)
+                )
+                channels = out
+            if level != 0:
+                self.up.append(Upsample(channels))
+
+        self.norm_out = nn.GroupNorm(GROUPS, channels)
+        self.conv_out = nn.Conv2d(channels, in_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    @staticmethod
+    def _stage(in_ch: int, out_ch: int, time_dim: int, dropout: float, attend: bool) -> nn.ModuleList:
+        """A residual block, followed by self-attention at the lowest resolution."""
+        layers: list[nn.Module] = [ResidualBlock(in_ch, out_ch, time_dim, dropout)]
+        if attend:
+            layers.append(SelfAttention(out_ch))
+        return nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predict the noise in ``x`` (B, C, H, W) at integer timesteps ``t`` (B,)."""
+        t_emb = self.time_mlp(timestep_embedding(t, self.base_channels))
+        h = self.conv_in(x)
+        skips = [h]
+        for layer in self.down:
+            h = layer(h) if isinstance(layer, Downsample) else _run_stage(layer, h, t_emb)
+            skips.append(h)
+        h = self.mid[2](self.mid[1](self.mid[0](h, t_emb)), t_emb)
+        for layer in self.up:
+            if isinstance(layer, Upsample):
+                h = layer(h, skips[-1].shape[-2:])
+            else:
+                h = _run_stage(layer, torch.cat([h, skips.pop()], dim=1), t_emb)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def _run_stage(stage: nn.ModuleList, h: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+    h = stage[0](h, t_emb)
+    for attention in stage[1:]:
+        h = attention(h)
+    return h
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

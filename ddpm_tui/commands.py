@@ -1,0 +1,151 @@
+"""The headless commands, each a Rich front end over :mod:`core`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+import torch
+
+import core
+
+from .cli import console, err_console, fail, install_stop_handler, progress_bar, table
+
+
+def visualize(args: argparse.Namespace) -> int:
+    """Forward diffusion: a grid of images at increasing t, the schedule's plot and its numbers."""
+    schedule = core.NoiseSchedule.create(args.schedule, args.timesteps)
+    data = core.load_dataset(args.dataset, "train")
+    rng = torch.Generator().manual_seed(args.seed)
+    picks = torch.randperm(len(data), generator=rng)[: args.num_images]
+    x0 = data.images[picks]
+    noise = torch.randn(x0.shape, generator=rng)
+    steps = core.display_timesteps(args.timesteps)
+    rows = torch.stack([schedule.q_sample(x0, torch.full((len(x0),), t), noise) for t in steps], dim=1)
+    alpha_bars = [schedule.alpha_bars[t].item() for t in steps]
+    grid_path = core.plot_forward_grid(rows, steps, alpha_bars, args.output)
+    plot_path = core.plot_schedule(schedule.betas.numpy(), schedule.alpha_bars.numpy(), schedule.name,
+                                   args.output.parent / "noise_schedule.png")
+
+    t_table = table("t", "beta_t", "alpha_bar_t", "signal scale sqrt(alpha_bar_t)",
+                    "noise scale sqrt(1-alpha_bar_t)",
+                    title=f"{schedule.name} schedule, T = {args.timesteps}: x_t = signal * x_0 + noise * eps")
+    for t in steps:
+        t_table.add_row(str(t), f"{schedule.betas[t]:.5f}", f"{schedule.alpha_bars[t]:.4f}",
+                        f"{schedule.sqrt_alpha_bars[t]:.4f}", f"{schedule.sqrt_one_minus_alpha_bars[t]:.4f}")
+    console.print(t_table)
+    console.print(f"{len(x0)} {args.dataset} images from the {data.source}")
+    console.print(f"Saved the forward process to [bold]{grid_path}[/] and the schedule to [bold]{plot_path}[/]")
+    return 0
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    """The training settings given on the command line (flags left out keep the config's defaults)."""
+    names = {f.name for f in fields(core.TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if given.get("data_dir") is not None and "data" not in given:
+        given["data"] = "full"
+    return given
+
+
+def train(args: argparse.Namespace) -> int:
+    """Train a model, printing a progress bar per epoch and a line per epoch."""
+    overrides = _train_overrides(args)
+    if args.resume is not None:
+        trainer = core.Trainer(core.TrainConfig(), resume=args.resume, resume_overrides=overrides)
+    else:
+        trainer = core.Trainer(core.TrainConfig(**overrides))
+    cfg = trainer.config
+    console.print(f"[bold]Data:[/] {trainer.data.source}")
+    console.print(f"[bold]Model:[/] U-Net, base_channels {cfg.base_channels}, {trainer.param_count:,} parameters")
+    console.print(f"[bold]Device:[/] {trainer.device_label}   [bold]Schedule:[/] {cfg.schedule}, T = {cfg.timesteps}")
+    resumed = f", resuming at step {trainer.step} (epoch {trainer.epoch + 1})" if trainer.step else ""
+    console.print(f"[bold]Run:[/] {cfg.epochs} epochs x {trainer.batches_per_epoch} steps of {cfg.batch_size} "
+                  f"images into {trainer.output_dir}/{resumed}")
+    install_stop_handler(trainer.request_stop)
+
+    with progress_bar() as progress:
+        task = None
+        try:
+            for event in trainer.run():
+                if isinstance(event, core.StepEvent):
+                    if task is None:
+                        task = progress.add_task(f"epoch {event.epoch}/{cfg.epochs}", total=event.batches,
+                                                 completed=event.batch - 1, info="")
+                    progress.update(task, completed=event.batch,
+                                    info=f"loss {event.loss:.4f}  {event.images_per_sec:.0f} img/s")
+                elif isinstance(event, core.EpochEvent):
+                    if task is not None:
+                        progress.remove_task(task)
+                        task = None
+                    where = f"  samples: {event.sample_path}" if event.sample_path else ""
+                    progress.console.print(
+                        f"epoch {event.epoch:3d}/{cfg.epochs}  loss {event.mean_loss:.4f}  "
+                        f"{event.seconds:.1f}s  {trainer.device_label}{where}")
+                else:
+                    return _finished(event, trainer)
+        except core.TrainingError as err:
+            err_console.print(f"ddpm-tui train: error: {err}", markup=False, soft_wrap=True)
+            return 1
+    return 0
+
+
+def _finished(event: core.FinishedEvent, trainer: core.Trainer) -> int:
+    minutes = event.elapsed / 60
+    if event.completed:
+        console.print(f"[green]Done[/] in {minutes:.1f} min ({event.step} steps). "
+                      f"Model: [bold]{event.model_path}[/]  loss curve: {trainer.output_dir / 'training_loss.png'}")
+        console.print(f"Next: ddpm-tui sample --checkpoint {event.model_path} --show_intermediate")
+        return 0
+    console.print(f"[yellow]Stopped[/] at step {event.step}; state saved to [bold]{event.checkpoint_path}[/]")
+    console.print(f"Resume with: ddpm-tui train --resume {event.checkpoint_path}")
+    return 130
+
+
+def sample(args: argparse.Namespace) -> int:
+    """Generate images from a checkpoint, optionally saving the denoising as frames and a GIF."""
+    device = core.resolve_device(args.device)
+    loaded = core.load_model(args.checkpoint, device)
+    T = loaded.schedule.timesteps
+    if args.steps is not None and args.steps > T:
+        fail(f"--steps {args.steps} is more than the model's T = {T}")
+    if args.sampler == "ddpm" and args.steps not in (None, T):
+        fail(f"--steps applies to --sampler ddim; ddpm always runs all T = {T} steps")
+    core.configure_for_speed(device)
+    bf16 = core.use_bf16(device, args.precision)
+    for target in filter(None, (args.output.parent, args.export_dir)):
+        core.check_writable(target)
+
+    generator = torch.Generator(device).manual_seed(args.seed)
+    x_T = torch.randn(args.num_images, *loaded.image_shape, generator=generator, device=device)
+    cfg = loaded.config
+    console.print(f"[bold]Model:[/] {args.checkpoint} ({core.count_parameters(loaded.model):,} parameters, "
+                  f"{cfg.dataset}, {cfg.schedule} schedule, T = {T})")
+    steps = core.sample(loaded.model, loaded.schedule, x_T, args.sampler, args.steps, args.eta, generator)
+    frames: list[tuple[int, torch.Tensor]] = [(T, x_T.float().cpu())]
+    keep: set[int] = set()
+    with progress_bar() as progress, core.autocast(device, bf16):
+        task = None
+        for step in steps:
+            if task is None:
+                task = progress.add_task(f"{args.sampler} sampling", total=step.total, info="")
+                keep = set(core.snapshot_indices(step.total))
+            progress.update(task, completed=step.index + 1, info=f"t = {step.t}")
+            if args.show_intermediate and step.index in keep:
+                frames.append((step.t, step.x.float().cpu()))
+        images = step.x.float().cpu()
+    seconds = progress.tasks[0].elapsed if progress.tasks else 0.0
+
+    path = core.save_grid(images, args.output)
+    console.print(f"{args.num_images} images in {seconds:.1f}s ({args.sampler}, {step.total} steps, "
+                  f"{core.describe(device, bf16)}) -> [bold]{path}[/]")
+    if args.show_intermediate:
+        folder = args.output.parent / "intermediate"
+        for t, x in frames[1:]:
+            core.save_grid(x, folder / f"step_{t:04d}.png")
+        gif = core.save_gif([x for _, x in frames], folder / "denoising.gif")
+        console.print(f"{len(frames) - 1} denoising frames (step_XXXX.png, XXXX = t) and {gif} in {folder}/")
+    if args.export_dir is not None:
+        paths = core.export_images(images, args.export_dir)
+        console.print(f"Exported {len(paths)} PNGs to {args.export_dir}/")
+    return 0
+
