@@ -50,6 +50,13 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def head(self, count: int) -> Dataset:
+        """The first ``count`` images (the bundled files are shuffled, so this is a random subset)."""
+        if count >= len(self):
+            return self
+        return Dataset(self.name, self.split, self.images[:count], self.labels[:count],
+                       f"{self.source}, first {count:,} used")
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
@@ -62,7 +69,7 @@ def cache_dir() -> Path:
 
 def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 pixels (N, H, W) in 0..255 to float32 (N, 1, H, W) in [-1, 1]."""
-    return torch.as_tensor(np.asarray(images)).float().div(127.5).sub(1.0).unsqueeze(1)
+    return torch.from_numpy(np.array(images, dtype=np.float32)).div(127.5).sub(1.0).unsqueeze(1)
 
 
 def read_idx(path: Path) -> np.ndarray:

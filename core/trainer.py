@@ -124,6 +124,8 @@ class Trainer:
         self.bf16 = use_bf16(self.device, config.precision)
         self.data: Dataset = load_dataset(config.dataset, "train", config.data,
                                           Path(config.data_dir) if config.data_dir else None)
+        if config.max_images is not None:
+            self.data = self.data.head(config.max_images)
         self.images = self.data.images.to(self.device)
         self.batches_per_epoch = math.ceil(len(self.data) / config.batch_size)
         self.total_steps = self.batches_per_epoch * config.epochs
@@ -174,7 +176,8 @@ class Trainer:
         self._write_config()
         metrics = self._open_metrics()
         start = time.perf_counter()
-        throughput = 0.0
+        seconds_per_step = 0.0
+        last_tick = time.perf_counter()
         try:
             while self.epoch < self.config.epochs:
                 self.data_rng.set_state(self.epoch_rng_state)
@@ -185,8 +188,7 @@ class Trainer:
                     if self._stop_requested:
                         yield self._stopped(start)
                         return
-                    tick = time.perf_counter()
-                    loss = self._train_step(self.images[order[batch * self.config.batch_size:
+                    loss = self.train_step(self.images[order[batch * self.config.batch_size:
                                                               (batch + 1) * self.config.batch_size]])
                     if not math.isfinite(loss):
                         raise TrainingError(
@@ -197,10 +199,12 @@ class Trainer:
                     self.batch_in_epoch = batch + 1
                     self.losses.append(loss)
                     epoch_losses.append(loss)
-                    rate = min(self.config.batch_size, len(self.data)) / max(time.perf_counter() - tick, 1e-9)
-                    throughput = rate if throughput == 0.0 else 0.9 * throughput + 0.1 * rate
+                    now = time.perf_counter()
+                    took, last_tick = now - last_tick, now
+                    seconds_per_step = took if seconds_per_step == 0.0 else 0.9 * seconds_per_step + 0.1 * took
+                    rate = min(self.config.batch_size, len(self.data)) / max(seconds_per_step, 1e-9)
                     event = StepEvent(self.step, self.epoch + 1, batch + 1, self.batches_per_epoch, loss,
-                                      self.lr_at(self.step - 1), throughput, self._elapsed(start))
+                                      self.lr_at(self.step - 1), rate, self._elapsed(start))
                     self._log(metrics, {"kind": "step", **_jsonable(event)})
                     yield event
                 self.epoch += 1
@@ -208,6 +212,7 @@ class Trainer:
                 self.epoch_rng_state = self.data_rng.get_state()
                 self.epoch_steps.append(self.step)
                 yield self._end_epoch(metrics, start, epoch_start, epoch_losses)
+                last_tick = time.perf_counter()
             final = self.output_dir / "model_final.pt"
             ckpt.atomic_save(ckpt.make_payload(self.config, self.data.image_shape, self.ema.state_dict(),
                                                step=self.step, epoch=self.epoch), final)
@@ -215,7 +220,8 @@ class Trainer:
         finally:
             metrics.close()
 
-    def _train_step(self, x0: torch.Tensor) -> float:
+    def train_step(self, x0: torch.Tensor) -> float:
+        """One optimiser step of L_simple on the batch ``x0`` (learning rate from the warm-up, then EMA); returns the loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
@@ -243,11 +249,11 @@ class Trainer:
 
     @torch.no_grad()
     def generate_samples(self) -> torch.Tensor:
-        """The EMA model's images from the run's fixed noise (DDIM, ``sample_steps`` steps), on the CPU."""
+        """The EMA model's images from the run's fixed noise (DDIM, ``sample_steps`` steps at most T), on the CPU."""
         generator = torch.Generator(self.device).manual_seed(SAMPLE_SEED)
         with autocast(self.device, self.bf16):
             for step in sample(self.ema.model, self.schedule, self.sample_noise.to(self.device), "ddim",
-                               self.config.sample_steps, generator=generator):
+                               min(self.config.sample_steps, self.config.timesteps), generator=generator):
                 pass
         return step.x.float().cpu()
 

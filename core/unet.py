@@ -60,7 +60,10 @@ class ResidualBlock(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over all spatial positions, with a residual connection."""
+    r"""Multi-head self-attention over all spatial positions, with a residual connection:
+    :math:`x + W_o\,\mathrm{softmax}\big(QK^\top/\sqrt{d}\big)V` with :math:`Q, K, V` 1x1 projections of
+    the normalised input. Written out rather than through ``scaled_dot_product_attention``: at the few
+    dozen positions of the lowest resolution it is as fast in fp32 and several times faster under CPU bf16."""
 
     def __init__(self, channels: int, heads: int = 4) -> None:
         super().__init__()
@@ -74,8 +77,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        attended = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
-        return x + self.out(attended.transpose(-1, -2).reshape(b, c, h, w))
+        weights = (q.transpose(-1, -2) @ k * (c // self.heads) ** -0.5).softmax(dim=-1)
+        attended = v @ weights.transpose(-1, -2)
+        return x + self.out(attended.reshape(b, c, h, w))
 
 
 class Downsample(nn.Module):

@@ -7,8 +7,10 @@ core yields with Rich. Bad input is reported as one line on stderr with exit sta
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,6 +31,7 @@ class Parser(argparse.ArgumentParser):
     """An argparse parser whose errors are a single line on stderr (exit 2), not usage plus message."""
 
     def error(self, message: str) -> NoReturn:
+        message = re.sub(r"argument (--\w+)/--[\w-]+:", r"\1:", message)
         err_console.print(f"{self.prog}: error: {message} (see {self.prog} --help)", markup=False, soft_wrap=True)
         raise SystemExit(EXIT_USAGE)
 
@@ -85,14 +88,15 @@ def build_parser() -> Parser:
     train = sub.add_parser("train", help="train a U-Net to predict noise")
     add_flag(train, "epochs", type=positive_int, help="passes over the data (default 20)")
     add_flag(train, "batch_size", type=positive_int, help="images per step (default 128)")
-    add_flag(train, "lr", type=positive_float, help="AdamW learning rate (default 2e-4)")
+    add_flag(train, "lr", type=positive_float, help="peak AdamW learning rate after warm-up (default 1e-3)")
     add_flag(train, "timesteps", type=timesteps_int, help="T (default 1000)")
     add_flag(train, "schedule", choices=SCHEDULES, help="noise schedule (default linear)")
     add_flag(train, "dataset", choices=DATASETS, help="default mnist")
     add_flag(train, "data", choices=DATA_MODES,
              help="subset: the bundled subset (default); full: the full dataset; auto: full when available")
     add_flag(train, "data_dir", type=str, help="folder with the dataset's IDX files (implies the full dataset)")
-    add_flag(train, "base_channels", type=positive_int, help="U-Net width: 32, 64 (default) or 128")
+    add_flag(train, "max_images", type=positive_int, help="train on only the first N images (quick experiments)")
+    add_flag(train, "base_channels", type=positive_int, help="U-Net width: 32 (default), 64 or 128")
     add_flag(train, "output_dir", type=str, help="run folder (default outputs)")
     add_flag(train, "seed", type=int, help="default 0")
     add_flag(train, "device", choices=DEVICES, help="default auto")
@@ -134,16 +138,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def install_stop_handler(request_stop: Callable[[], None]) -> None:
-    """First Ctrl+C asks for a clean stop (checkpoint saved); a second one interrupts at once."""
+@contextlib.contextmanager
+def stop_on_interrupt(request_stop: Callable[[], None]) -> Iterator[None]:
+    """While inside: the first Ctrl+C (or SIGTERM) asks for a clean stop, so a checkpoint is saved; a second
+    Ctrl+C interrupts at once. The previous handlers come back on exit."""
 
     def handler(signum: int, frame: object) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         console.print("\n[yellow]Stopping after this step and saving a checkpoint (Ctrl+C again to abort)...")
         request_stop()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def progress_bar() -> Progress:

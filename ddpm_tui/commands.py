@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import fields
 import torch
 
 import core
 
-from .cli import console, err_console, fail, install_stop_handler, progress_bar, table
+from .cli import console, err_console, fail, progress_bar, stop_on_interrupt, table
 
 
 def visualize(args: argparse.Namespace) -> int:
@@ -61,9 +62,7 @@ def train(args: argparse.Namespace) -> int:
     resumed = f", resuming at step {trainer.step} (epoch {trainer.epoch + 1})" if trainer.step else ""
     console.print(f"[bold]Run:[/] {cfg.epochs} epochs x {trainer.batches_per_epoch} steps of {cfg.batch_size} "
                   f"images into {trainer.output_dir}/{resumed}")
-    install_stop_handler(trainer.request_stop)
-
-    with progress_bar() as progress:
+    with stop_on_interrupt(trainer.request_stop), progress_bar() as progress:
         task = None
         try:
             for event in trainer.run():
@@ -123,6 +122,7 @@ def sample(args: argparse.Namespace) -> int:
     steps = core.sample(loaded.model, loaded.schedule, x_T, args.sampler, args.steps, args.eta, generator)
     frames: list[tuple[int, torch.Tensor]] = [(T, x_T.float().cpu())]
     keep: set[int] = set()
+    start = time.perf_counter()
     with progress_bar() as progress, core.autocast(device, bf16):
         task = None
         for step in steps:
@@ -133,7 +133,7 @@ def sample(args: argparse.Namespace) -> int:
             if args.show_intermediate and step.index in keep:
                 frames.append((step.t, step.x.float().cpu()))
         images = step.x.float().cpu()
-    seconds = progress.tasks[0].elapsed if progress.tasks else 0.0
+    seconds = time.perf_counter() - start
 
     path = core.save_grid(images, args.output)
     console.print(f"{args.num_images} images in {seconds:.1f}s ({args.sampler}, {step.total} steps, "

@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny, fast training configuration and a trained tiny run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+TINY_TRAIN_ARGS = ["--epochs", "1", "--batch_size", "32", "--max_images", "64", "--timesteps", "20",
+                   "--base_channels", "8", "--seed", "0"]
+
+
+@pytest.fixture(autouse=True)
+def offline_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep downloads and caches out of the user's home folder."""
+    monkeypatch.setenv("DDPM_TUI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder produced by the real command line on a tiny configuration (trained once per session)."""
+    from ddpm_tui.cli import main
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    assert main(["train", *TINY_TRAIN_ARGS, "--output_dir", str(run)]) == 0
+    return run

@@ -1,0 +1,51 @@
+"""The U-Net's shapes, its time embedding, and that it can learn."""
+
+import pytest
+import torch
+
+from core import UNet, count_parameters, timestep_embedding
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 30, 30)])
+def test_output_matches_input_shape(shape):
+    model = UNet(in_channels=shape[0], base_channels=16)
+    x = torch.randn(2, *shape)
+    assert model(x, torch.tensor([0, 999])).shape == x.shape
+
+
+def test_parameter_count_grows_with_width():
+    counts = [count_parameters(UNet(1, c)) for c in (16, 32, 64)]
+    assert counts[0] < counts[1] < counts[2]
+    # convolutions dominate, so doubling the width roughly quadruples the parameters
+    assert 3.5 < counts[2] / counts[1] < 4.5
+
+
+def test_timestep_embedding():
+    emb = timestep_embedding(torch.tensor([0, 1, 500]), 32)
+    assert emb.shape == (3, 32)
+    torch.testing.assert_close(emb[0], torch.cat([torch.zeros(16), torch.ones(16)]))
+    assert emb[1, 0].item() == pytest.approx(torch.sin(torch.tensor(1.0)).item())
+    assert not torch.allclose(emb[1], emb[2])
+
+
+def test_time_changes_the_prediction():
+    model = UNet(1, 16)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(1, 1, 28, 28)
+    assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
+
+
+def test_tiny_model_overfits_one_batch():
+    torch.manual_seed(0)
+    model = UNet(1, base_channels=16)
+    x, t, target = torch.randn(4, 1, 28, 28), torch.tensor([5, 50, 200, 700]), torch.randn(4, 1, 28, 28)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    first = None
+    for _ in range(150):
+        loss = torch.nn.functional.mse_loss(model(x, t), target)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 10
