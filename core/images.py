@@ -155,3 +155,17 @@ def plot_forward_grid(rows: torch.Tensor, timesteps: Sequence[int], alpha_bars: 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def read_grid(path: str | Path, image_size: int, padding: int = 2) -> torch.Tensor:
+    """Read back the images of a grid PNG written by :func:`save_grid`, as (B, C, H, W) in [-1, 1]."""
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+    step = image_size + padding
+    rows, columns = (array.shape[0] - padding) // step, (array.shape[1] - padding) // step
+    cells = [array[padding + r * step: padding + r * step + image_size,
+                   padding + c * step: padding + c * step + image_size]
+             for r in range(rows) for c in range(columns)]
+    batch = torch.from_numpy(np.stack(cells)).permute(0, 3, 1, 2)
+    gray = torch.allclose(batch[:, :1], batch[:, 1:2]) and torch.allclose(batch[:, :1], batch[:, 2:])
+    return batch[:, :1].contiguous() if gray else batch

@@ -10,6 +10,7 @@ line prints these with Rich; the app draws them. Meanwhile the trainer keeps its
 ``training_loss.png``  per-step loss and a smoothed curve
 ``metrics.jsonl``   one JSON object per step and per epoch, flushed as written
 ``config.json``     the run's settings
+``status.json``     the run's state, for watchers (see :mod:`core.run_control`)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .device import autocast, configure_for_speed, describe, resolve_device, use
 from .ema import EMA
 from .images import plot_loss, save_grid
 from .objective import l_simple
+from .run_control import PAUSE_POLL_S, RunControl
 from .samplers import sample
 from .schedule import NoiseSchedule
 from .unet import count_parameters
@@ -172,7 +174,43 @@ class Trainer:
         return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
 
     def run(self) -> Iterator[Event]:
-        """Train until all epochs are done or a stop is requested, yielding events as it goes."""
+        """Train until all epochs are done or a stop is requested, yielding events as it goes.
+
+        The run's state is reported in ``status.json`` and pause/resume/stop requests are read from
+        ``control.json`` between steps (see :mod:`core.run_control`)."""
+        control = RunControl(self.output_dir)
+        control.report("running", self.step, self.epoch)
+        try:
+            yield from self._run(control)
+        except TrainingError as err:
+            control.report("failed", self.step, self.epoch, error=str(err))
+            raise
+        except (GeneratorExit, KeyboardInterrupt):
+            if not control.ended:  # a consumer that stops reading after the final event changes nothing
+                control.report("stopped", self.step, self.epoch)
+            raise
+        except Exception as err:
+            control.report("failed", self.step, self.epoch, error=f"{type(err).__name__}: {err}")
+            raise
+
+    def _obey_requests(self, control: RunControl) -> None:
+        """Act on a pause or stop request; while paused, keep the heartbeat going and wait for resume."""
+        request = control.pending_request()
+        if request == "stop":
+            self.request_stop()
+        elif request == "pause":
+            control.report("paused", self.step, self.epoch)
+            while not self._stop_requested:
+                time.sleep(PAUSE_POLL_S)
+                request = control.pending_request()
+                if request == "resume":
+                    break
+                if request == "stop":
+                    self.request_stop()
+                control.report("paused", self.step, self.epoch, force=False)
+            control.report("running", self.step, self.epoch)
+
+    def _run(self, control: RunControl) -> Iterator[Event]:
         self._write_config()
         metrics = self._open_metrics()
         start = time.perf_counter()
@@ -185,7 +223,9 @@ class Trainer:
                 epoch_start = time.perf_counter()
                 epoch_losses: list[float] = []
                 for batch in range(self.batch_in_epoch, self.batches_per_epoch):
+                    self._obey_requests(control)
                     if self._stop_requested:
+                        control.report("stopped", self.step, self.epoch)
                         yield self._stopped(start)
                         return
                     loss = self.train_step(self.images[order[batch * self.config.batch_size:
@@ -206,6 +246,7 @@ class Trainer:
                     event = StepEvent(self.step, self.epoch + 1, batch + 1, self.batches_per_epoch, loss,
                                       self.lr_at(self.step - 1), rate, self._elapsed(start))
                     self._log(metrics, {"kind": "step", **_jsonable(event)})
+                    control.report("running", self.step, self.epoch, force=False)
                     yield event
                 self.epoch += 1
                 self.batch_in_epoch = 0
@@ -216,6 +257,7 @@ class Trainer:
             final = self.output_dir / "model_final.pt"
             ckpt.atomic_save(ckpt.make_payload(self.config, self.data.image_shape, self.ema.state_dict(),
                                                step=self.step, epoch=self.epoch), final)
+            control.report("finished", self.step, self.epoch)
             yield FinishedEvent(True, self.step, self.epoch, self._elapsed(start), final, self.checkpoint_path)
         finally:
             metrics.close()
@@ -299,7 +341,8 @@ class Trainer:
 
     def _write_config(self) -> None:
         text = json.dumps({**self.config.to_dict(), "image_shape": list(self.data.image_shape),
-                           "parameters": self.param_count, "data_source": self.data.source}, indent=2)
+                           "parameters": self.param_count, "data_source": self.data.source,
+                           "device": self.device_label}, indent=2)
         (self.output_dir / "config.json").write_text(text + "\n")
 
     def _open_metrics(self):

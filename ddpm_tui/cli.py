@@ -118,6 +118,8 @@ def build_parser() -> Parser:
     add_flag(smp, "export_dir", type=Path, help="also write every image as its own PNG here")
     add_flag(smp, "device", choices=DEVICES, default="auto")
     add_flag(smp, "precision", choices=("auto", "fp32", "bf16"), default="auto")
+    watch = sub.add_parser("watch", help="open the app on a training run (from any terminal or SSH session)")
+    watch.add_argument("run_dir", type=Path, help="the run folder, e.g. outputs")
     return parser
 
 
@@ -125,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        from .app import DdpmApp
+
+        DdpmApp().run()
         return 0
     from core import CheckpointError, ConfigError, DataError, DeviceError, TrainingError
 

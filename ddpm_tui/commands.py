@@ -149,3 +149,15 @@ def sample(args: argparse.Namespace) -> int:
         console.print(f"Exported {len(paths)} PNGs to {args.export_dir}/")
     return 0
 
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Open the app's Train screen following the run in ``run_dir``."""
+    if not args.run_dir.is_dir():
+        fail(f"no run folder at {args.run_dir}")
+    if core.read_status(args.run_dir) is None and not (args.run_dir / "metrics.jsonl").exists():
+        fail(f"{args.run_dir} holds no training run (no status.json or metrics.jsonl)")
+    from .app import DdpmApp
+
+    DdpmApp(watch=str(args.run_dir)).run()
+    return 0

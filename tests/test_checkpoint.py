@@ -66,7 +66,7 @@ def test_truncated_checkpoint(tmp_path):
 
 def test_garbage_file(tmp_path):
     path = tmp_path / "m.pt"
-    path.write_bytes(b"hello, not a checkpoint")
+    path.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(path)
     path.write_bytes(pickle.dumps([1, 2, 3]))

@@ -1,0 +1,110 @@
+"""The Textual app: Noise, Train and Sample screens as modes, with help and a command palette."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+
+from textual import events
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Label
+
+from .screens.help import HelpScreen
+from .screens.noise import NoiseScreen
+from .screens.sample import SampleScreen
+from .screens.train import TrainScreen
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class QuitScreen(ModalScreen[str]):
+    """Asks what to do with a training run before quitting."""
+
+    BINDINGS = [Binding("escape", "dismiss('cancel')", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="quit-dialog"):
+            yield Label("Training is still running. Stop it, or leave it running in the background "
+                        "(follow it later with `ddpm-tui watch`)?", id="quit-question")
+            yield Button("Leave it running", id="leave", variant="primary")
+            yield Button("Stop training", id="stop", variant="error")
+            yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id)
+
+
+class TooSmallScreen(ModalScreen):
+    """Shown instead of a cramped layout when the terminal is smaller than 80x24."""
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Terminal too small: ddpm-tui needs at least {MIN_WIDTH}x{MIN_HEIGHT}. "
+                    "Enlarge the window, or press q to quit.", id="too-small")
+
+
+class DdpmApp(App):
+    """ddpm-tui: watch the forward process, train, and sample."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ddpm-tui"
+    BINDINGS = [
+        Binding("1", "switch_mode('noise')", "Noise"),
+        Binding("2", "switch_mode('train')", "Train"),
+        Binding("3", "switch_mode('sample')", "Sample"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+    SCREEN_NAMES = {"noise": "Noise", "train": "Train", "sample": "Sample"}
+
+    def __init__(self, mode: str = "noise", output_dir: str = "outputs", watch: str | None = None,
+                 train_defaults: dict[str, str] | None = None, sample_defaults: dict[str, str] | None = None
+                 ) -> None:
+        super().__init__()
+        self.start_mode = "train" if watch else mode
+        self.add_mode("noise", NoiseScreen)
+        self.add_mode("train", partial(TrainScreen, {"output_dir": watch or output_dir, **(train_defaults or {})},
+                                       watch))
+        self.add_mode("sample", partial(SampleScreen, output_dir, sample_defaults))
+
+    def on_mount(self) -> None:
+        self.switch_mode(self.start_mode)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, name in self.SCREEN_NAMES.items():
+            yield SystemCommand(f"{name} screen", f"switch to the {name} screen", partial(self.switch_mode, mode))
+        yield SystemCommand("Help", "every key of every screen", self.action_help)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen({"Noise": NoiseScreen, "Train": TrainScreen, "Sample": SampleScreen}))
+
+    def train_screen(self) -> TrainScreen | None:
+        screens = [s for s in self._screen_stacks.get("train", []) if isinstance(s, TrainScreen)]
+        return screens[0] if screens else None
+
+    async def action_quit(self) -> None:
+        """Quit; if a run this app follows is still going, ask whether to stop it or leave it running."""
+        train = self.train_screen()
+        if train is None or not train.running:
+            self.exit()
+            return
+
+        def decide(choice: str | None) -> None:
+            if choice == "stop":
+                train.action_stop()
+            if choice in ("stop", "leave"):
+                self.exit()
+
+        self.push_screen(QuitScreen(), decide)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Below 80x24 a notice replaces the screen until the terminal grows again."""
+        small = event.size.width < MIN_WIDTH or event.size.height < MIN_HEIGHT
+        showing = isinstance(self.screen, TooSmallScreen)
+        if small and not showing:
+            self.push_screen(TooSmallScreen())
+        elif showing and not small:
+            self.pop_screen()

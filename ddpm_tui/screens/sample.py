@@ -1,0 +1,249 @@
+"""The Sample screen: new images emerging from pure noise, step by step (the reverse process)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.validation import Integer
+from textual.widgets import Button, Footer, Header, Input, Label, Markdown, Select, Static
+from textual.worker import get_current_worker
+
+import core
+
+from ..widgets import HalfBlockImage
+
+LIVE_FPS = 8
+NO_CHECKPOINT = """\
+### No checkpoint yet
+
+Train a model first: press **2** for the Train screen and start a run, or run
+`ddpm-tui train --epochs 20` in a terminal. Its `model_final.pt` (or `checkpoint.pt` while it is still
+training) appears here; you can also type any checkpoint's path.
+"""
+EXPLANATION = """\
+### What you are seeing
+
+**Reverse diffusion.** Sampling starts from pure noise x_T and calls the network once per step: it
+predicts the noise in x_t, which gives a guess of the clean image **x̂_0** (right), and the sampler
+moves x_t a little towards it (left). DDPM adds fresh noise at every step and needs all T steps;
+DDIM jumps along a shorter list of steps and, with η = 0, adds none: the same seed gives the same
+images. Coarse shapes settle first, fine strokes in the last steps (small t).
+"""
+
+
+@dataclass
+class Frame:
+    t: int
+    x: torch.Tensor
+    x0: torch.Tensor
+
+
+class SampleProgress(Message):
+    def __init__(self, frame: Frame, index: int, total: int, seconds: float, done: bool) -> None:
+        super().__init__()
+        self.frame, self.index, self.total, self.seconds, self.done = frame, index, total, seconds, done
+
+
+class SampleFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+def find_checkpoints(root: Path) -> list[Path]:
+    """``model_final.pt`` and ``checkpoint.pt`` files in ``root`` and one level of run folders below it."""
+    found = []
+    for pattern in ("model_final.pt", "*/model_final.pt", "checkpoint.pt", "*/checkpoint.pt"):
+        found += sorted(root.glob(pattern))
+    return found
+
+
+class SampleScreen(Screen):
+    """Choose a checkpoint and sampler, generate, then scrub through the stored steps and export."""
+
+    TITLE = "Sample: from noise to images"
+    AUTO_FOCUS = "#generate"
+    BINDINGS = [
+        Binding("ctrl+g,f5", "generate", "Generate"),
+        Binding("left", "scrub(-1)", "Earlier step"),
+        Binding("right", "scrub(1)", "Later step"),
+        Binding("e", "export", "Export"),
+        Binding("escape", "focus_images", "Leave form", show=False),
+    ]
+
+    def __init__(self, root: str = "outputs", defaults: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.defaults = defaults or {}
+        self.frames: list[Frame] = []
+        self.position = -1
+        self.sampling = False
+        self.last_seconds = 0.0
+        self.images: torch.Tensor | None = None
+        self.sampler_used = ""
+
+    def compose(self) -> ComposeResult:
+        checkpoints = [(str(p), str(p)) for p in find_checkpoints(self.root)]
+        yield Header()
+        with Vertical(id="sample-body"):
+            with Grid(id="sample-form"):
+                yield Label("Checkpoint")
+                yield Input(self.defaults.get("checkpoint", checkpoints[0][0] if checkpoints else ""),
+                            placeholder="path to a .pt file", id="checkpoint", compact=True)
+                yield Label("Found")
+                yield Select(checkpoints, prompt="runs under " + str(self.root), id="found", compact=True)
+                yield Label("Sampler")
+                yield Select([(s, s) for s in core.SAMPLERS], value=self.defaults.get("sampler", "ddim"),
+                             allow_blank=False, id="sampler", compact=True)
+                yield Label("Steps (DDIM)")
+                yield Input(self.defaults.get("steps", "50"), id="steps", compact=True,
+                            validators=[Integer(minimum=1, failure_description="steps must be positive")])
+                yield Label("Images")
+                yield Input(self.defaults.get("num_images", "16"), id="num_images", compact=True,
+                            validators=[Integer(minimum=1, maximum=256, failure_description="images: 1 to 256")])
+                yield Label("Seed")
+                yield Input(self.defaults.get("seed", "0"), id="seed", compact=True,
+                            validators=[Integer(failure_description="the seed must be an integer")])
+            with Horizontal(id="sample-buttons"):
+                yield Button("Generate (f5)", id="generate", variant="success", compact=True)
+                yield Button("Export (e)", id="export", compact=True)
+                yield Static("", id="sample-status")
+            with Horizontal(id="sample-views"):
+                with Vertical():
+                    yield Label("x_t", classes="view-title")
+                    yield HalfBlockImage(id="x-t")
+                with Vertical():
+                    yield Label("predicted x̂_0", classes="view-title")
+                    yield HalfBlockImage(id="x-0")
+            yield Markdown(NO_CHECKPOINT if not checkpoints else EXPLANATION, id="sample-explanation")
+        yield Footer()
+
+    @on(Select.Changed, "#found")
+    def pick_found(self, event: Select.Changed) -> None:
+        if event.value is not Select.BLANK:
+            self.query_one("#checkpoint", Input).value = str(event.value)
+
+    def action_focus_images(self) -> None:
+        self.query_one("#generate", Button).focus()
+
+    def read_form(self) -> dict | None:
+        values = {}
+        for name in ("steps", "num_images", "seed"):
+            widget = self.query_one(f"#{name}", Input)
+            result = widget.validate(widget.value)
+            if result is not None and not result.is_valid:
+                self.notify(result.failure_descriptions[0], severity="error")
+                return None
+            values[name] = int(widget.value)
+        values["checkpoint"] = self.query_one("#checkpoint", Input).value.strip()
+        values["sampler"] = str(self.query_one("#sampler", Select).value)
+        if not values["checkpoint"]:
+            self.notify("choose a checkpoint first (train one on the Train screen)", severity="error")
+            return None
+        return values
+
+    @on(Button.Pressed, "#generate")
+    def action_generate(self) -> None:
+        if self.sampling:
+            return
+        values = self.read_form()
+        if values is not None:
+            self.sampling = True
+            self.frames, self.position = [], -1
+            self.query_one("#sample-explanation", Markdown).update(EXPLANATION)
+            self.generate(values)
+
+    @work(thread=True, exclusive=True, group="sample")
+    def generate(self, values: dict) -> None:
+        """Background thread: run the core sampler, posting a frame a few times a second."""
+        worker = get_current_worker()
+        try:
+            device = core.resolve_device("auto")
+            loaded = core.load_model(values["checkpoint"], device)
+            steps = values["steps"] if values["sampler"] == "ddim" else None
+            if steps is not None and steps > loaded.schedule.timesteps:
+                raise ValueError(f"steps {steps} is more than the model's T = {loaded.schedule.timesteps}")
+            generator = torch.Generator(device).manual_seed(values["seed"])
+            x_T = torch.randn(values["num_images"], *loaded.image_shape, generator=generator, device=device)
+            start, last_post = time.perf_counter(), 0.0
+            with core.autocast(device, core.use_bf16(device)):
+                for step in core.sample(loaded.model, loaded.schedule, x_T, values["sampler"], steps,
+                                        generator=generator):
+                    if worker.is_cancelled:
+                        return
+                    keep = step.index in set(core.snapshot_indices(step.total, 40))
+                    now = time.perf_counter()
+                    if keep or step.is_last or now - last_post > 1 / LIVE_FPS:
+                        frame = Frame(step.t, step.x.float().cpu(), step.x0_pred.float().cpu())
+                        self.post_message(SampleProgress(frame, step.index, step.total, now - start,
+                                                         step.is_last))
+                        last_post = now
+        except (core.CheckpointError, ValueError, core.DeviceError) as err:
+            self.post_message(SampleFailed(str(err)))
+
+    @on(SampleProgress)
+    def show_progress(self, message: SampleProgress) -> None:
+        frame = message.frame
+        keep = message.index in set(core.snapshot_indices(message.total, 40)) or message.done
+        if keep:
+            self.frames.append(frame)
+        self.show_frame(frame)
+        sampler = str(self.query_one("#sampler", Select).value)
+        self.query_one("#sample-status", Static).update(
+            f"{sampler} step {message.index + 1}/{message.total}  t = {frame.t}  {message.seconds:.1f}s")
+        if message.done:
+            self.sampling = False
+            self.images = frame.x
+            self.position = len(self.frames) - 1
+            self.last_seconds = message.seconds
+            self.sampler_used = f"{sampler}, {message.total} steps"
+            self.notify(f"{len(frame.x)} images in {message.seconds:.1f}s ({self.sampler_used}); "
+                        "left/right scrub through the steps, e exports")
+
+    @on(SampleFailed)
+    def show_failure(self, message: SampleFailed) -> None:
+        self.sampling = False
+        self.notify(message.error, severity="error", timeout=8)
+
+    def show_frame(self, frame: Frame) -> None:
+        columns = max(1, (self.size.width // 2 - 2) // 29)
+        with self.app.batch_update():
+            self.query_one("#x-t", HalfBlockImage).update(frame.x, columns=columns)
+            self.query_one("#x-0", HalfBlockImage).update(frame.x0, columns=columns)
+
+    def action_scrub(self, delta: int) -> None:
+        if self.sampling or not self.frames:
+            return
+        self.position = min(len(self.frames) - 1, max(0, self.position + delta))
+        frame = self.frames[self.position]
+        self.show_frame(frame)
+        self.query_one("#sample-status", Static).update(
+            f"step {self.position + 1}/{len(self.frames)} stored  t = {frame.t}  (left/right to scrub)")
+
+    @on(Button.Pressed, "#export")
+    def action_export(self) -> None:
+        """Write the grid PNG, one PNG per image and the denoising GIF into a new export folder."""
+        if self.images is None:
+            self.notify("generate images first (f5)", severity="warning")
+            return
+        folder = self.root / "exports" / datetime.now().strftime("%Y%m%d-%H%M%S")
+        try:
+            core.check_writable(folder)
+            grid = core.save_grid(self.images, folder / "samples.png")
+            images = core.export_images(self.images, folder / "images")
+            gif = core.save_gif([f.x for f in self.frames], folder / "denoising.gif")
+        except (core.TrainingError, OSError) as err:
+            self.notify(f"export failed: {err}", severity="error")
+            return
+        self.exported = folder
+        self.notify(f"exported {grid}, {len(images)} PNGs in {folder / 'images'} and {gif}", timeout=10)

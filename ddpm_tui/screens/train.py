@@ -1,0 +1,373 @@
+"""The Train screen: start a training run as its own process and watch it learn, live.
+
+Training runs as ``ddpm-tui train ...`` in a new session, detached from the terminal, so closing the
+app or losing the SSH connection leaves it running. The screen follows the run folder from a
+background thread (see :mod:`ddpm_tui.follow`) and steers the run through its control file.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.validation import Function, Integer, Number
+from textual.widgets import (Button, Footer, Header, Input, Label, Markdown, ProgressBar, Select, Static,
+                             TabbedContent, TabPane)
+from textual.worker import get_current_worker
+from textual_plotext import PlotextPlot
+
+import core
+
+from ..follow import RunFollower, RunUpdate
+from ..widgets import HalfBlockImage
+
+POLL_S = 0.25
+CHART_WINDOW = 200
+
+EXPLANATION = """\
+### What you are seeing
+
+The network ε_θ(x_t, t) sees a noisy image and the step t and guesses the noise ε that was added.
+The loss is the mean squared error of that guess (**L_simple**). An untrained network guesses ~0, so
+the loss starts near **1**, the variance of ε. {loss_line}
+
+**Why predict noise?** The noise is always N(0, I): one well-scaled target for every t, whereas the
+clean image would be easy to guess at small t and impossible at large t.
+**Time embedding.** t enters as sinusoids (like a Transformer's positions) through an MLP, added to
+every residual block, so one network serves all {timesteps} steps.
+**Skip connections.** The U-Net's down path halves the resolution twice; each up-path block gets the
+matching down-path activations concatenated, so fine strokes need not squeeze through the bottleneck.
+"""
+
+
+@dataclass
+class FormField:
+    """One setting of the form: its flag, label, default text and validators."""
+
+    flag: str
+    label: str
+    default: str
+    validators: list
+
+
+def positive_int(name: str) -> list:
+    return [Integer(minimum=1, failure_description=f"{name} must be a positive integer")]
+
+
+FIELDS = [
+    FormField("epochs", "Epochs", "20", positive_int("epochs")),
+    FormField("batch_size", "Batch size", "128", positive_int("batch size")),
+    FormField("lr", "Learning rate", "1e-3", [Number(minimum=1e-8, maximum=1.0,
+                                                     failure_description="learning rate must be in (0, 1]")]),
+    FormField("timesteps", "Timesteps T", "1000", [Integer(minimum=2, failure_description="T must be at least 2")]),
+    FormField("base_channels", "Base channels", "32", [
+        Integer(minimum=8, maximum=256, failure_description="base channels must be 8 to 256"),
+        Function(lambda v: v.isdigit() and int(v) % 8 == 0, "base channels must be a multiple of 8")]),
+    FormField("max_images", "Max images", "", [
+        Function(lambda v: v == "" or (v.isdigit() and int(v) > 0), "images must be blank or a positive integer")]),
+    FormField("output_dir", "Output folder", "outputs", [
+        Function(lambda v: v.strip() != "", "the output folder cannot be empty")]),
+]
+
+
+class RunUpdated(Message):
+    """Posted by the follower thread when the run folder changed."""
+
+    def __init__(self, update: RunUpdate) -> None:
+        super().__init__()
+        self.update = update
+
+
+class TrainScreen(Screen):
+    """A form to start training, and a live dashboard of the run in the output folder."""
+
+    TITLE = "Train: learn to predict the noise"
+    AUTO_FOCUS = "Tabs"
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start"),
+        Binding("ctrl+space,f6", "pause", "Pause/Resume"),
+        Binding("ctrl+x,f7", "stop", "Stop"),
+        Binding("f8", "toggle_log", "Log scale"),
+        Binding("f9", "toggle_window", "Last 200 steps"),
+        Binding("escape", "dashboard", "Dashboard", show=False),
+    ]
+
+    def __init__(self, defaults: dict[str, str] | None = None, watch: str | None = None) -> None:
+        super().__init__()
+        self.defaults = defaults or {}
+        self.watch_folder = watch
+        self.run_folder: Path | None = None
+        self.process: subprocess.Popen | None = None
+        self.losses: list[float] = []
+        self.steps: list[int] = []
+        self.last_step: dict = {}
+        self.status: core.RunStatus | None = None
+        self.config: dict = {}
+        self.log_scale = True
+        self.windowed = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="setup", id="train-tabs"):
+            with TabPane("Setup", id="setup"):
+                with Grid(id="train-form"):
+                    yield Label("Dataset")
+                    yield Select([(d, d) for d in core.DATASETS], value=self.defaults.get("dataset", "mnist"),
+                                 allow_blank=False, id="dataset", compact=True)
+                    yield Label("Schedule")
+                    yield Select([(s, s) for s in core.SCHEDULES],
+                                 value=self.defaults.get("schedule", "linear"), allow_blank=False, id="schedule",
+                                 compact=True)
+                    for f in FIELDS:
+                        yield Label(f.label)
+                        yield Input(self.defaults.get(f.flag, f.default), id=f.flag, validators=f.validators,
+                                    placeholder="all" if f.flag == "max_images" else "",
+                                    valid_empty=f.flag == "max_images", compact=True)
+                yield Label("", id="form-message")
+                with Horizontal(id="train-buttons"):
+                    yield Button("Start (ctrl+s)", id="start", variant="success", compact=True)
+                    yield Button("Pause/Resume (f6)", id="pause", compact=True)
+                    yield Button("Stop (f7)", id="stop", variant="error", compact=True)
+            with TabPane("Dashboard", id="dashboard"):
+                with Vertical():
+                    yield Static("No run yet: fill in Setup and press ctrl+s.", id="run-state")
+                    with Horizontal(classes="bars"):
+                        yield Label("epoch", classes="bar-label")
+                        yield ProgressBar(id="epoch-bar", show_eta=False)
+                    with Horizontal(classes="bars"):
+                        yield Label("run", classes="bar-label")
+                        yield ProgressBar(id="run-bar", show_eta=False)
+                    yield Static("", id="run-stats")
+                    yield Static("", id="run-error")
+                    yield PlotextPlot(id="loss-chart")
+            with TabPane("Samples", id="samples"):
+                yield Static("Samples appear after each epoch (the same noise every epoch, so they compare).",
+                             id="sample-caption")
+                yield HalfBlockImage(id="sample-grid")
+            with TabPane("Learn", id="learn"):
+                yield Markdown(id="train-explanation")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#run-error").display = False
+        self.validate_form()
+        self.update_explanation()
+        folder = self.watch_folder or self.query_one("#output_dir", Input).value
+        status = core.read_status(folder)
+        if self.watch_folder or (status is not None and status.active):
+            self.follow(Path(folder))
+
+    # ----- the form -------------------------------------------------------------------------------
+
+    @on(Input.Changed)
+    def validate_form(self) -> bool:
+        """Show the first invalid field's message; Start is enabled only when every field is valid."""
+        problems = []
+        for f in FIELDS:
+            widget = self.query_one(f"#{f.flag}", Input)
+            result = widget.validate(widget.value)
+            if result is not None and not result.is_valid:
+                problems.append(result.failure_descriptions[0])
+        self.query_one("#form-message", Label).update(f"[red]{problems[0]}[/]" if problems else "")
+        self.query_one("#start", Button).disabled = bool(problems) or self.running
+        return not problems
+
+    def form_args(self) -> list[str]:
+        args = ["--dataset", str(self.query_one("#dataset", Select).value),
+                "--schedule", str(self.query_one("#schedule", Select).value)]
+        for f in FIELDS:
+            value = self.query_one(f"#{f.flag}", Input).value.strip()
+            if value:
+                args += [f"--{f.flag}", value]
+        return args
+
+    @property
+    def running(self) -> bool:
+        return self.status is not None and self.status.active
+
+    # ----- actions --------------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        """Launch ``ddpm-tui train`` as its own process (new session: it survives the terminal)."""
+        if not self.validate_form() or self.running:
+            return
+        folder = Path(self.query_one("#output_dir", Input).value.strip())
+        status = core.read_status(folder)
+        if status is not None and status.active:
+            self.notify(f"a run is already going in {folder}; following it", severity="warning")
+            self.follow(folder)
+            return
+        try:
+            core.check_writable(folder)
+        except core.TrainingError as err:
+            self.notify(str(err), severity="error")
+            return
+        log = open(folder / "train.log", "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "ddpm_tui", "train", *self.form_args()],
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+        (folder / "status.json").unlink(missing_ok=True)
+        self.notify(f"training started (pid {self.process.pid}); it keeps running if you close the app")
+        self.follow(folder)
+        self.query_one(TabbedContent).active = "dashboard"
+
+    @on(Button.Pressed, "#pause")
+    def action_pause(self) -> None:
+        if self.run_folder is None or not self.running:
+            self.notify("no run is going", severity="warning")
+            return
+        request = "resume" if self.status.state == "paused" else "pause"
+        core.send_request(self.run_folder, request)
+        self.notify(f"{request} requested")
+
+    @on(Button.Pressed, "#stop")
+    def action_stop(self) -> None:
+        if self.run_folder is None or not self.running:
+            self.notify("no run is going", severity="warning")
+            return
+        core.send_request(self.run_folder, "stop")
+        self.notify("stop requested: the run saves checkpoint.pt and ends")
+
+    def action_dashboard(self) -> None:
+        self.query_one(TabbedContent).active = "dashboard"
+        self.query_one("#loss-chart").focus()
+
+    def action_toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        self.draw_chart()
+
+    def action_toggle_window(self) -> None:
+        self.windowed = not self.windowed
+        self.draw_chart()
+
+    # ----- following a run ------------------------------------------------------------------------
+
+    def follow(self, folder: Path) -> None:
+        """Start (or restart) the follower thread on ``folder``, clearing what was shown."""
+        self.run_folder = folder
+        self.losses, self.steps, self.last_step, self.config = [], [], {}, {}
+        self.status = None
+        self.query_one(TabbedContent).active = "dashboard"
+        self.follow_run(folder)
+
+    @work(thread=True, exclusive=True, group="follow")
+    def follow_run(self, folder: Path) -> None:
+        """Background thread: poll the run folder and post what changed, about four times a second."""
+        worker = get_current_worker()
+        follower = RunFollower(folder)
+        while not worker.is_cancelled:
+            update = follower.poll()
+            if self.process is not None and self.process.poll() is not None and not update.status:
+                status = core.read_status(folder)
+                if status is None or status.state in ("running", "paused"):
+                    update.status = core.RunStatus(self.process.pid, "failed", 0, 0, time.time(),
+                                                   error=_log_tail(folder / "train.log"))
+                self.process = None
+            if update:
+                self.post_message(RunUpdated(update))
+            time.sleep(POLL_S)
+
+    @on(RunUpdated)
+    def apply_update(self, message: RunUpdated) -> None:
+        update = message.update
+        with self.app.batch_update():
+            if update.config:
+                self.config = update.config
+            for record in update.records:
+                if record.get("kind") == "step":
+                    self.losses.append(record["loss"])
+                    self.steps.append(record["step"])
+                    self.last_step = record
+            if update.status is not None:
+                self.status = update.status
+                self.validate_form()
+            if update.sample_path is not None:
+                self.show_samples(update.sample_path)
+            self.draw_dashboard()
+            if update.records:
+                self.draw_chart()
+                self.update_explanation()
+
+    def draw_dashboard(self) -> None:
+        state = self.status.state if self.status else "starting"
+        if self.status is not None and self.status.state in ("running", "paused") and not self.status.active:
+            state = "ended unexpectedly (its process is gone)"
+        self.query_one("#run-state", Static).update(f"[b]{self.run_folder}[/b]: {state}")
+        error = self.query_one("#run-error", Static)
+        error.display = bool(self.status and self.status.error)
+        if error.display:
+            error.update(f"[b red]Training failed[/]\n{self.status.error}")
+        s, cfg = self.last_step, self.config
+        if not s:
+            return
+        epochs = cfg.get("epochs", s["epoch"])
+        total = s["batches"] * epochs
+        self.query_one("#epoch-bar", ProgressBar).update(total=s["batches"], progress=s["batch"])
+        self.query_one("#run-bar", ProgressBar).update(total=total, progress=s["step"])
+        eta = s["elapsed"] / s["step"] * (total - s["step"]) if s["step"] else 0.0
+        self.query_one("#run-stats", Static).update(
+            f"epoch {s['epoch']}/{epochs}  step {s['step']}/{total}  loss {s['loss']:.4f}  "
+            f"{s['images_per_sec']:.0f} img/s  elapsed {_clock(s['elapsed'])}  ETA {_clock(eta)}\n"
+            f"{cfg.get('device', '')}  {cfg.get('parameters', 0):,} parameters  {cfg.get('data_source', '')}")
+
+    def draw_chart(self) -> None:
+        chart = self.query_one(PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        steps, losses = self.steps, self.losses
+        if self.windowed:
+            steps, losses = steps[-CHART_WINDOW:], losses[-CHART_WINDOW:]
+        if losses:
+            plt.plot(steps, losses, label="loss")
+            plt.plot(steps, core.smooth(self.losses)[-len(losses):].tolist(), label="smoothed")
+            if self.log_scale:
+                plt.yscale("log")
+        plt.title("training loss" + (" (last 200 steps)" if self.windowed else ""))
+        plt.xlabel("step")
+        chart.refresh()
+
+    def show_samples(self, path: Path) -> None:
+        size = self.config.get("image_shape", [1, 28, 28])[-1]
+        try:
+            images = core.read_grid(path, size)
+        except OSError:
+            return
+        widget = self.query_one("#sample-grid", HalfBlockImage)
+        columns = max(1, (self.size.width - 4) // (size + 1))
+        widget.update(images[: columns * 2], columns=columns)
+        self.query_one("#sample-caption", Static).update(f"{path.name}: the first {min(len(images), columns * 2)} "
+                                                         "of 64 samples (same noise every epoch)")
+
+    def update_explanation(self) -> None:
+        if self.losses:
+            line = (f"Now, after {self.steps[-1]} steps, it is **{self.losses[-1]:.4f}** "
+                    f"(smoothed {core.smooth(self.losses)[-1]:.4f}): the model names most of the noise.")
+        else:
+            line = "Start a run to watch it fall."
+        timesteps = self.config.get("timesteps", 1000)
+        self.query_one("#train-explanation", Markdown).update(EXPLANATION.format(loss_line=line,
+                                                                                 timesteps=timesteps))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        return "\n".join(path.read_text().strip().splitlines()[-lines:]) or "the process exited"
+    except OSError:
+        return "the process exited"

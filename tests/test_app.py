@@ -1,0 +1,192 @@
+"""The app driven like a user: Pilot key presses, real training processes, files on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import core
+from ddpm_tui.app import DdpmApp, TooSmallScreen
+from ddpm_tui.screens.help import HelpScreen
+from ddpm_tui.screens.noise import NoiseScreen
+from ddpm_tui.screens.sample import SampleScreen
+from ddpm_tui.screens.train import TrainScreen
+
+TINY = {"epochs": "1", "batch_size": "16", "max_images": "32", "timesteps": "20", "base_channels": "8"}
+
+
+async def wait_until(pilot, predicate, timeout: float = 120.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_noise_screen_keys_move_t_and_show_the_cores_alpha_bar():
+    app = DdpmApp()
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, NoiseScreen) and screen.t == 0
+        await pilot.press("right", "right", "shift+right")
+        assert screen.t == 52
+        expected = core.NoiseSchedule.create("linear", 1000).alpha_bars[52].item()
+        assert screen.alpha_bar == pytest.approx(expected)
+        assert f"ᾱ_t = {expected:.4f}" in str(screen.query_one("#equation").render())
+        await pilot.press("end")
+        assert screen.t == 999
+        await pilot.press("left", "home")
+        assert screen.t == 0
+        await pilot.press("s", "shift+right")
+        cosine = core.NoiseSchedule.create("cosine", 1000).alpha_bars[50].item()
+        assert screen.schedule.name == "cosine" and screen.alpha_bar == pytest.approx(cosine)
+        await pilot.press("d")
+        assert screen.dataset == "fashion_mnist"
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        assert screen.t > 50
+        await pilot.press("p")
+
+
+async def test_modes_help_and_too_small(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = DdpmApp()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("2")
+        assert isinstance(app.screen, TrainScreen)
+        await pilot.press("3")
+        assert isinstance(app.screen, SampleScreen)
+        assert "No checkpoint yet" in app.screen.query_one("#sample-explanation").source
+        await pilot.press("1", "question_mark")
+        assert isinstance(app.screen, HelpScreen) and "shift+right" in app.screen.text
+        await pilot.press("escape")
+        assert isinstance(app.screen, NoiseScreen)
+        await pilot.resize_terminal(60, 20)
+        await pilot.pause()
+        assert isinstance(app.screen, TooSmallScreen)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert isinstance(app.screen, NoiseScreen)
+
+
+async def test_invalid_form_values_disable_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = DdpmApp(mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        screen.query_one("#epochs").value = "0"
+        await pilot.pause()
+        assert screen.query_one("#start").disabled
+        assert "epochs must be a positive integer" in str(screen.query_one("#form-message").render())
+        screen.query_one("#epochs").value = "3"
+        screen.query_one("#base_channels").value = "12"
+        await pilot.pause()
+        assert "multiple of 8" in str(screen.query_one("#form-message").render())
+        screen.query_one("#base_channels").value = "16"
+        await pilot.pause()
+        assert not screen.query_one("#start").disabled
+
+
+async def test_training_started_from_the_app_runs_as_its_own_process(tmp_path):
+    run = tmp_path / "run"
+    app = DdpmApp(mode="train", output_dir=str(run), train_defaults=TINY)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: screen.status is not None and screen.status.state == "finished",
+                         what="the run to finish")
+        assert screen.steps == [1, 2] and len(screen.losses) == 2
+        assert screen.config["parameters"] > 0
+        await wait_until(pilot, lambda: (run / "samples" / "epoch_001.png").exists(), what="samples")
+    for name in ("model_final.pt", "checkpoint.pt", "metrics.jsonl", "status.json", "train.log"):
+        assert (run / name).exists(), name
+
+
+def start_training(run: Path, epochs: int = 400) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ddpm_tui", "train", "--epochs", str(epochs), "--batch_size",
+                             "8", "--max_images", "32", "--timesteps", "20", "--base_channels", "8",
+                             "--output_dir", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+async def test_pause_resume_stop_and_quitting_leaves_the_run_going(tmp_path):
+    run = tmp_path / "run"
+    app = DdpmApp(mode="train", output_dir=str(run), train_defaults={**TINY, "epochs": "400", "batch_size": "8"})
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: screen.status is not None and screen.status.state == "running"
+                         and len(screen.steps) > 2, what="running")
+        pid = screen.status.pid
+        assert os.getsid(pid) == pid  # its own session: closing the terminal does not reach it
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: screen.status.state == "paused", what="paused")
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: screen.status.state == "running", what="resumed")
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.click("#leave")
+    await asyncio.sleep(1.0)
+    status = core.read_status(run)
+    assert status.active and status.pid == pid  # the app is gone, the run goes on
+    core.send_request(run, "stop")
+    deadline = time.monotonic() + 60
+    while core.process_alive(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert core.read_status(run).state == "stopped"
+
+
+async def test_reopening_attaches_to_a_running_run_with_its_history(tmp_path):
+    run = tmp_path / "run"
+    proc = start_training(run)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not ((s := core.read_status(run)) and s.step >= 5):
+            await asyncio.sleep(0.2)
+        app = DdpmApp(watch=str(run))
+        async with app.run_test(size=(100, 32)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, TrainScreen)
+            await wait_until(pilot, lambda: len(screen.steps) >= 5, what="history")
+            assert screen.steps[:5] == [1, 2, 3, 4, 5]
+            seen = len(screen.steps)
+            await wait_until(pilot, lambda: len(screen.steps) > seen + 3, what="live steps")
+            await pilot.press("f7")
+            await wait_until(pilot, lambda: screen.status.state == "stopped", what="stopped")
+            assert screen.steps == sorted(set(screen.steps))
+    finally:
+        proc.wait(timeout=60)
+
+
+async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
+    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
+                  sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "4", "steps": "10"})
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: screen.images is not None, what="sampling")
+        assert screen.frames[-1].t == 0 and len(screen.frames) == 10
+        await pilot.press("escape", "left", "left")
+        assert screen.position == len(screen.frames) - 3
+        assert f"t = {screen.frames[screen.position].t}" in str(screen.query_one("#sample-status").render())
+        await pilot.press("e")
+        folder = screen.exported
+        assert (folder / "samples.png").exists() and (folder / "denoising.gif").exists()
+        assert sorted(p.name for p in (folder / "images").iterdir()) == [f"{i:04d}.png" for i in range(4)]
+
+
+async def test_a_corrupt_checkpoint_is_a_notification_not_a_crash(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    app = DdpmApp(mode="sample", output_dir=str(tmp_path), sample_defaults={"checkpoint": str(bad)})
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: not app.screen.sampling, what="failure")
+        assert any("corrupt or truncated" in n.message for n in app._notifications)
