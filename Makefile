@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ddpm-tui visualize
+	$(BIN)/ddpm-tui
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

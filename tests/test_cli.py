@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -136,6 +137,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert (run / "checkpoint.pt").read_bytes() == before
 
 
+class RunsCode:
+    """Unpickling this would run a shell command."""
+
+    def __reduce__(self):
+        return (os.system, ("touch ddpm-tui-was-pwned",))
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory, tiny_run) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")
@@ -144,8 +152,7 @@ def bad_files(tmp_path_factory, tiny_run) -> dict[str, Path]:
     foreign = folder / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     evil = folder / "evil.pt"
-    evil.write_bytes(b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94"
-                     b"\x8c\x04true\x94\x85\x94R\x94.")
+    torch.save({"format": "ddpm-tui", "model": RunsCode()}, evil)
     a_file = folder / "a_file"
     a_file.write_text("x")
     return {"truncated": truncated, "foreign": foreign, "evil": evil, "a_file": a_file,

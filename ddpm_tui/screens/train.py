@@ -32,6 +32,7 @@ from ..widgets import HalfBlockImage
 
 POLL_S = 0.25
 CHART_WINDOW = 200
+CHART_EVERY_S = 1.0
 
 EXPLANATION = """\
 ### What you are seeing
@@ -94,8 +95,8 @@ class TrainScreen(Screen):
     AUTO_FOCUS = "Tabs"
     BINDINGS = [
         Binding("ctrl+s", "start", "Start"),
-        Binding("ctrl+space,f6", "pause", "Pause/Resume"),
-        Binding("ctrl+x,f7", "stop", "Stop"),
+        Binding("f6,ctrl+space", "pause", "Pause/Resume"),
+        Binding("f7,ctrl+x", "stop", "Stop"),
         Binding("f8", "toggle_log", "Log scale"),
         Binding("f9", "toggle_window", "Last 200 steps"),
         Binding("escape", "dashboard", "Dashboard", show=False),
@@ -114,6 +115,7 @@ class TrainScreen(Screen):
         self.config: dict = {}
         self.log_scale = True
         self.windowed = False
+        self._last_chart = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -295,7 +297,9 @@ class TrainScreen(Screen):
             if update.sample_path is not None:
                 self.show_samples(update.sample_path)
             self.draw_dashboard()
-            if update.records:
+            ended = self.status is not None and self.status.state in ("finished", "failed", "stopped")
+            if update.records and (ended or time.monotonic() - self._last_chart >= CHART_EVERY_S):
+                self._last_chart = time.monotonic()
                 self.draw_chart()
                 self.update_explanation()
 
