@@ -188,3 +188,18 @@ async def test_a_corrupt_checkpoint_is_a_notification_not_a_crash(tmp_path):
         await pilot.press("f5")
         await wait_until(pilot, lambda: not app.screen.sampling, what="failure")
         assert any("corrupt or truncated" in n.message for n in app._notifications)
+
+
+async def test_a_failed_run_shows_its_error_and_the_app_stays_up(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "status.json").write_text('{"pid": 999999, "state": "failed", "step": 3, "epoch": 0, '
+                                     '"heartbeat": 0.0, "error": "the loss became nan at step 4"}')
+    app = DdpmApp(watch=str(run))
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.status is not None, what="status")
+        panel = screen.query_one("#run-error")
+        assert panel.display and "the loss became nan at step 4" in str(panel.render())
+        await pilot.press("1")
+        assert isinstance(app.screen, NoiseScreen)

@@ -74,3 +74,10 @@ async def test_gray_uses_the_24_step_ramp_in_256_colours(monkeypatch):
         numbers = [seg.style.color.number for seg in segments]
         assert numbers[0] == 16 and numbers[-1] == 231
         assert all(232 <= n <= 255 for n in numbers[1:-1]) and numbers[1] < numbers[2] < numbers[3]
+
+
+def test_shrink_averages_pixel_blocks():
+    image = torch.tensor([[[-1.0, 1.0, 1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]]])
+    grid = to_rgb_grid(image, shrink=2)
+    assert grid.shape == (1, 2, 3)
+    assert tuple(grid[0, 0]) == (128, 128, 128) and tuple(grid[0, 1]) == (255, 255, 255)

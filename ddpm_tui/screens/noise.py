@@ -19,6 +19,7 @@ IMAGE_GAP = 1
 MAX_IMAGES = 12
 PLAY_FPS = 20
 PLAY_STRIDE = 10
+SMALL_HEIGHT = 32
 
 EXPLANATION = """\
 ### What you are seeing
@@ -88,11 +89,17 @@ class NoiseScreen(Screen):
             self.draw_images()
             self.refresh_view()
 
+    @property
+    def shrink(self) -> int:
+        """Half-resolution images below 32 rows, so an 80x24 terminal keeps room for the chart."""
+        return 2 if self.size.height < SMALL_HEIGHT and self.query_one(HalfBlockImage).scale == 1 else 1
+
     def image_count(self) -> int:
-        """As many 28-pixel images as fit across the screen, at most 12."""
+        """As many images as fit across the screen, at most 12."""
         widget = self.query_one(HalfBlockImage)
         width = self.size.width - 2
-        return max(1, min(MAX_IMAGES, (width + IMAGE_GAP) // (28 * widget.scale + IMAGE_GAP)))
+        cell = 28 * widget.scale // self.shrink + IMAGE_GAP
+        return max(1, min(MAX_IMAGES, (width + IMAGE_GAP) // cell))
 
     def dataset_images(self) -> core.Dataset:
         if self.dataset not in self._data:
@@ -120,7 +127,7 @@ class NoiseScreen(Screen):
         alpha_bar = s.alpha_bars[t].item()
         signal, noise = s.sqrt_alpha_bars[t].item(), s.sqrt_one_minus_alpha_bars[t].item()
         with self.app.batch_update():
-            self.query_one(HalfBlockImage).update(self.noisy_images(), columns=len(self.x0))
+            self.query_one(HalfBlockImage).update(self.noisy_images(), columns=len(self.x0), shrink=self.shrink)
             self.query_one("#equation", Static).update(
                 f"[b]t = {t}[/b] / {self.timesteps - 1}   {s.name} schedule   β_t = {s.betas[t].item():.5f}   "
                 f"ᾱ_t = {alpha_bar:.4f}\n"

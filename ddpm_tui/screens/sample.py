@@ -216,10 +216,13 @@ class SampleScreen(Screen):
         self.notify(message.error, severity="error", timeout=8)
 
     def show_frame(self, frame: Frame) -> None:
-        columns = max(1, (self.size.width // 2 - 2) // 29)
+        """x_t and x̂_0 side by side; at half resolution when the terminal is under 40 rows."""
+        shrink = 2 if self.size.height < 40 else 1
+        size = frame.x.shape[-1] // shrink
+        columns = max(1, (self.size.width // 2 - 2) // (size + 1))
         with self.app.batch_update():
-            self.query_one("#x-t", HalfBlockImage).update(frame.x, columns=columns)
-            self.query_one("#x-0", HalfBlockImage).update(frame.x0, columns=columns)
+            self.query_one("#x-t", HalfBlockImage).update(frame.x, columns=columns, shrink=shrink)
+            self.query_one("#x-0", HalfBlockImage).update(frame.x0, columns=columns, shrink=shrink)
 
     def action_scrub(self, delta: int) -> None:
         if self.sampling or not self.frames:

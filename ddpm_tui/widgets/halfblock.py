@@ -22,18 +22,23 @@ UPPER_HALF = "▀"
 GAP_RGB = (24, 24, 24)
 
 
-def to_rgb_grid(images, columns: int | None = None, gap: int = 1, scale: int = 1) -> np.ndarray:
+def to_rgb_grid(images, columns: int | None = None, gap: int = 1, scale: int = 1, shrink: int = 1) -> np.ndarray:
     """Lay out images as one uint8 RGB array (H, W, 3).
 
     ``images`` is a tensor or array in [-1, 1]: one image (C, H, W) or a batch (B, C, H, W) with 1 or 3
     channels. A batch is laid out ``columns`` per row (default: a square-ish grid) with ``gap`` pixels
-    between images; ``scale`` repeats every pixel that many times in both directions.
+    between images; ``scale`` repeats every pixel that many times in both directions, and ``shrink``
+    averages blocks of ``shrink`` x ``shrink`` pixels into one (for small terminals).
     """
     array = images.detach().float().cpu().numpy() if hasattr(images, "detach") else np.asarray(images, np.float32)
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4 or array.shape[1] not in (1, 3):
         raise ValueError(f"expected (C, H, W) or (B, C, H, W) with 1 or 3 channels, got {array.shape}")
+    if shrink > 1:
+        b, c, h, w = array.shape
+        array = array[:, :, : h - h % shrink, : w - w % shrink]
+        array = array.reshape(b, c, h // shrink, shrink, w // shrink, shrink).mean(axis=(3, 5))
     pixels = np.clip((array + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
     if pixels.shape[1] == 1:
         pixels = np.repeat(pixels, 3, axis=1)
@@ -61,12 +66,13 @@ class HalfBlockImage(Widget):
     }
     """
 
-    def __init__(self, images=None, *, columns: int | None = None, scale: int = 1, gap: int = 1,
+    def __init__(self, images=None, *, columns: int | None = None, scale: int = 1, gap: int = 1, shrink: int = 1,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.columns = columns
         self.scale = scale
         self.gap = gap
+        self.shrink = shrink
         self._rgb = np.zeros((0, 0, 3), dtype=np.uint8)
         self._styles: dict[tuple, Style] = {}
         if images is not None:
@@ -77,11 +83,13 @@ class HalfBlockImage(Widget):
         """The RGB array being shown (H, W, 3)."""
         return self._rgb
 
-    def update(self, images, columns: int | None = None) -> None:
+    def update(self, images, columns: int | None = None, shrink: int | None = None) -> None:
         """Show new images (same forms as :func:`to_rgb_grid`); resizes the widget if the size changed."""
         if columns is not None:
             self.columns = columns
-        rgb = to_rgb_grid(images, self.columns, self.gap, self.scale)
+        if shrink is not None:
+            self.shrink = shrink
+        rgb = to_rgb_grid(images, self.columns, self.gap, self.scale, self.shrink)
         resized = rgb.shape != self._rgb.shape
         self._rgb = rgb
         if resized:
