@@ -99,7 +99,10 @@ async def test_training_started_from_the_app_runs_as_its_own_process(tmp_path):
     app = DdpmApp(mode="train", output_dir=str(run), train_defaults=TINY)
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
+        screen.query_one("#epochs").focus()  # typing in the form, then starting
         await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+        assert screen.query_one("TabbedContent").active == "dashboard" and screen.query_one("#dashboard").display
         await wait_until(pilot, lambda: screen.status is not None and screen.status.state == "finished",
                          what="the run to finish")
         assert screen.steps == [1, 2] and len(screen.losses) == 2

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.validation import Function, Integer, Number
 from textual.widgets import (Button, Footer, Header, Input, Label, Markdown, ProgressBar, Select, Static,
-                             TabbedContent, TabPane)
+                             TabbedContent, TabPane, Tabs)
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
@@ -222,7 +222,6 @@ class TrainScreen(Screen):
         (folder / "status.json").unlink(missing_ok=True)
         self.notify(f"training started (pid {self.process.pid}); it keeps running if you close the app")
         self.follow(folder)
-        self.query_one(TabbedContent).active = "dashboard"
 
     @on(Button.Pressed, "#pause")
     def action_pause(self) -> None:
@@ -242,8 +241,12 @@ class TrainScreen(Screen):
         self.notify("stop requested: the run saves checkpoint.pt and ends")
 
     def action_dashboard(self) -> None:
-        self.query_one(TabbedContent).active = "dashboard"
-        self.query_one("#loss-chart").focus()
+        self.show_tab("dashboard")
+
+    def show_tab(self, name: str) -> None:
+        """Switch tab, moving focus to the tab bar first: a focused input would pull its tab back."""
+        self.query_one(Tabs).focus()
+        self.query_one(TabbedContent).active = name
 
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
@@ -260,7 +263,7 @@ class TrainScreen(Screen):
         self.run_folder = folder
         self.losses, self.steps, self.last_step, self.config = [], [], {}, {}
         self.status = None
-        self.query_one(TabbedContent).active = "dashboard"
+        self.show_tab("dashboard")
         self.follow_run(folder)
 
     @work(thread=True, exclusive=True, group="follow")
