@@ -352,8 +352,9 @@ class TrainScreen(Screen):
         except OSError:
             return
         widget = self.query_one("#sample-grid", HalfBlockImage)
-        columns = max(1, (self.size.width - 4) // (size + 1))
-        widget.update(images[: columns * 2], columns=columns)
+        shrink = 2 if self.size.height < 40 else 1
+        columns = max(1, (self.size.width - 4) // (size // shrink + 1))
+        widget.update(images[: columns * 2], columns=columns, shrink=shrink)
         self.query_one("#sample-caption", Static).update(f"{path.name}: the first {min(len(images), columns * 2)} "
                                                          "of 64 samples (same noise every epoch)")
 
