@@ -95,6 +95,8 @@ class RunControl:
 
     def report(self, state: str, step: int, epoch: int, error: str | None = None, force: bool = True) -> None:
         """Write ``status.json``; with ``force=False`` only if a heartbeat is due."""
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r}")
         now = time.time()
         if not force and now - self._last_beat < HEARTBEAT_S:
             return
