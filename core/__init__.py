@@ -8,11 +8,13 @@ from .config import ConfigError, TrainConfig
 from .data import CLASS_NAMES, DATA_MODES, DATASETS, DataError, Dataset, load_dataset
 from .device import DEVICES, DeviceError, autocast, configure_for_speed, describe, resolve_device, use_bf16
 from .ema import EMA
-from .images import (export_images, grid_tensor, plot_forward_grid, plot_loss, plot_schedule, read_grid, save_gif,
+from .classifier import Classifier, load_classifier
+from .images import (export_images, grid_tensor, load_image_folder, plot_forward_grid, plot_loss, plot_schedule, read_grid, save_gif,
                      save_grid, smooth, snapshot_indices)
 from .run_control import REQUESTS, STATES, RunStatus, process_alive, read_status, send_request
+from .metrics import Evaluator, Scores, class_entropy, frechet_distance, recognised_share
 from .objective import l_simple
-from .samplers import SAMPLERS, SamplerStep, ddim_step, ddim_timesteps, ddpm_step, sample
+from .samplers import SAMPLERS, SamplerStep, ddim_step, ddim_timesteps, ddpm_step, generate, sample
 from .schedule import SCHEDULES, NoiseSchedule, display_timesteps
 from .trainer import EpochEvent, check_writable, Event, FinishedEvent, StepEvent, Trainer, TrainingError
 from .unet import UNet, count_parameters, timestep_embedding
@@ -25,6 +27,7 @@ __all__ = [
     "atomic_save", "autocast", "build_model", "check_writable", "configure_for_speed", "count_parameters", "ddim_step",
     "ddim_timesteps", "ddpm_step", "describe", "display_timesteps", "export_images", "grid_tensor", "l_simple",
     "load_checkpoint", "load_dataset", "load_model", "plot_forward_grid", "plot_loss", "plot_schedule", "read_grid",
-    "process_alive", "read_status", "send_request", "smooth", "REQUESTS", "STATES", "RunStatus",
+    "Classifier", "Evaluator", "Scores", "class_entropy", "frechet_distance", "load_classifier",
+    "load_image_folder", "recognised_share", "generate", "process_alive", "read_status", "send_request", "smooth", "REQUESTS", "STATES", "RunStatus",
     "resolve_device", "sample", "save_gif", "save_grid", "snapshot_indices", "timestep_embedding", "use_bf16",
 ]

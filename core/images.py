@@ -169,3 +169,19 @@ def read_grid(path: str | Path, image_size: int, padding: int = 2) -> torch.Tens
     batch = torch.from_numpy(np.stack(cells)).permute(0, 3, 1, 2)
     gray = torch.allclose(batch[:, :1], batch[:, 1:2]) and torch.allclose(batch[:, :1], batch[:, 2:])
     return batch[:, :1].contiguous() if gray else batch
+
+
+def load_image_folder(folder: str | Path, channels: int = 1) -> torch.Tensor:
+    """All PNG images in ``folder`` (sorted by name) as (N, C, H, W) in [-1, 1]; they must share one size."""
+    paths = sorted(Path(folder).glob("*.png"))
+    if not paths:
+        raise ValueError(f"no .png images in {folder}")
+    mode = "L" if channels == 1 else "RGB"
+    arrays = []
+    for path in paths:
+        with Image.open(path) as image:
+            arrays.append(np.asarray(image.convert(mode), dtype=np.float32))
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"the images in {folder} do not all have the same size")
+    batch = torch.from_numpy(np.stack(arrays)) / 127.5 - 1.0
+    return batch.unsqueeze(1) if channels == 1 else batch.permute(0, 3, 1, 2)

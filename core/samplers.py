@@ -131,3 +131,17 @@ def sample(
             t_prev = times[i + 1] if i + 1 < len(times) else -1
             x, x0 = ddim_step(schedule, x, t, t_prev, eps, noise, eta)
         yield SamplerStep(index=i, total=len(times), t=t, x=x, x0_pred=x0)
+
+
+def generate(model: NoisePredictor, schedule: NoiseSchedule, count: int, image_shape: tuple[int, ...],
+             sampler: str = "ddim", steps: int | None = None, seed: int = 0, batch: int = 250,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+    """``count`` finished images in batches of ``batch`` (for evaluation), on the CPU in [-1, 1]."""
+    generator = torch.Generator(device).manual_seed(seed)
+    images = []
+    for start in range(0, count, batch):
+        x_T = torch.randn(min(batch, count - start), *image_shape, generator=generator, device=device)
+        for step in sample(model, schedule, x_T, sampler, steps, generator=generator):
+            pass
+        images.append(step.x.float().clamp(-1, 1).cpu())
+    return torch.cat(images)

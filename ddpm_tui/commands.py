@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import fields
 import torch
@@ -160,4 +161,108 @@ def watch(args: argparse.Namespace) -> int:
     from .app import DdpmApp
 
     DdpmApp(watch=str(args.run_dir)).run()
+    return 0
+
+
+def _scores_table(title: str, rows: dict[str, tuple[core.Scores, core.Scores]]) -> None:
+    t = table("images", "Frechet distance (lower is better)", "recognised (conf >= 0.9)", "class entropy",
+              title=title)
+    for name, (scores, floor) in rows.items():
+        t.add_row(name, f"{scores.frechet_distance:.2f}", f"{scores.recognised:.1%}", f"{scores.class_entropy:.3f}")
+        t.add_row(f"real floor ({floor.count})", f"{floor.frechet_distance:.2f}", f"{floor.recognised:.1%}",
+                  f"{floor.class_entropy:.3f}", style="dim")
+    console.print(t)
+
+
+def _classifier(dataset: str, retrain: bool = False) -> core.Classifier:
+    with console.status(f"loading the {dataset} classifier (trained once, then cached)"):
+        classifier = core.load_classifier(dataset, retrain)
+    console.print(f"Scoring with a {dataset} classifier of {classifier.test_accuracy:.2%} held-out accuracy")
+    return classifier
+
+
+def evaluate_checkpoint(path, num_images: int, sampler: str, steps: int | None, seed: int, device_name: str,
+                        evaluator: core.Evaluator | None = None) -> dict:
+    """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it."""
+    settings = {"checkpoint": path.name, "num_images": num_images, "sampler": sampler, "steps": steps, "seed": seed}
+    cache = path.parent / "eval.json"
+    if cache.exists():
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("settings") == settings and cached.get("mtime") == path.stat().st_mtime:
+                return cached
+        except (OSError, json.JSONDecodeError):
+            pass
+    device = core.resolve_device(device_name)
+    loaded = core.load_model(path, device)
+    if steps is not None and steps > loaded.schedule.timesteps:
+        fail(f"--steps {steps} is more than the model's T = {loaded.schedule.timesteps}")
+    evaluator = evaluator or core.Evaluator(_classifier(loaded.config.dataset))
+    start = time.perf_counter()
+    with console.status(f"generating {num_images} images ({sampler})"), core.autocast(device, core.use_bf16(device)):
+        images = core.generate(loaded.model, loaded.schedule, num_images, loaded.image_shape, sampler, steps, seed,
+                               device=device)
+    seconds = time.perf_counter() - start
+    result = {"settings": settings, "mtime": path.stat().st_mtime, "dataset": loaded.config.dataset,
+              "sampling_seconds": seconds, "scores": evaluator.score(images).to_dict(),
+              "floor": evaluator.floor(num_images).to_dict(),
+              "classifier_accuracy": evaluator.classifier.test_accuracy}
+    cache.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
+    """Score a checkpoint's samples, or a folder of PNGs, beside the real-vs-real floor."""
+    if args.images is not None:
+        dataset = args.dataset or "mnist"
+        try:
+            images = core.load_image_folder(args.images)
+        except ValueError as err:
+            fail(str(err))
+        evaluator = core.Evaluator(_classifier(dataset, args.retrain_classifier))
+        if images.shape[1:] != evaluator.floor_pool.shape[1:]:
+            fail(f"the images are {tuple(images.shape[2:])} pixels; {dataset} images are "
+                 f"{tuple(evaluator.floor_pool.shape[2:])}")
+        _scores_table(f"{len(images)} images from {args.images} vs held-out {dataset}",
+                      {str(args.images): (evaluator.score(images), evaluator.floor(len(images)))})
+        return 0
+    if args.retrain_classifier:
+        dataset = args.dataset or core.load_model(args.checkpoint).config.dataset
+        core.load_classifier(dataset, retrain=True)
+    result = evaluate_checkpoint(args.checkpoint, args.num_images, args.sampler, args.steps, args.seed, args.device)
+    scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
+    _scores_table(f"{args.num_images} samples ({args.sampler}) vs held-out {result['dataset']}",
+                  {str(args.checkpoint): (scores, floor)})
+    console.print(f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor; "
+                  f"sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}")
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """One table of runs: the answer to "how long?", "which data?" and "is bigger better?"."""
+    rows = []
+    evaluators: dict[str, core.Evaluator] = {}
+    for run in args.run_dirs:
+        model = run / "model_final.pt"
+        if not model.exists():
+            fail(f"{run} has no model_final.pt (is it a finished training run?)")
+        config = json.loads((run / "config.json").read_text())
+        steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        steps = [r for r in steps if r.get("kind") == "step"]
+        dataset = config["dataset"]
+        if dataset not in evaluators:
+            evaluators[dataset] = core.Evaluator(_classifier(dataset))
+        result = evaluate_checkpoint(model, args.num_images, args.sampler, args.steps, 0, args.device,
+                                     evaluators[dataset])
+        rows.append((run, config, steps, result))
+    t = table("run", "data", "params", "epochs", "min", "img/s", "FD", "floor", "recog.", "entropy",
+              title=f"{args.num_images} samples per run ({args.sampler}); FD floor: real vs real")
+    for run, config, steps, result in rows:
+        rates = sorted(r["images_per_sec"] for r in steps)
+        s, f = result["scores"], result["floor"]
+        t.add_row(run.name, config["dataset"], f"{config['parameters'] / 1e6:.2f}M", str(config["epochs"]),
+                  f"{steps[-1]['elapsed'] / 60:.1f}" if steps else "-", f"{rates[len(rates) // 2]:.0f}" if rates else "-",
+                  f"{s['frechet_distance']:.2f}", f"{f['frechet_distance']:.2f}", f"{s['recognised']:.1%}",
+                  f"{s['class_entropy']:.3f}")
+    console.print(t)
     return 0

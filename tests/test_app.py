@@ -179,6 +179,9 @@ async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
         assert f"t = {screen.frames[screen.position].t}" in str(screen.query_one("#sample-status").render())
         await pilot.press("e")
         folder = screen.exported
+        await pilot.press("v")
+        await wait_until(pilot, lambda: screen.scores is not None, what="scores")
+        assert screen.scores.count == 4 and 0.0 <= screen.scores.recognised <= 1.0
         assert (folder / "samples.png").exists() and (folder / "denoising.gif").exists()
         assert sorted(p.name for p in (folder / "images").iterdir()) == [f"{i:04d}.png" for i in range(4)]
 

@@ -54,6 +54,12 @@ class SampleProgress(Message):
         self.frame, self.index, self.total, self.seconds, self.done = frame, index, total, seconds, done
 
 
+class Scored(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class SampleFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
@@ -78,6 +84,7 @@ class SampleScreen(Screen):
         Binding("left", "scrub(-1)", "Earlier step"),
         Binding("right", "scrub(1)", "Later step"),
         Binding("e", "export", "Export"),
+        Binding("v", "score", "Score"),
         Binding("escape", "focus_images", "Leave form", show=False),
     ]
 
@@ -91,6 +98,8 @@ class SampleScreen(Screen):
         self.last_seconds = 0.0
         self.images: torch.Tensor | None = None
         self.sampler_used = ""
+        self.dataset = "mnist"
+        self.scores: core.Scores | None = None
 
     def compose(self) -> ComposeResult:
         checkpoints = [(str(p), str(p)) for p in find_checkpoints(self.root)]
@@ -170,6 +179,7 @@ class SampleScreen(Screen):
         try:
             device = core.resolve_device("auto")
             loaded = core.load_model(values["checkpoint"], device)
+            self.dataset = loaded.config.dataset
             steps = values["steps"] if values["sampler"] == "ddim" else None
             if steps is not None and steps > loaded.schedule.timesteps:
                 raise ValueError(f"steps {steps} is more than the model's T = {loaded.schedule.timesteps}")
@@ -250,3 +260,25 @@ class SampleScreen(Screen):
             return
         self.exported = folder
         self.notify(f"exported {grid}, {len(images)} PNGs in {folder / 'images'} and {gif}", timeout=10)
+
+    def action_score(self) -> None:
+        """Score the generated images against held-out real ones (the eval command's metrics)."""
+        if self.images is None or self.sampling:
+            self.notify("generate images first (f5)", severity="warning")
+            return
+        self.notify(f"scoring {len(self.images)} images (the {self.dataset} classifier trains once if needed)")
+        self.score_images(self.images, self.dataset)
+
+    @work(thread=True, exclusive=True, group="score")
+    def score_images(self, images: torch.Tensor, dataset: str) -> None:
+        evaluator = core.Evaluator(core.load_classifier(dataset))
+        self.scores, floor = evaluator.score(images), evaluator.floor(len(images))
+        self.post_message(Scored(
+            f"{len(images)} images: Frechet distance {self.scores.frechet_distance:.1f} (real: "
+            f"{floor.frechet_distance:.1f}), recognised {self.scores.recognised:.0%} (real: {floor.recognised:.0%}), "
+            f"class entropy {self.scores.class_entropy:.2f} (real: {floor.class_entropy:.2f}). "
+            "Few images make the distance noisy: use `ddpm-tui eval` for 1,000."))
+
+    @on(Scored)
+    def show_scores(self, message: Scored) -> None:
+        self.notify(message.text, title="scores", timeout=15)

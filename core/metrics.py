@@ -1,0 +1,83 @@
+r"""Scores for generated images, measured in a trained classifier's feature space.
+
+* **Frechet distance** between Gaussians fitted to the features of generated and real images
+  (Heusel et al. 2017): :math:`\|\mu_g-\mu_r\|^2 + \mathrm{Tr}\big(\Sigma_g+\Sigma_r-2(\Sigma_g\Sigma_r)^{1/2}\big)`.
+  Lower is better; 0 means the same mean and covariance.
+* **Recognised**: the share of images the classifier assigns to some class with probability >= 0.9.
+* **Class entropy**: the entropy of the histogram of predicted classes divided by log K, so 1.0 means
+  all K classes equally often and 0 means one class only (mode collapse).
+
+Each score is reported beside its floor: the same score for real held-out images of the same count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .classifier import Classifier, classifier_split
+
+CONFIDENT = 0.9
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    r"""Frechet distance between Gaussians fitted to two feature sets (N, D), computed in float64.
+
+    :math:`\mathrm{Tr}\,(\Sigma_a\Sigma_b)^{1/2}` is the sum of the square roots of the eigenvalues of
+    :math:`\Sigma_a^{1/2}\Sigma_b\Sigma_a^{1/2}`, a symmetric matrix, so ``eigh`` suffices.
+    """
+    a, b = features_a.double(), features_b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    values, vectors = torch.linalg.eigh(cov_a)
+    sqrt_a = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
+    cross = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
+    return float((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
+
+
+def recognised_share(probabilities: torch.Tensor, threshold: float = CONFIDENT) -> float:
+    """Share of images whose most likely class has probability >= ``threshold``."""
+    return float((probabilities.max(dim=1).values >= threshold).float().mean())
+
+
+def class_entropy(probabilities: torch.Tensor) -> float:
+    """Entropy of the predicted-class histogram over log K: 1 for all classes equally often, 0 for one."""
+    classes = probabilities.shape[1]
+    counts = torch.bincount(probabilities.argmax(dim=1), minlength=classes).double()
+    p = counts / counts.sum()
+    p = p[p > 0]
+    return float(-(p * p.log()).sum() / math.log(classes)) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+@dataclass(frozen=True)
+class Scores:
+    count: int
+    frechet_distance: float
+    recognised: float
+    class_entropy: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Evaluator:
+    """Scores image sets of one dataset against its held-out reference images."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+        _, floor_pool, references = classifier_split(classifier.dataset)
+        self.floor_pool = floor_pool.images
+        self.reference_features, _ = classifier.features_and_probabilities(references.images)
+
+    def score(self, images: torch.Tensor) -> Scores:
+        features, probabilities = self.classifier.features_and_probabilities(images)
+        return Scores(len(images), frechet_distance(features, self.reference_features),
+                      recognised_share(probabilities), class_entropy(probabilities))
+
+    def floor(self, count: int) -> Scores:
+        """The scores of ``count`` real images that are neither references nor classifier training data."""
+        if count > len(self.floor_pool):
+            raise ValueError(f"at most {len(self.floor_pool)} images can be compared with real ones")
+        return self.score(self.floor_pool[:count])

@@ -1,0 +1,76 @@
+"""Evaluation metrics on inputs whose answers are known, and the eval/compare commands."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TINY_TRAIN_ARGS
+from core import Evaluator, class_entropy, export_images, frechet_distance, load_classifier, recognised_share
+from ddpm_tui.cli import main
+
+
+def test_frechet_distance_of_known_gaussians():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 4, generator=gen)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.tensor([1.0, 2.0, 0.0, 0.0])
+    b = torch.randn(20000, 4, generator=gen) + shift
+    assert frechet_distance(a, b) == pytest.approx(5.0, abs=0.1)  # ||mu_a - mu_b||^2, equal covariances
+    c = 2 * torch.randn(20000, 4, generator=gen)
+    # same means; Tr(I + 4I - 2 (4I)^(1/2)) = 4 * (1 + 4 - 4) = 4
+    assert frechet_distance(a, c) == pytest.approx(4.0, abs=0.15)
+
+
+def test_recognised_share_and_class_entropy():
+    confident = F.one_hot(torch.tensor([0, 1, 2, 3]), 10).float()
+    unsure = torch.full((4, 10), 0.1)
+    assert recognised_share(torch.cat([confident, unsure])) == 0.5
+    assert class_entropy(F.one_hot(torch.full((50,), 7), 10).float()) == 0.0
+    assert class_entropy(F.one_hot(torch.arange(100) % 10, 10).float()) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="session")
+def evaluator() -> Evaluator:
+    return Evaluator(load_classifier("mnist"))
+
+
+def test_the_classifier_is_accurate(evaluator):
+    assert evaluator.classifier.test_accuracy >= 0.97
+
+
+def test_real_images_score_near_the_floor_and_bad_ones_far_worse(evaluator):
+    floor = evaluator.floor(1000)
+    real = evaluator.score(evaluator.floor_pool[1000:2000])
+    assert real.frechet_distance < 2 * floor.frechet_distance
+    assert real.recognised > 0.85 and real.class_entropy > 0.98
+    noise = evaluator.score(torch.randn(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0)).clamp(-1, 1))
+    assert noise.frechet_distance > 20 * floor.frechet_distance and noise.class_entropy < 0.3
+    blurred = evaluator.score(F.avg_pool2d(evaluator.floor_pool[:1000], 5, stride=1, padding=2))
+    assert blurred.frechet_distance > 10 * floor.frechet_distance and blurred.recognised < 0.5
+
+
+def test_eval_of_an_image_folder(evaluator, tmp_path, capsys):
+    export_images(evaluator.floor_pool[2000:2100], tmp_path / "real")
+    assert main(["eval", "--images", str(tmp_path / "real")]) == 0
+    out = capsys.readouterr().out
+    assert "real floor (100)" in out
+    export_images(torch.zeros(3, 1, 32, 32), tmp_path / "wrong")
+    assert main(["eval", "--images", str(tmp_path / "wrong")]) == 2
+    assert "(32, 32) pixels" in capsys.readouterr().err
+
+
+def test_compare_prints_a_row_per_run(evaluator, tmp_path, capsys):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run, width in zip(runs, ("8", "16")):
+        args = [a if a != "8" else width for a in TINY_TRAIN_ARGS]
+        assert main(["train", *args, "--output_dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["compare", *map(str, runs), "--num_images", "20", "--steps", "5"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if re.match(r"│\s+(a|b) │ mnist", line)]
+    assert len(rows) == 2, out
+    assert (runs[0] / "eval.json").exists()
