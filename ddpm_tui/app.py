@@ -21,16 +21,25 @@ MIN_WIDTH, MIN_HEIGHT = 80, 24
 
 
 class QuitScreen(ModalScreen[str]):
-    """Asks what to do with a training run before quitting."""
+    """Asks before quitting would stop something: a training run (stop it or leave it running), or
+    sampling in progress (quit anyway or not)."""
 
     BINDINGS = [Binding("escape", "dismiss('cancel')", "Cancel")]
 
+    def __init__(self, training: bool) -> None:
+        super().__init__()
+        self.training = training
+
     def compose(self) -> ComposeResult:
         with Grid(id="quit-dialog"):
-            yield Label("Training is still running. Stop it, or leave it running in the background "
-                        "(follow it later with `ddpm-tui watch`)?", id="quit-question")
-            yield Button("Leave it running", id="leave", variant="primary")
-            yield Button("Stop training", id="stop", variant="error")
+            if self.training:
+                yield Label("Training is still running. Stop it, or leave it running in the background "
+                            "(follow it later with `ddpm-tui watch`)?", id="quit-question")
+                yield Button("Leave it running", id="leave", variant="primary")
+                yield Button("Stop training", id="stop", variant="error")
+            else:
+                yield Label("Sampling is still running and would be lost. Quit anyway?", id="quit-question")
+                yield Button("Quit", id="leave", variant="error")
             yield Button("Cancel", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -81,14 +90,17 @@ class DdpmApp(App):
     def action_help(self) -> None:
         self.push_screen(HelpScreen({"Noise": NoiseScreen, "Train": TrainScreen, "Sample": SampleScreen}))
 
-    def train_screen(self) -> TrainScreen | None:
-        screens = [s for s in self._screen_stacks.get("train", []) if isinstance(s, TrainScreen)]
+    def mode_screen(self, mode: str, kind: type[Screen]) -> Screen | None:
+        """The screen of ``mode`` if it has been opened."""
+        screens = [s for s in self._screen_stacks.get(mode, []) if isinstance(s, kind)]
         return screens[0] if screens else None
 
     async def action_quit(self) -> None:
-        """Quit; if a run this app follows is still going, ask whether to stop it or leave it running."""
-        train = self.train_screen()
-        if train is None or not train.running:
+        """Quit, asking first if that would stop a followed training run or sampling in progress."""
+        train = self.mode_screen("train", TrainScreen)
+        sample = self.mode_screen("sample", SampleScreen)
+        training = train is not None and train.running
+        if not training and not (sample is not None and sample.sampling):
             self.exit()
             return
 
@@ -98,7 +110,7 @@ class DdpmApp(App):
             if choice in ("stop", "leave"):
                 self.exit()
 
-        self.push_screen(QuitScreen(), decide)
+        self.push_screen(QuitScreen(training), decide)
 
     def on_resize(self, event: events.Resize) -> None:
         """Below 80x24 a notice replaces the screen until the terminal grows again."""

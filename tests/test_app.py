@@ -186,6 +186,20 @@ async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
         assert sorted(p.name for p in (folder / "images").iterdir()) == [f"{i:04d}.png" for i in range(4)]
 
 
+async def test_quitting_while_sampling_asks_first(tiny_run, tmp_path):
+    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
+                  sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "64",
+                                   "steps": "20"})
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.sampling = True  # as while a long sampling run is going
+        await pilot.press("q")
+        await pilot.pause()
+        assert "Sampling is still running" in str(app.screen.query_one("#quit-question").render())
+        await pilot.click("#cancel")
+        await pilot.pause()
+        assert isinstance(app.screen, SampleScreen) and app.is_running
+
+
 async def test_a_corrupt_checkpoint_is_a_notification_not_a_crash(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
