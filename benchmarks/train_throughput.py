@@ -1,10 +1,12 @@
-"""Training throughput: images/s of our training step in fp32 and under bf16 autocast, per model width.
+"""Training throughput: images/s of our training step in fp32 and under bf16 autocast, per model width,
+against Hugging Face diffusers' UNet2DModel of the same size trained with its DDPMScheduler.
 
-Both precisions are measured in the same process on the same batches, and the ratio printed, so the
-figure holds for whatever machine runs it:
+Everything is measured in the same process on the same batches, and ratios are printed, so the
+figures hold for whatever machine runs it:
 
     .venv/bin/python benchmarks/train_throughput.py                    # CPU, widths 32 64 128
     .venv/bin/python benchmarks/train_throughput.py --device cuda --steps 50
+    .venv/bin/python benchmarks/train_throughput.py --diffusers        # needs: pip install -e '.[bench]'
 """
 
 from __future__ import annotations
@@ -35,6 +37,41 @@ def images_per_second(trainer: Trainer, steps: int, warmup: int) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
+def diffusers_images_per_second(width: int, precision: str, x0: torch.Tensor, steps: int, warmup: int) -> tuple[float, int]:
+    """The same training step with diffusers: UNet2DModel (DDPM-style blocks, attention at the lowest
+    resolution, as ours) and DDPMScheduler.add_noise; returns (images/s, parameters)."""
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    device = x0.device
+    model = UNet2DModel(sample_size=x0.shape[-1], in_channels=x0.shape[1], out_channels=x0.shape[1],
+                        block_out_channels=(width, 2 * width, 2 * width), layers_per_block=1,
+                        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+                        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8).to(device)
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (len(x0),), device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = F.mse_loss(model(scheduler.add_noise(x0, noise, t), t).sample.float(), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * len(x0) / (time.perf_counter() - start), sum(p.numel() for p in model.parameters())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
@@ -42,10 +79,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--diffusers", action="store_true", help="also time diffusers' UNet2DModel")
     args = parser.parse_args()
 
     table = Table(title=f"training images/s, batch {args.batch_size}")
-    for column in ("base_channels", "parameters", "fp32", "bf16", "bf16 / fp32"):
+    columns = ["base_channels", "parameters", "fp32", "bf16", "bf16 / fp32"]
+    if args.diffusers:
+        columns += ["diffusers params", "diffusers fp32", "diffusers bf16", "ours / diffusers (best of each)"]
+    for column in columns:
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
         for width in args.widths:
@@ -55,12 +96,19 @@ def main() -> None:
                                      device=args.device, output_dir=tmp, max_images=args.batch_size)
                 trainer = Trainer(config)
                 rates[precision] = images_per_second(trainer, args.steps, args.warmup)
-            table.add_row(str(width), f"{trainer.param_count:,}", f"{rates['fp32']:.0f}", f"{rates['bf16']:.0f}",
-                          f"{rates['bf16'] / rates['fp32']:.2f}x")
+            row = [str(width), f"{trainer.param_count:,}", f"{rates['fp32']:.0f}", f"{rates['bf16']:.0f}",
+                   f"{rates['bf16'] / rates['fp32']:.2f}x"]
+            if args.diffusers:
+                theirs = {p: diffusers_images_per_second(width, p, trainer.images[: args.batch_size], args.steps,
+                                                         args.warmup) for p in ("fp32", "bf16")}
+                best_ours, best_theirs = max(rates.values()), max(r for r, _ in theirs.values())
+                row += [f"{theirs['fp32'][1]:,}", f"{theirs['fp32'][0]:.0f}", f"{theirs['bf16'][0]:.0f}",
+                        f"{best_ours / best_theirs:.2f}x"]
+            table.add_row(*row)
             device = f"{trainer.device} ({torch.get_num_threads()} CPU threads)" if trainer.device.type == "cpu" \
                 else trainer.device_label.replace(" (bf16)", "")
-    Console().print(table)
-    Console().print(f"device: {device}")
+    Console(width=160).print(table)
+    Console(width=160).print(f"device: {device}")
 
 
 if __name__ == "__main__":
