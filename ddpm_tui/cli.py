@@ -1,4 +1,4 @@
-"""The command line: ``ddpm-tui visualize | train | sample``.
+"""The command line: ``ddpm-tui [visualize | train | sample | eval | compare | watch]``; no command opens the app.
 
 Every command is a thin front end over :mod:`core`: it parses flags, calls the core, and prints what the
 core yields with Rich. Bad input is reported as one line on stderr with exit status 2.
