@@ -176,6 +176,11 @@ BAD_INPUTS = [
     (["train", "--data_dir", "{empty_dir}"], "has no train-images-idx3-ubyte"),
     (["train", "--resume", "{model}"], "holds only final weights"),
     (["train", "--epochs", "ten"], "expected an integer"),
+    (["watch", "{missing}"], "no run folder at"),
+    (["watch", "{empty_dir}"], "holds no training run"),
+    (["eval", "--checkpoint", "{foreign}"], "not a ddpm-tui checkpoint"),
+    (["eval", "--images", "{empty_dir}"], "no .png images in"),
+    (["compare", "{empty_dir}"], "has no model_final.pt"),
 ]
 
 
