@@ -49,9 +49,10 @@ class Frame:
 
 
 class SampleProgress(Message):
-    def __init__(self, frame: Frame, index: int, total: int, seconds: float, done: bool) -> None:
+    def __init__(self, frame: Frame, index: int, total: int, seconds: float, keep: bool, done: bool) -> None:
         super().__init__()
-        self.frame, self.index, self.total, self.seconds, self.done = frame, index, total, seconds, done
+        self.frame, self.index, self.total, self.seconds = frame, index, total, seconds
+        self.keep, self.done = keep, done
 
 
 class Scored(Message):
@@ -95,9 +96,8 @@ class SampleScreen(Screen):
         self.frames: list[Frame] = []
         self.position = -1
         self.sampling = False
-        self.last_seconds = 0.0
         self.images: torch.Tensor | None = None
-        self.sampler_used = ""
+        self.exported: Path | None = None
         self.dataset = "mnist"
         self.scores: core.Scores | None = None
 
@@ -185,17 +185,19 @@ class SampleScreen(Screen):
                 raise ValueError(f"steps {steps} is more than the model's T = {loaded.schedule.timesteps}")
             generator = torch.Generator(device).manual_seed(values["seed"])
             x_T = torch.randn(values["num_images"], *loaded.image_shape, generator=generator, device=device)
-            start, last_post = time.perf_counter(), 0.0
+            start, last_post, stored = time.perf_counter(), 0.0, set()
             with core.autocast(device, core.use_bf16(device)):
                 for step in core.sample(loaded.model, loaded.schedule, x_T, values["sampler"], steps,
                                         generator=generator):
                     if worker.is_cancelled:
                         return
-                    keep = step.index in set(core.snapshot_indices(step.total, 40))
+                    if not stored:
+                        stored = set(core.snapshot_indices(step.total, 40))
+                    keep = step.index in stored or step.is_last
                     now = time.perf_counter()
-                    if keep or step.is_last or now - last_post > 1 / LIVE_FPS:
+                    if keep or now - last_post > 1 / LIVE_FPS:
                         frame = Frame(step.t, step.x.float().cpu(), step.x0_pred.float().cpu())
-                        self.post_message(SampleProgress(frame, step.index, step.total, now - start,
+                        self.post_message(SampleProgress(frame, step.index, step.total, now - start, keep,
                                                          step.is_last))
                         last_post = now
         except (core.CheckpointError, ValueError, core.DeviceError) as err:
@@ -204,8 +206,7 @@ class SampleScreen(Screen):
     @on(SampleProgress)
     def show_progress(self, message: SampleProgress) -> None:
         frame = message.frame
-        keep = message.index in set(core.snapshot_indices(message.total, 40)) or message.done
-        if keep:
+        if message.keep:
             self.frames.append(frame)
         self.show_frame(frame)
         sampler = str(self.query_one("#sampler", Select).value)
@@ -215,9 +216,7 @@ class SampleScreen(Screen):
             self.sampling = False
             self.images = frame.x
             self.position = len(self.frames) - 1
-            self.last_seconds = message.seconds
-            self.sampler_used = f"{sampler}, {message.total} steps"
-            self.notify(f"{len(frame.x)} images in {message.seconds:.1f}s ({self.sampler_used}); "
+            self.notify(f"{len(frame.x)} images in {message.seconds:.1f}s ({sampler}, {message.total} steps); "
                         "left/right scrub through the steps, e exports")
 
     @on(SampleFailed)

@@ -109,6 +109,7 @@ class TrainScreen(Screen):
         self.run_folder: Path | None = None
         self.process: subprocess.Popen | None = None
         self.losses: list[float] = []
+        self.smoothed: list[float] = []
         self.steps: list[int] = []
         self.last_step: dict = {}
         self.status: core.RunStatus | None = None
@@ -261,7 +262,7 @@ class TrainScreen(Screen):
     def follow(self, folder: Path) -> None:
         """Start (or restart) the follower thread on ``folder``, clearing what was shown."""
         self.run_folder = folder
-        self.losses, self.steps, self.last_step, self.config = [], [], {}, {}
+        self.losses, self.smoothed, self.steps, self.last_step, self.config = [], [], [], {}, {}
         self.status = None
         self.show_tab("dashboard")
         self.follow_run(folder)
@@ -294,6 +295,8 @@ class TrainScreen(Screen):
                     self.losses.append(record["loss"])
                     self.steps.append(record["step"])
                     self.last_step = record
+            if update.records:
+                self.smoothed = core.smooth(self.losses).tolist()
             if update.status is not None:
                 self.status = update.status
                 self.validate_form()
@@ -338,7 +341,7 @@ class TrainScreen(Screen):
             steps, losses = steps[-CHART_WINDOW:], losses[-CHART_WINDOW:]
         if losses:
             plt.plot(steps, losses, label="loss")
-            plt.plot(steps, core.smooth(self.losses)[-len(losses):].tolist(), label="smoothed")
+            plt.plot(steps, self.smoothed[-len(losses):], label="smoothed")
             if self.log_scale:
                 plt.yscale("log")
         plt.title("training loss" + (" (last 200 steps)" if self.windowed else ""))
@@ -361,7 +364,7 @@ class TrainScreen(Screen):
     def update_explanation(self) -> None:
         if self.losses:
             line = (f"Now, after {self.steps[-1]} steps, it is **{self.losses[-1]:.4f}** "
-                    f"(smoothed {core.smooth(self.losses)[-1]:.4f}): the model names most of the noise.")
+                    f"(smoothed {self.smoothed[-1]:.4f}): the model names most of the noise.")
         else:
             line = "Start a run to watch it fall."
         timesteps = self.config.get("timesteps", 1000)
