@@ -60,6 +60,7 @@ class NoiseSchedule:
         alpha_bars_prev: :math:`\bar\alpha_{t-1}`, with :math:`\bar\alpha_{-1} = 1`.
         sqrt_alpha_bars: the signal scale :math:`\sqrt{\bar\alpha_t}`.
         sqrt_one_minus_alpha_bars: the noise scale :math:`\sqrt{1-\bar\alpha_t}`.
+        half_log_snr: :math:`\lambda_t = \log(\sqrt{\bar\alpha_t}/\sqrt{1-\bar\alpha_t})`, DPM-Solver's time variable.
         posterior_variance: :math:`\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t` (eq. 7).
         posterior_mean_coef_x0: :math:`\frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}` (eq. 7).
         posterior_mean_coef_xt: :math:`\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}` (eq. 7).
@@ -72,6 +73,7 @@ class NoiseSchedule:
     alpha_bars_prev: torch.Tensor
     sqrt_alpha_bars: torch.Tensor
     sqrt_one_minus_alpha_bars: torch.Tensor
+    half_log_snr: torch.Tensor
     posterior_variance: torch.Tensor
     posterior_mean_coef_x0: torch.Tensor
     posterior_mean_coef_xt: torch.Tensor
@@ -98,6 +100,7 @@ class NoiseSchedule:
             "alpha_bars_prev": alpha_bars_prev,
             "sqrt_alpha_bars": alpha_bars.sqrt(),
             "sqrt_one_minus_alpha_bars": one_minus.sqrt(),
+            "half_log_snr": 0.5 * (alpha_bars.log() - one_minus.log()),
             "posterior_variance": betas * (1.0 - alpha_bars_prev) / one_minus,
             "posterior_mean_coef_x0": betas * alpha_bars_prev.sqrt() / one_minus,
             "posterior_mean_coef_xt": alphas.sqrt() * (1.0 - alpha_bars_prev) / one_minus,

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core import NoiseSchedule, ddim_step, ddim_timesteps, ddpm_step, sample
+from core import NoiseSchedule, ddim_step, ddim_timesteps, ddpm_step, dpm_solver_step, guided, sample, sampler_timesteps
 
 
 def test_ddpm_step_equals_algorithm_2_without_clipping():
@@ -124,3 +124,96 @@ def test_exact_denoiser_formula_is_the_posterior_mean_of_the_noise():
     oracle = gaussian_denoiser(s, mean, std)(torch.tensor([0.5]).reshape(1, 1, 1, 1), torch.tensor([t]))
     assert eps[pick].mean().item() == pytest.approx(oracle.item(), abs=0.03)
     assert math.isfinite(oracle.item())
+
+
+def ode_endpoint(schedule: NoiseSchedule, x_T: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """Where the probability-flow ODE takes x_T for N(mean, std^2) data, in closed form.
+
+    For Gaussian data the ODE keeps z = (x_t - a_t mean) / v_t constant, v_t^2 = a_t^2 std^2 + s_t^2
+    (a_t, s_t the signal and noise scales). The samplers' last step returns E[x_0 | x_t] at t = 0,
+    which is mean + a_0 std^2 z / v_0."""
+    a, s = schedule.sqrt_alpha_bars.double(), schedule.sqrt_one_minus_alpha_bars.double()
+    v = (a**2 * std**2 + s**2).sqrt()
+    T = schedule.timesteps - 1
+    z = (x_T.double() - a[T] * mean) / v[T]
+    return mean + a[0] * std**2 * z / v[0]
+
+
+def solve(model, schedule, x_T, sampler, steps):
+    for step in sample(model, schedule, x_T, sampler, steps, clip=False):
+        pass
+    return step.x.double()
+
+
+def test_dpm_solver_first_step_is_ddim():
+    s = NoiseSchedule.create("linear", 1000)
+    x_t, eps = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    for t, t_prev in ((999, 949), (500, 100), (20, 0)):
+        ddim, x0 = ddim_step(s, x_t, t, t_prev, eps, torch.zeros_like(x_t), clip=False)
+        torch.testing.assert_close(dpm_solver_step(s, x_t, t, t_prev, x0), ddim, atol=1e-5, rtol=1e-4)
+
+
+def test_dpm_solver_converges_to_the_exact_ode_solution_faster_than_ddim():
+    s = NoiseSchedule.create("linear", 1000)
+    mean, std = 0.2, 0.3
+    model = gaussian_denoiser(s, mean, std)
+    x_T = torch.randn(256, 1, 2, 2, generator=torch.Generator().manual_seed(3))
+    exact = ode_endpoint(s, x_T, mean, std)
+
+    def error(sampler, steps):
+        return (solve(model, s, x_T, sampler, steps) - exact).abs().max().item()
+
+    dpm = {n: error("dpm++", n) for n in (10, 20, 100)}
+    ddim = {n: error("ddim", n) for n in (10, 20, 1000)}
+    assert dpm[10] > dpm[20] > dpm[100]
+    assert dpm[100] < 2e-3 and ddim[1000] < 1e-2  # both reach the same images from the same noise
+    assert dpm[20] < ddim[20] / 4  # second order: far closer with the same number of network calls
+    assert dpm[20] < 0.02
+
+
+def test_dpm_solver_with_many_steps_matches_ddim_with_many_steps():
+    s = NoiseSchedule.create("cosine", 1000)
+    model = gaussian_denoiser(s, -0.1, 0.4)
+    x_T = torch.randn(64, 1, 4, 4, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(solve(model, s, x_T, "dpm++", 250), solve(model, s, x_T, "ddim", 1000),
+                               atol=3e-3, rtol=0)
+
+
+def test_dpm_solver_reproduces_the_data_distribution():
+    s = NoiseSchedule.create("linear", 1000)
+    x = run_to_the_end(gaussian_denoiser(s, 0.2, 0.3), s, "dpm++", 50)
+    assert x.mean().item() == pytest.approx(0.2, abs=0.01)
+    assert x.std().item() == pytest.approx(0.3, abs=0.01)
+
+
+def test_default_steps_and_step_count():
+    s = NoiseSchedule.create("linear", 1000)
+    assert len(sampler_timesteps(s, "dpm++")) == 20
+    assert len(sampler_timesteps(s, "ddim")) == 50
+    assert len(list(sample(gaussian_denoiser(s, 0, 1), s, torch.randn(1, 1, 2, 2), "dpm++", 7))) == 7
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sampler_timesteps(s, "euler")
+
+
+class LabelEcho(torch.nn.Module):
+    """A stand-in conditional network whose 'noise' is the label itself, so guidance is plain arithmetic."""
+
+    num_classes = null_class = 10
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x, t, y):
+        self.calls += 1
+        return y.float().reshape(-1, 1, 1, 1).expand_as(x)
+
+
+@pytest.mark.parametrize("scale,calls", [(0.0, 1), (1.0, 1), (3.0, 1), (-0.5, 1)])
+def test_classifier_free_guidance_combines_the_two_predictions(scale, calls):
+    model = LabelEcho()
+    labels = torch.tensor([2, 7])
+    eps = guided(model, labels, scale, null_class=10)(torch.zeros(2, 1, 2, 2), torch.tensor([5, 5]))
+    expected = 10 + scale * (labels.float() - 10)  # eps_uncond + w (eps_cond - eps_uncond)
+    torch.testing.assert_close(eps[:, 0, 0, 0], expected)
+    assert model.calls == calls  # both predictions in one batched call
