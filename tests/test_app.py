@@ -223,3 +223,52 @@ async def test_a_failed_run_shows_its_error_and_the_app_stays_up(tmp_path):
         assert panel.display and "the loss became nan at step 4" in str(panel.render())
         await pilot.press("1")
         assert isinstance(app.screen, NoiseScreen)
+
+
+async def test_sampler_choice_sets_its_own_step_count(tiny_run, tmp_path):
+    from textual.widgets import Input, Select
+
+    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
+                  sample_defaults={"checkpoint": str(tiny_run / "model_final.pt")})
+    async with app.run_test(size=(100, 32)) as pilot:
+        steps, sampler = app.screen.query_one("#steps", Input), app.screen.query_one("#sampler", Select)
+        assert sampler.value == "dpm++" and steps.value == "20"
+        sampler.value = "ddim"
+        await pilot.pause()
+        assert steps.value == "50" and not steps.disabled
+        sampler.value = "ddpm"
+        await pilot.pause()
+        assert steps.disabled
+
+
+async def test_conditional_sampling_uses_the_class_and_guidance(tiny_conditional_run, tmp_path, monkeypatch):
+    calls = []
+    real_guided = core.guided
+
+    def spy(model, labels, scale, null_class):
+        calls.append((labels.tolist(), scale))
+        return real_guided(model, labels, scale, null_class)
+
+    monkeypatch.setattr(core, "guided", spy)
+    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
+                  sample_defaults={"checkpoint": str(tiny_conditional_run / "model_final.pt"), "num_images": "4",
+                                   "steps": "5", "class_label": "7", "guidance_scale": "2.5"})
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: screen.images is not None, what="sampling")
+        assert calls == [([7, 7, 7, 7], 2.5)]
+        assert "dpm++ step 5/5" in str(screen.query_one("#sample-status").render())
+        assert "s" in str(screen.query_one("#sample-status").render()).split()[-1]  # seconds taken
+
+
+async def test_train_form_conditional_switch_adds_the_flag(tmp_path):
+    from textual.widgets import Switch
+
+    app = DdpmApp(mode="train", output_dir=str(tmp_path))
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert "--conditional" not in screen.form_args()
+        screen.query_one("#conditional", Switch).value = True
+        await pilot.pause()
+        assert "--conditional" in screen.form_args()

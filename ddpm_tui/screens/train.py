@@ -20,7 +20,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.validation import Function, Integer, Number
-from textual.widgets import (Button, Footer, Header, Input, Label, Markdown, ProgressBar, Select, Static,
+from textual.widgets import (Button, Footer, Header, Input, Label, Markdown, ProgressBar, Select, Static, Switch,
                              TabbedContent, TabPane, Tabs)
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
@@ -66,7 +66,7 @@ def positive_int(name: str) -> list:
 
 FIELDS = [
     FormField("epochs", "Epochs", "20", positive_int("epochs")),
-    FormField("batch_size", "Batch size", "128", positive_int("batch size")),
+    FormField("batch_size", "Batch size", "32", positive_int("batch size")),
     FormField("lr", "Learning rate", "1e-3", [Number(minimum=1e-8, maximum=1.0,
                                                      failure_description="learning rate must be in (0, 1]")]),
     FormField("timesteps", "Timesteps T", "1000", [Integer(minimum=2, failure_description="T must be at least 2")]),
@@ -135,6 +135,9 @@ class TrainScreen(Screen):
                         yield Input(self.defaults.get(f.flag, f.default), id=f.flag, validators=f.validators,
                                     placeholder="all" if f.flag == "max_images" else "",
                                     valid_empty=f.flag == "max_images", compact=True)
+                    yield Label("Conditional")
+                    yield Switch(self.defaults.get("conditional") == "1", id="conditional",
+                                 tooltip="learn class-conditional generation for classifier-free guidance")
                 yield Label("", id="form-message")
                 with Horizontal(id="train-buttons"):
                     yield Button("Start (ctrl+s)", id="start", variant="success", compact=True)
@@ -187,6 +190,8 @@ class TrainScreen(Screen):
     def form_args(self) -> list[str]:
         args = ["--dataset", str(self.query_one("#dataset", Select).value),
                 "--schedule", str(self.query_one("#schedule", Select).value)]
+        if self.query_one("#conditional", Switch).value:
+            args.append("--conditional")
         for f in FIELDS:
             value = self.query_one(f"#{f.flag}", Input).value.strip()
             if value:
