@@ -18,6 +18,7 @@ from torch import nn
 from .checkpoint import CheckpointError, atomic_save
 from .data import Dataset, cache_dir, load_dataset
 
+SCORED_DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist")
 FEATURES = 128
 EPOCHS = 12
 BATCH = 128

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .data import DATA_MODES, DATASETS
+from .data import CLASS_NAMES, DATA_MODES, DATASETS
 from .schedule import SCHEDULES
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"base_channels": 16, "channel_mults": (1, 2, 2), "num_res_blocks": 1},
+    "small": {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1},
+    "base": {"base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2},
+    "large": {"base_channels": 128, "channel_mults": (1, 2, 2, 2), "num_res_blocks": 2},
+}
 
 
 class ConfigError(ValueError):
@@ -22,7 +29,7 @@ class TrainConfig:
     data_dir: str | None = None
     max_images: int | None = None
     epochs: int = 20
-    batch_size: int = 128
+    batch_size: int = 32
     lr: float = 1e-3
     warmup_steps: int = 100
     timesteps: int = 1000
@@ -31,12 +38,14 @@ class TrainConfig:
     channel_mults: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1
     ema_decay: float = 0.999
+    conditional: bool = False
+    min_snr_gamma: float = 0.0
     output_dir: str = "outputs"
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
     sample_every: int = 1
-    sample_steps: int = 50
+    sample_steps: int = 20
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` for the first bad value; return self when all are fine."""
@@ -49,6 +58,7 @@ class TrainConfig:
             (self.max_images is None or self.max_images > 0, "--max_images must be a positive integer"),
             (self.warmup_steps >= 0, "--warmup_steps must be zero or more"),
             (0.0 <= self.ema_decay < 1.0, "--ema_decay must be in [0, 1)"),
+            (self.min_snr_gamma >= 0, "--min_snr_gamma must be 0 (off) or positive"),
             (self.sample_every > 0, "--sample_every must be a positive integer"),
             (self.sample_steps >= 1, "--sample_steps must be a positive integer"),
             (self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"),
@@ -82,4 +92,12 @@ class TrainConfig:
             "base_channels": self.base_channels,
             "channel_mults": tuple(self.channel_mults),
             "num_res_blocks": self.num_res_blocks,
+            "num_classes": len(CLASS_NAMES[self.dataset]) if self.conditional else 0,
         }
+
+    @property
+    def model_name(self) -> str:
+        """The ``--model`` preset this run's U-Net matches, or "custom"."""
+        mine = {"base_channels": self.base_channels, "channel_mults": tuple(self.channel_mults),
+                "num_res_blocks": self.num_res_blocks}
+        return next((name for name, preset in MODEL_PRESETS.items() if preset == mine), "custom")

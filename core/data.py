@@ -4,12 +4,17 @@ MNIST and Fashion-MNIST work offline out of the box from subsets shipped in ``co
 NOTICE there). The full datasets are used when they can be found, in this order: a ``data_dir`` the user
 names (IDX files, plain or ``.gz``, flat or in torchvision's ``NAME/raw/`` layout), Debian's install path
 for Fashion-MNIST, this project's cache folder, then torchvision's download when the machine is online.
+
+CIFAR-10 (3x32x32 colour, 170 MB) is not bundled: it comes from a ``data_dir`` holding the official
+"python version" batches (``cifar-10-batches-py``), the cache folder, or torchvision's download. Its
+batches are pickles, read with an unpickler that accepts only the NumPy array types they contain.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import pickle
 import socket
 from dataclasses import dataclass
 from importlib import resources
@@ -18,13 +23,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist")
+DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10")
+BUNDLED: tuple[str, ...] = ("mnist", "fashion_mnist")
 DATA_MODES: tuple[str, ...] = ("subset", "full", "auto")
 CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "mnist": tuple(str(d) for d in range(10)),
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                       "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_FILES: dict[str, tuple[str, ...]] = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+                                           "test": ("test_batch",)}
+CIFAR_HELP = ("CIFAR-10 is not bundled (170 MB): download the python version from "
+              "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extract it and pass "
+              f"--data_dir PATH/{CIFAR_FOLDER} (or run once with internet access to download it to the cache)")
 DEBIAN_DIRS: dict[str, Path] = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
 DOWNLOAD_TIMEOUT_S = 5.0
 
@@ -38,7 +51,8 @@ class Dataset:
     """A whole dataset held in memory.
 
     ``images`` is float32 (N, C, H, W) in [-1, 1]; ``labels`` is int64 (N,); ``source`` says where the
-    images came from, for the console.
+    images came from, for the console; ``hflip`` says whether mirror images are equally valid examples
+    (true for photographs, not for digits), so training may flip them at random.
     """
 
     name: str
@@ -46,6 +60,7 @@ class Dataset:
     images: torch.Tensor
     labels: torch.Tensor
     source: str
+    hflip: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,7 +70,7 @@ class Dataset:
         if count >= len(self):
             return self
         return Dataset(self.name, self.split, self.images[:count], self.labels[:count],
-                       f"{self.source}, first {count:,} used")
+                       f"{self.source}, first {count:,} used", self.hflip)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -127,10 +142,61 @@ def load_idx_dir(name: str, split: str, root: Path) -> Dataset | None:
                    f"{name} {split} from {pair[0].parent} ({len(labels):,} images)")
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain Python values and NumPy arrays only; any other class or function is refused.
+
+    (``_codecs.encode`` is how protocol-2 pickles written by Python 3 store bytes.)"""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch: uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
+    try:
+        with open(path, "rb") as f:
+            batch = _ArrayUnpickler(f, encoding="latin1").load()
+        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, KeyError, ValueError, TypeError) as err:
+        raise DataError(f"cannot read CIFAR-10 batch {path}: {err}") from None
+    if len(images) != len(labels):
+        raise DataError(f"{path} does not hold matching images and labels")
+    return images, labels
+
+
+def load_cifar_dir(split: str, root: Path) -> Dataset | None:
+    """CIFAR-10's ``split`` from the official python batches in ``root`` or ``root/cifar-10-batches-py``."""
+    for folder in (root, root / CIFAR_FOLDER):
+        paths = [folder / name for name in CIFAR_FILES[split]]
+        if all(p.is_file() for p in paths):
+            break
+    else:
+        return None
+    parts = [read_cifar_batch(p) for p in paths]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    pixels = torch.from_numpy(images).float().div(127.5).sub(1.0)
+    return Dataset("cifar10", split, pixels, torch.from_numpy(labels), f"cifar10 {split} from {folder} "
+                   f"({len(labels):,} images)", hflip=True)
+
+
+def load_files(name: str, split: str, root: Path) -> Dataset | None:
+    """The full ``split`` of ``name`` from its files under ``root`` (IDX, or CIFAR-10 batches), or None."""
+    return load_cifar_dir(split, root) if name == "cifar10" else load_idx_dir(name, split, root)
+
+
 def _torchvision_class(name: str):
     from torchvision import datasets
 
-    return {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
+    return {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
 
 
 def download(name: str, split: str) -> Dataset | None:
@@ -147,16 +213,16 @@ def download(name: str, split: str) -> Dataset | None:
         return None
     finally:
         socket.setdefaulttimeout(previous)
-    return load_idx_dir(name, split, root)
+    return load_files(name, split, root)
 
 
 def load_full(name: str, split: str, data_dir: Path | None = None, allow_download: bool = True) -> Dataset | None:
     """The full dataset from the first place that has it (see the module docstring), or None."""
     places = [data_dir] if data_dir is not None else []
     places += [DEBIAN_DIRS[name]] if name in DEBIAN_DIRS else []
-    places.append(cache_dir() / "torchvision" / _torchvision_class(name).__name__)
+    places.append(cache_dir() / "torchvision" / ("" if name == "cifar10" else _torchvision_class(name).__name__))
     for place in places:
-        found = load_idx_dir(name, split, place)
+        found = load_files(name, split, place)
         if found is not None:
             return found
     return download(name, split) if allow_download else None
@@ -176,18 +242,23 @@ def load_dataset(
     if data not in DATA_MODES:
         raise DataError(f"unknown data mode {data!r}; choose one of {', '.join(DATA_MODES)}")
     if data_dir is not None:
-        found = load_idx_dir(name, split, data_dir)
+        found = load_files(name, split, data_dir)
+        if found is None and name == "cifar10":
+            raise DataError(f"--data_dir {data_dir} has no {', '.join(CIFAR_FILES[split])} "
+                            f"(the official python batches, in {CIFAR_FOLDER}/)")
         if found is None:
             prefix = _idx_prefix(split)
             raise DataError(
                 f"--data_dir {data_dir} has no {prefix}-images-idx3-ubyte[.gz] and {prefix}-labels-idx1-ubyte[.gz]"
             )
         return found
-    if data == "subset":
+    if data == "subset" and name in BUNDLED:
         return load_bundled(name, split)
     found = load_full(name, split)
     if found is not None:
         return found
+    if name not in BUNDLED:
+        raise DataError(CIFAR_HELP)
     if data == "full":
         raise DataError(
             f"the full {name} dataset was not found and could not be downloaded; "

@@ -6,6 +6,8 @@ r"""Scores for generated images, measured in a trained classifier's feature spac
 * **Recognised**: the share of images the classifier assigns to some class with probability >= 0.9.
 * **Class entropy**: the entropy of the histogram of predicted classes divided by log K, so 1.0 means
   all K classes equally often and 0 means one class only (mode collapse).
+* **Per-class accuracy** (class-conditional models): of the images generated for class k, the share the
+  classifier assigns to k.
 
 Each score is reported beside its floor: the same score for real held-out images of the same count.
 """
@@ -51,12 +53,27 @@ def class_entropy(probabilities: torch.Tensor) -> float:
     return float(-(p * p.log()).sum() / math.log(classes)) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def per_class_accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """For each class k, the share of images requested as k that the classifier assigns to k (NaN if none)."""
+    hits = probabilities.argmax(dim=1) == labels
+    return [float(hits[labels == k].float().mean()) if (labels == k).any() else math.nan
+            for k in range(probabilities.shape[1])]
+
+
 @dataclass(frozen=True)
 class Scores:
     count: int
     frechet_distance: float
     recognised: float
     class_entropy: float
+    class_accuracy: list[float] | None = None
+
+    @property
+    def mean_class_accuracy(self) -> float | None:
+        """The share of all requested images drawn as their class (None for unconditional samples)."""
+        if self.class_accuracy is None:
+            return None
+        return sum(self.class_accuracy) / len(self.class_accuracy)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,10 +88,12 @@ class Evaluator:
         self.floor_pool = floor_pool.images
         self.reference_features, _ = classifier.features_and_probabilities(references.images)
 
-    def score(self, images: torch.Tensor) -> Scores:
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Scores:
+        """Score ``images``; with the ``labels`` they were generated for, also per-class accuracy."""
         features, probabilities = self.classifier.features_and_probabilities(images)
+        accuracy = per_class_accuracy(probabilities, labels) if labels is not None else None
         return Scores(len(images), frechet_distance(features, self.reference_features),
-                      recognised_share(probabilities), class_entropy(probabilities))
+                      recognised_share(probabilities), class_entropy(probabilities), accuracy)
 
     def floor(self, count: int) -> Scores:
         """The scores of ``count`` real images that are neither references nor classifier training data."""

@@ -6,7 +6,8 @@ line prints these with Rich; the app draws them. Meanwhile the trainer keeps its
 
 ``checkpoint.pt``   everything needed to resume exactly (after every epoch, and when stopped)
 ``model_final.pt``  the EMA weights and config, when training finishes
-``samples/epoch_NNN.png``  64 images from the same fixed noise every epoch, so epochs compare
+``samples/epoch_NNN.png``  64 images from the same fixed noise every epoch, so epochs compare (a
+                    class-conditional run draws 8 of each class instead, one row per class)
 ``training_loss.png``  per-step loss and a smoothed curve
 ``metrics.jsonl``   one JSON object per step and per epoch, flushed as written
 ``config.json``     the run's settings
@@ -33,12 +34,14 @@ from .ema import EMA
 from .images import plot_loss, save_grid
 from .objective import l_simple
 from .run_control import PAUSE_POLL_S, RunControl
-from .samplers import sample
+from .samplers import guided, sample
 from .schedule import NoiseSchedule
 from .unet import count_parameters
 
 SAMPLE_COUNT = 64
+SAMPLE_PER_CLASS = 8
 SAMPLE_SEED = 1234
+PREVIEW_GUIDANCE = 3.0
 RESUMABLE_OVERRIDES = ("epochs", "output_dir", "device", "precision", "sample_every")
 
 
@@ -129,6 +132,7 @@ class Trainer:
         if config.max_images is not None:
             self.data = self.data.head(config.max_images)
         self.images = self.data.images.to(self.device)
+        self.labels = self.data.labels.to(self.device) if config.conditional else None
         self.batches_per_epoch = math.ceil(len(self.data) / config.batch_size)
         self.total_steps = self.batches_per_epoch * config.epochs
 
@@ -138,7 +142,12 @@ class Trainer:
         self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.data_rng = torch.Generator().manual_seed(config.seed)
-        self.sample_noise = torch.randn(SAMPLE_COUNT, *self.data.image_shape,
+        self.sample_labels = None
+        if config.conditional:
+            classes = self.model.num_classes
+            self.sample_labels = torch.arange(classes * SAMPLE_PER_CLASS, device=self.device) // SAMPLE_PER_CLASS
+        count = SAMPLE_COUNT if self.sample_labels is None else len(self.sample_labels)
+        self.sample_noise = torch.randn(count, *self.data.image_shape,
                                         generator=torch.Generator().manual_seed(SAMPLE_SEED))
 
         self.step = 0
@@ -228,8 +237,9 @@ class Trainer:
                         control.report("stopped", self.step, self.epoch)
                         yield self._stopped(start)
                         return
-                    loss = self.train_step(self.images[order[batch * self.config.batch_size:
-                                                              (batch + 1) * self.config.batch_size]])
+                    picks = order[batch * self.config.batch_size:(batch + 1) * self.config.batch_size]
+                    loss = self.train_step(self._augment(self.images[picks]),
+                                           None if self.labels is None else self.labels[picks])
                     if not math.isfinite(loss):
                         raise TrainingError(
                             f"the loss became {loss} at step {self.step + 1}; training stopped. "
@@ -262,13 +272,21 @@ class Trainer:
         finally:
             metrics.close()
 
-    def train_step(self, x0: torch.Tensor) -> float:
-        """One optimiser step of L_simple on the batch ``x0`` (learning rate from the warm-up, then EMA); returns the loss."""
+    def _augment(self, x0: torch.Tensor) -> torch.Tensor:
+        """Mirror a random half of the batch left-right when the dataset allows it (CIFAR-10)."""
+        if not self.data.hflip:
+            return x0
+        flip = torch.rand(len(x0), device=x0.device) < 0.5
+        return torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+
+    def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None = None) -> float:
+        """One optimiser step of L_simple on the batch ``x0`` (with its ``labels`` for a conditional run):
+        learning rate from the warm-up, then the EMA update; returns the loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
         with autocast(self.device, self.bf16):
-            loss = l_simple(self.model, self.schedule, x0)
+            loss = l_simple(self.model, self.schedule, x0, labels, min_snr_gamma=self.config.min_snr_gamma)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -279,7 +297,8 @@ class Trainer:
         samples, sample_path = None, None
         if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
             samples = self.generate_samples()
-            sample_path = save_grid(samples, self.output_dir / "samples" / f"epoch_{self.epoch:03d}.png", nrow=8)
+            sample_path = save_grid(samples, self.output_dir / "samples" / f"epoch_{self.epoch:03d}.png",
+                                    nrow=8 if self.sample_labels is None else SAMPLE_PER_CLASS)
         self.save_checkpoint(start)
         plot_loss(self.losses, self.output_dir / "training_loss.png", self.epoch_steps)
         mean_loss = sum(losses) / len(losses) if losses else float("nan")
@@ -291,10 +310,14 @@ class Trainer:
 
     @torch.no_grad()
     def generate_samples(self) -> torch.Tensor:
-        """The EMA model's images from the run's fixed noise (DDIM, ``sample_steps`` steps at most T), on the CPU."""
+        """The EMA model's images from the run's fixed noise (DPM-Solver++, ``sample_steps`` steps at most T), on the
+        CPU; a conditional run's are guided towards their class with w = ``PREVIEW_GUIDANCE``."""
         generator = torch.Generator(self.device).manual_seed(SAMPLE_SEED)
+        model = self.ema.model
+        if self.sample_labels is not None:
+            model = guided(model, self.sample_labels, PREVIEW_GUIDANCE, self.ema.model.null_class)
         with autocast(self.device, self.bf16):
-            for step in sample(self.ema.model, self.schedule, self.sample_noise.to(self.device), "ddim",
+            for step in sample(model, self.schedule, self.sample_noise.to(self.device), "dpm++",
                                min(self.config.sample_steps, self.config.timesteps), generator=generator):
                 pass
         return step.x.float().cpu()

@@ -105,7 +105,7 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    r"""The U-Net :math:`\epsilon_\theta(x_t, t)`.
+    r"""The U-Net :math:`\epsilon_\theta(x_t, t)`, or :math:`\epsilon_\theta(x_t, t, y)` with class labels.
 
     Args:
         in_channels: 1 for gray images, 3 for RGB.
@@ -114,6 +114,9 @@ class UNet(nn.Module):
         num_res_blocks: residual blocks per level on the down path (the up path has one more, to take
             the extra skip connection from the downsampling step).
         dropout: dropout inside residual blocks.
+        num_classes: above 0, a class-conditional network: a learned embedding of the label y is added
+            to the time embedding. Index ``num_classes`` is the null class :math:`\varnothing` ("no label"),
+            used for classifier-free guidance.
     """
 
     def __init__(
@@ -123,13 +126,16 @@ class UNet(nn.Module):
         channel_mults: tuple[int, ...] = (1, 2, 2),
         num_res_blocks: int = 1,
         dropout: float = 0.0,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.base_channels = base_channels
+        self.num_classes = num_classes
         time_dim = 4 * base_channels
         self.time_mlp = nn.Sequential(
             nn.Linear(base_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim)
         )
+        self.class_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         lowest = len(channel_mults) - 1
 
@@ -175,9 +181,21 @@ class UNet(nn.Module):
             layers.append(SelfAttention(out_ch))
         return nn.ModuleList(layers)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Predict the noise in ``x`` (B, C, H, W) at integer timesteps ``t`` (B,)."""
+    @property
+    def null_class(self) -> int:
+        """The label that means "no label" (:math:`\varnothing`) in a class-conditional network."""
+        return self.num_classes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the noise in ``x`` (B, C, H, W) at integer timesteps ``t`` (B,), given class labels ``y``
+        (B,) when the network is conditional (None means the null class)."""
         t_emb = self.time_mlp(timestep_embedding(t, self.base_channels))
+        if self.class_embedding is not None:
+            if y is None:
+                y = torch.full_like(t, self.null_class)
+            t_emb = t_emb + self.class_embedding(y)
+        elif y is not None:
+            raise ValueError("this model was trained without class labels (train with --conditional)")
         h = self.conv_in(x)
         skips = [h]
         for layer in self.down:

@@ -71,8 +71,30 @@ def _number(text: str, kind: Callable[[str], Any]) -> Any:
             from None
 
 
+def class_label(text: str) -> int | str:
+    """A class index (0-9) or "all"."""
+    if text == "all":
+        return text
+    value = _number(text, int)
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(f"must be a class index 0-9 or 'all', got {text}")
+    return value
+
+
+def guidance(text: str) -> float:
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (unconditional) or more, got {text}")
+    return value
+
+
+GUIDANCE_HELP = ("classifier-free guidance w: 0 ignores the label, 1 is the plain conditional model, "
+                 "larger sharpens and loses variety (default 3)")
+STEPS_HELP = "steps for ddim (default 50) or dpm++ (default 20); ddpm always runs all T"
+
+
 def build_parser() -> Parser:
-    from core import DATA_MODES, DATASETS, DEVICES, SAMPLERS, SCHEDULES
+    from core import DATA_MODES, DATASETS, DEVICES, MODEL_PRESETS, SAMPLERS, SCHEDULES
 
     parser = Parser(prog="ddpm-tui", description="Learn denoising diffusion (DDPM) by building one.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -87,7 +109,7 @@ def build_parser() -> Parser:
 
     train = sub.add_parser("train", help="train a U-Net to predict noise")
     add_flag(train, "epochs", type=positive_int, help="passes over the data (default 20)")
-    add_flag(train, "batch_size", type=positive_int, help="images per step (default 128)")
+    add_flag(train, "batch_size", type=positive_int, help="images per step (default 32)")
     add_flag(train, "lr", type=positive_float, help="peak AdamW learning rate after warm-up (default 1e-3)")
     add_flag(train, "timesteps", type=timesteps_int, help="T (default 1000)")
     add_flag(train, "schedule", choices=SCHEDULES, help="noise schedule (default linear)")
@@ -96,7 +118,12 @@ def build_parser() -> Parser:
              help="subset: the bundled subset (default); full: the full dataset; auto: full when available")
     add_flag(train, "data_dir", type=str, help="folder with the dataset's IDX files (implies the full dataset)")
     add_flag(train, "max_images", type=positive_int, help="train on only the first N images (quick experiments)")
-    add_flag(train, "base_channels", type=positive_int, help="U-Net width: 32 (default), 64 or 128")
+    add_flag(train, "model", choices=tuple(MODEL_PRESETS),
+             help="U-Net size preset: tiny, small (default), base or large (see the README's table)")
+    add_flag(train, "base_channels", type=positive_int, help="U-Net width, overriding the preset's (small: 32)")
+    add_flag(train, "min_snr_gamma", type=float, help="Min-SNR loss weighting min(SNR, gamma)/SNR; 0 = off (default)")
+    add_flag(train, "conditional", action="store_true", default=None,
+             help="learn class-conditional generation (labels dropped 10%% of the time, for guidance)")
     add_flag(train, "output_dir", type=str, help="run folder (default outputs)")
     add_flag(train, "seed", type=int, help="default 0")
     add_flag(train, "device", choices=DEVICES, help="default auto")
@@ -112,9 +139,12 @@ def build_parser() -> Parser:
     add_flag(smp, "show_intermediate", action="store_true",
              help="also write outputs/intermediate/step_XXXX.png frames and denoising.gif")
     add_flag(smp, "sampler", choices=SAMPLERS, default="ddpm")
-    add_flag(smp, "steps", type=positive_int, help="DDIM steps (default 50); DDPM always runs all T")
+    add_flag(smp, "steps", type=positive_int, help=STEPS_HELP)
     add_flag(smp, "eta", type=float, default=0.0, help="DDIM stochasticity: 0 deterministic, 1 like DDPM")
     add_flag(smp, "seed", type=int, default=0)
+    add_flag(smp, "class_label", type=class_label,
+             help="conditional models: draw this class, or 'all' for one row per class (default all)")
+    add_flag(smp, "guidance_scale", type=guidance, default=3.0, help=GUIDANCE_HELP)
     add_flag(smp, "export_dir", type=Path, help="also write every image as its own PNG here")
     add_flag(smp, "device", choices=DEVICES, default="auto")
     add_flag(smp, "precision", choices=("auto", "fp32", "bf16"), default="auto")
@@ -124,8 +154,10 @@ def build_parser() -> Parser:
     add_flag(source, "images", type=Path, help="score the PNG images in this folder")
     add_flag(ev, "dataset", choices=DATASETS, help="the data to compare with (default: the checkpoint's, or mnist)")
     add_flag(ev, "num_images", type=positive_int, default=1000)
-    add_flag(ev, "sampler", choices=SAMPLERS, default="ddim")
-    add_flag(ev, "steps", type=positive_int, help="DDIM steps (default 50)")
+    add_flag(ev, "sampler", choices=SAMPLERS, default="dpm++")
+    add_flag(ev, "steps", type=positive_int, help=STEPS_HELP)
+    add_flag(ev, "guidance_scale", type=guidance, default=3.0,
+             help="conditional models (classes drawn in turn): " + GUIDANCE_HELP)
     add_flag(ev, "seed", type=int, default=0)
     add_flag(ev, "device", choices=DEVICES, default="auto")
     add_flag(ev, "retrain_classifier", action="store_true", help="train the scoring classifier again")
@@ -133,7 +165,7 @@ def build_parser() -> Parser:
     cmp = sub.add_parser("compare", help="one table of several runs: size, time, speed and scores")
     cmp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     add_flag(cmp, "num_images", type=positive_int, default=1000, help="images per run for scoring")
-    add_flag(cmp, "sampler", choices=SAMPLERS, default="ddim")
+    add_flag(cmp, "sampler", choices=SAMPLERS, default="dpm++")
     add_flag(cmp, "steps", type=positive_int)
     add_flag(cmp, "device", choices=DEVICES, default="auto")
 

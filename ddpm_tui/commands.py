@@ -46,6 +46,8 @@ def _train_overrides(args: argparse.Namespace) -> dict:
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
     if given.get("data_dir") is not None and "data" not in given:
         given["data"] = "full"
+    if getattr(args, "model", None):
+        given = {**core.MODEL_PRESETS[args.model], **given}
     return given
 
 
@@ -58,7 +60,10 @@ def train(args: argparse.Namespace) -> int:
         trainer = core.Trainer(core.TrainConfig(**overrides))
     cfg = trainer.config
     console.print(f"[bold]Data:[/] {trainer.data.source}")
-    console.print(f"[bold]Model:[/] U-Net, base_channels {cfg.base_channels}, {trainer.param_count:,} parameters")
+    kind = ", class-conditional (labels dropped 10% of the time)" if cfg.conditional else ""
+    console.print(f"[bold]Model:[/] U-Net '{cfg.model_name}' (base_channels {cfg.base_channels}, levels "
+                  f"{'x'.join(map(str, cfg.channel_mults))}, {cfg.num_res_blocks} blocks per level), "
+                  f"{trainer.param_count:,} parameters{kind}")
     console.print(f"[bold]Device:[/] {trainer.device_label}   [bold]Schedule:[/] {cfg.schedule}, T = {cfg.timesteps}")
     resumed = f", resuming at step {trainer.step} (epoch {trainer.epoch + 1})" if trainer.step else ""
     console.print(f"[bold]Run:[/] {cfg.epochs} epochs x {trainer.batches_per_epoch} steps of {cfg.batch_size} "
@@ -109,18 +114,26 @@ def sample(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps > T:
         fail(f"--steps {args.steps} is more than the model's T = {T}")
     if args.sampler == "ddpm" and args.steps not in (None, T):
-        fail(f"--steps applies to --sampler ddim; ddpm always runs all T = {T} steps")
+        fail(f"--steps applies to --sampler ddim or dpm++; ddpm always runs all T = {T} steps")
     core.configure_for_speed(device)
     bf16 = core.use_bf16(device, args.precision)
     for target in filter(None, (args.output.parent, args.export_dir)):
         core.check_writable(target)
 
+    labels, nrow = _requested_labels(loaded, args.class_label, args.num_images)
+    num_images = args.num_images if labels is None else len(labels)
     generator = torch.Generator(device).manual_seed(args.seed)
-    x_T = torch.randn(args.num_images, *loaded.image_shape, generator=generator, device=device)
+    x_T = torch.randn(num_images, *loaded.image_shape, generator=generator, device=device)
     cfg = loaded.config
     console.print(f"[bold]Model:[/] {args.checkpoint} ({core.count_parameters(loaded.model):,} parameters, "
                   f"{cfg.dataset}, {cfg.schedule} schedule, T = {T})")
-    steps = core.sample(loaded.model, loaded.schedule, x_T, args.sampler, args.steps, args.eta, generator)
+    model = loaded.model
+    if labels is not None:
+        model = core.guided(loaded.model, labels.to(device), args.guidance_scale, loaded.model.null_class)
+        what = "one row per class" if args.class_label in (None, "all") else \
+            f"class {args.class_label} ({core.CLASS_NAMES[cfg.dataset][args.class_label]})"
+        console.print(f"[bold]Classes:[/] {what}, guidance w = {args.guidance_scale:g}")
+    steps = core.sample(model, loaded.schedule, x_T, args.sampler, args.steps, args.eta, generator)
     frames: list[tuple[int, torch.Tensor]] = [(T, x_T.float().cpu())]
     keep: set[int] = set()
     start = time.perf_counter()
@@ -136,8 +149,8 @@ def sample(args: argparse.Namespace) -> int:
         images = step.x.float().cpu()
     seconds = time.perf_counter() - start
 
-    path = core.save_grid(images, args.output)
-    console.print(f"{args.num_images} images in {seconds:.1f}s ({args.sampler}, {step.total} steps, "
+    path = core.save_grid(images, args.output, nrow=nrow)
+    console.print(f"{num_images} images in {seconds:.1f}s ({args.sampler}, {step.total} steps, "
                   f"{core.describe(device, bf16)}) -> [bold]{path}[/]")
     if args.show_intermediate:
         folder = args.output.parent / "intermediate"
@@ -150,6 +163,21 @@ def sample(args: argparse.Namespace) -> int:
         console.print(f"Exported {len(paths)} PNGs to {args.export_dir}/")
     return 0
 
+def _requested_labels(loaded: core.LoadedModel, class_label: int | str | None,
+                      num_images: int) -> tuple[torch.Tensor | None, int | None]:
+    """The class of every image to draw and the grid's row length: ``num_images`` of one class, or for
+    "all" (a conditional model's default) ceil(num_images / K) of each class, one row per class."""
+    classes = loaded.model.num_classes
+    if not classes:
+        if class_label is not None:
+            fail("this model was trained without class labels; train one with --conditional to use --class_label")
+        return None, None
+    if class_label in (None, "all"):
+        per_class = -(-num_images // classes)
+        return torch.arange(classes * per_class) // per_class, per_class
+    if class_label >= classes:
+        fail(f"--class_label {class_label} is out of range: this model knows classes 0-{classes - 1}")
+    return torch.full((num_images,), class_label), None
 
 
 def watch(args: argparse.Namespace) -> int:
@@ -182,9 +210,13 @@ def _classifier(dataset: str, retrain: bool = False) -> core.Classifier:
 
 
 def evaluate_checkpoint(path, num_images: int, sampler: str, steps: int | None, seed: int, device_name: str,
-                        evaluator: core.Evaluator | None = None) -> dict:
-    """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it."""
-    settings = {"checkpoint": path.name, "num_images": num_images, "sampler": sampler, "steps": steps, "seed": seed}
+                        evaluator: core.Evaluator | None = None, guidance_scale: float = 3.0) -> dict:
+    """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it.
+
+    A class-conditional model draws the classes in turn with guidance ``guidance_scale``, and the result
+    adds each class's accuracy."""
+    settings = {"checkpoint": path.name, "num_images": num_images, "sampler": sampler, "steps": steps, "seed": seed,
+                "guidance_scale": guidance_scale}
     cache = path.parent / "eval.json"
     if cache.exists():
         try:
@@ -197,14 +229,19 @@ def evaluate_checkpoint(path, num_images: int, sampler: str, steps: int | None, 
     loaded = core.load_model(path, device)
     if steps is not None and steps > loaded.schedule.timesteps:
         fail(f"--steps {steps} is more than the model's T = {loaded.schedule.timesteps}")
+    if loaded.config.dataset not in core.SCORED_DATASETS:
+        fail(f"eval scores {' and '.join(core.SCORED_DATASETS)} models; {loaded.config.dataset} has no scoring "
+             "classifier yet")
     evaluator = evaluator or core.Evaluator(_classifier(loaded.config.dataset))
+    classes = loaded.model.num_classes
+    labels = torch.arange(num_images) % classes if classes else None
     start = time.perf_counter()
     with console.status(f"generating {num_images} images ({sampler})"), core.autocast(device, core.use_bf16(device)):
         images = core.generate(loaded.model, loaded.schedule, num_images, loaded.image_shape, sampler, steps, seed,
-                               device=device)
+                               device=device, labels=labels, guidance_scale=guidance_scale)
     seconds = time.perf_counter() - start
     result = {"settings": settings, "mtime": path.stat().st_mtime, "dataset": loaded.config.dataset,
-              "sampling_seconds": seconds, "scores": evaluator.score(images).to_dict(),
+              "sampling_seconds": seconds, "scores": evaluator.score(images, labels).to_dict(),
               "floor": evaluator.floor(num_images).to_dict(),
               "classifier_accuracy": evaluator.classifier.test_accuracy}
     cache.write_text(json.dumps(result, indent=2) + "\n")
@@ -215,6 +252,8 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
     """Score a checkpoint's samples, or a folder of PNGs, beside the real-vs-real floor."""
     if args.images is not None:
         dataset = args.dataset or "mnist"
+        if dataset not in core.SCORED_DATASETS:
+            fail(f"eval scores {' and '.join(core.SCORED_DATASETS)} images; {dataset} has no scoring classifier yet")
         try:
             images = core.load_image_folder(args.images)
         except ValueError as err:
@@ -229,10 +268,18 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
     if args.retrain_classifier:
         dataset = args.dataset or core.load_model(args.checkpoint).config.dataset
         core.load_classifier(dataset, retrain=True)
-    result = evaluate_checkpoint(args.checkpoint, args.num_images, args.sampler, args.steps, args.seed, args.device)
+    result = evaluate_checkpoint(args.checkpoint, args.num_images, args.sampler, args.steps, args.seed, args.device,
+                                 guidance_scale=args.guidance_scale)
     scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
     _scores_table(f"{args.num_images} samples ({args.sampler}) vs held-out {result['dataset']}",
                   {str(args.checkpoint): (scores, floor)})
+    if scores.class_accuracy is not None:
+        names = core.CLASS_NAMES[result["dataset"]]
+        t = table("requested class", "drawn as that class", title=f"Per-class accuracy, guidance w = "
+                  f"{args.guidance_scale:g} (mean {scores.mean_class_accuracy:.1%})")
+        for name, accuracy in zip(names, scores.class_accuracy):
+            t.add_row(name, f"{accuracy:.1%}")
+        console.print(t)
     console.print(f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor; "
                   f"sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}")
     return 0

@@ -27,3 +27,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("tiny_run")
     assert main(["train", *TINY_TRAIN_ARGS, "--output_dir", str(run)]) == 0
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like ``tiny_run``, trained with ``--conditional``."""
+    from ddpm_tui.cli import main
+
+    run = tmp_path_factory.mktemp("tiny_conditional_run")
+    assert main(["train", *TINY_TRAIN_ARGS, "--conditional", "--output_dir", str(run)]) == 0
+    return run

@@ -131,7 +131,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     before = (run / "checkpoint.pt").read_bytes()
     import core.trainer
 
-    monkeypatch.setattr(core.trainer, "l_simple", lambda *a: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(core.trainer, "l_simple", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
     assert main(["train", "--resume", str(run / "checkpoint.pt"), "--epochs", "2"]) == 1
     assert "loss became nan" in capsys.readouterr().err
     assert (run / "checkpoint.pt").read_bytes() == before
@@ -181,6 +181,12 @@ BAD_INPUTS = [
     (["eval", "--checkpoint", "{foreign}"], "not a ddpm-tui checkpoint"),
     (["eval", "--images", "{empty_dir}"], "no .png images in"),
     (["compare", "{empty_dir}"], "has no model_final.pt"),
+    (["sample", "--checkpoint", "{model}", "--class_label", "12"], "--class_label: must be a class index 0-9"),
+    (["sample", "--checkpoint", "{model}", "--guidance_scale", "-1"], "--guidance_scale: must be 0"),
+    (["sample", "--checkpoint", "{model}", "--sampler", "dpm++", "--steps", "30"], "more than the model's T = 20"),
+    (["train", "--model", "huge"], "invalid choice: 'huge'"),
+    (["train", "--dataset", "cifar10", "--data_dir", "{empty_dir}"], "has no data_batch_1"),
+    (["eval", "--images", "{empty_dir}", "--dataset", "cifar10"], "no scoring classifier"),
 ]
 
 
@@ -210,3 +216,15 @@ def test_dashed_and_underscored_flags_are_the_same():
     b = parser.parse_args(["train", "--batch-size", "7", "--base_channels", "16"])
     assert (a.batch_size, a.base_channels) == (b.batch_size, b.base_channels) == (7, 16)
 
+
+
+def test_model_preset_and_an_explicit_width_combine():
+    from ddpm_tui.cli import build_parser
+    from ddpm_tui.commands import _train_overrides
+
+    parser = build_parser()
+    assert _train_overrides(parser.parse_args(["train", "--model", "base"])) == {
+        "base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2}
+    given = _train_overrides(parser.parse_args(["train", "--model", "large", "--base_channels", "96"]))
+    assert given["base_channels"] == 96 and given["num_res_blocks"] == 2
+    assert _train_overrides(parser.parse_args(["train"])) == {}

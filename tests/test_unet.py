@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from core import UNet, count_parameters, timestep_embedding
+from core import MODEL_PRESETS, TrainConfig, UNet, count_parameters, timestep_embedding
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 30, 30)])
@@ -49,3 +49,17 @@ def test_tiny_model_overfits_one_batch():
         loss.backward()
         opt.step()
     assert loss.item() < first / 10
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_every_model_preset_runs_and_they_grow_in_order(shape):
+    counts = []
+    for name, preset in MODEL_PRESETS.items():
+        config = TrainConfig(**preset)
+        assert config.model_name == name
+        model = UNet(shape[0], **config.model_kwargs())
+        x = torch.randn(1, *shape)
+        assert model(x, torch.tensor([10])).shape == x.shape
+        counts.append(count_parameters(model))
+    assert counts == sorted(counts) and counts[0] < 400_000 < 1_000_000 < counts[1] < 2_000_000 < counts[3]
+    assert TrainConfig(base_channels=48).model_name == "custom"
