@@ -24,13 +24,15 @@ from ddpm_tui.commands import _train_overrides
 
 
 def main() -> None:
-    ours, _, train_flags = " ".join(sys.argv[1:]).partition("--")
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    ours, train_flags = argv[:split], argv[split + 1:]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=float, default=2.0, help="minutes of training between scores")
     parser.add_argument("--target", type=float, default=0.9, help="recognised share to reach")
     parser.add_argument("--num_images", type=int, default=500)
-    args = parser.parse_args(ours.split())
-    overrides = _train_overrides(build_parser().parse_args(["train", *train_flags.split()]))
+    args = parser.parse_args(ours)
+    overrides = _train_overrides(build_parser().parse_args(["train", *train_flags]))
     overrides.setdefault("output_dir", tempfile.mkdtemp(prefix="time_to_quality-"))
     trainer = core.Trainer(core.TrainConfig(**overrides))
     evaluator = core.Evaluator(core.load_classifier(trainer.config.dataset))

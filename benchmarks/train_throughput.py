@@ -7,6 +7,7 @@ figures hold for whatever machine runs it:
     .venv/bin/python benchmarks/train_throughput.py                    # CPU, widths 32 64 128
     .venv/bin/python benchmarks/train_throughput.py --device cuda --steps 50
     .venv/bin/python benchmarks/train_throughput.py --diffusers        # needs: pip install -e '.[bench]'
+    .venv/bin/python benchmarks/train_throughput.py --models tiny small base large --batch_size 32
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from core import TrainConfig, Trainer
+from core import MODEL_PRESETS, TrainConfig, Trainer
 
 
 def images_per_second(trainer: Trainer, steps: int, warmup: int) -> float:
@@ -75,6 +76,7 @@ def diffusers_images_per_second(width: int, precision: str, x0: torch.Tensor, st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--models", nargs="+", choices=tuple(MODEL_PRESETS), help="time these presets instead of widths")
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
@@ -83,20 +85,25 @@ def main() -> None:
     args = parser.parse_args()
 
     table = Table(title=f"training images/s, batch {args.batch_size}")
-    columns = ["base_channels", "parameters", "fp32", "bf16", "bf16 / fp32"]
+    columns = ["model" if args.models else "base_channels", "parameters", "fp32", "bf16", "bf16 / fp32"]
+    if args.diffusers and args.models:
+        parser.error("--diffusers compares widths; leave out --models")
     if args.diffusers:
         columns += ["diffusers params", "diffusers fp32", "diffusers bf16", "ours / diffusers (best of each)"]
     for column in columns:
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
-        for width in args.widths:
+        sizes = [(name, MODEL_PRESETS[name]) for name in args.models] if args.models else \
+            [(str(width), {"base_channels": width}) for width in args.widths]
+        for label, size in sizes:
             rates = {}
             for precision in ("fp32", "bf16"):
-                config = TrainConfig(base_channels=width, precision=precision, batch_size=args.batch_size,
+                config = TrainConfig(**size, precision=precision, batch_size=args.batch_size,
                                      device=args.device, output_dir=tmp, max_images=args.batch_size)
                 trainer = Trainer(config)
                 rates[precision] = images_per_second(trainer, args.steps, args.warmup)
-            row = [str(width), f"{trainer.param_count:,}", f"{rates['fp32']:.0f}", f"{rates['bf16']:.0f}",
+            width = config.base_channels
+            row = [label, f"{trainer.param_count:,}", f"{rates['fp32']:.0f}", f"{rates['bf16']:.0f}",
                    f"{rates['bf16'] / rates['fp32']:.2f}x"]
             if args.diffusers:
                 theirs = {p: diffusers_images_per_second(width, p, trainer.images[: args.batch_size], args.steps,

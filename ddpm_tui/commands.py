@@ -275,11 +275,12 @@ def eval(args: argparse.Namespace) -> int:  # noqa: A001 - the command's name
                   {str(args.checkpoint): (scores, floor)})
     if scores.class_accuracy is not None:
         names = core.CLASS_NAMES[result["dataset"]]
-        t = table("requested class", "drawn as that class", title=f"Per-class accuracy, guidance w = "
-                  f"{args.guidance_scale:g} (mean {scores.mean_class_accuracy:.1%})")
+        t = table("requested class", "drawn as that class", title=f"Per-class accuracy, w = {args.guidance_scale:g}")
         for name, accuracy in zip(names, scores.class_accuracy):
             t.add_row(name, f"{accuracy:.1%}")
         console.print(t)
+        console.print(f"Mean per-class accuracy {scores.mean_class_accuracy:.1%} with guidance w = "
+                      f"{args.guidance_scale:g} (chance: {1 / len(names):.0%})")
     console.print(f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor; "
                   f"sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}")
     return 0

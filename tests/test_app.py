@@ -272,3 +272,18 @@ async def test_train_form_conditional_switch_adds_the_flag(tmp_path):
         screen.query_one("#conditional", Switch).value = True
         await pilot.pause()
         assert "--conditional" in screen.form_args()
+
+
+async def test_noise_screen_skips_a_dataset_it_cannot_load():
+    app = DdpmApp()
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await pilot.press("d")
+        assert screen.dataset == "fashion_mnist"
+        await pilot.press("d")  # cifar10: not bundled, and this machine has no copy
+        await pilot.pause()
+        if "cifar10" in screen.unavailable:
+            assert screen.dataset == "mnist"
+            assert any("cifar-10-python.tar.gz" in n.message for n in app._notifications)
+        else:
+            assert screen.dataset == "cifar10" and screen.x0.shape[1] == 3

@@ -60,6 +60,7 @@ class NoiseScreen(Screen):
         self.timesteps = timesteps
         self.schedule_name = "linear"
         self.dataset = "mnist"
+        self.unavailable: set[str] = set()
         self.schedule = core.NoiseSchedule.create(self.schedule_name, timesteps)
         self.generator = torch.Generator().manual_seed(seed)
         self.show_snr = False
@@ -98,13 +99,16 @@ class NoiseScreen(Screen):
         """As many images as fit across the screen, at most 12."""
         widget = self.query_one(HalfBlockImage)
         width = self.size.width - 2
-        cell = 28 * widget.scale // self.shrink + IMAGE_GAP
+        size = self.dataset_images().image_shape[-1]
+        cell = size * widget.scale // self.shrink + IMAGE_GAP
         return max(1, min(MAX_IMAGES, (width + IMAGE_GAP) // cell))
 
-    def dataset_images(self) -> core.Dataset:
-        if self.dataset not in self._data:
-            self._data[self.dataset] = core.load_dataset(self.dataset, "train")
-        return self._data[self.dataset]
+    def dataset_images(self, name: str | None = None) -> core.Dataset:
+        """The training images of ``name`` (default: the shown dataset), loaded once."""
+        name = name or self.dataset
+        if name not in self._data:
+            self._data[name] = core.load_dataset(name, "train")
+        return self._data[name]
 
     def draw_images(self) -> None:
         """Pick new images and a fixed noise sample for them."""
@@ -186,8 +190,20 @@ class NoiseScreen(Screen):
         self.refresh_view()
 
     def action_toggle_dataset(self) -> None:
-        names = list(core.DATASETS)
-        self.dataset = names[(names.index(self.dataset) + 1) % len(names)]
+        """The next dataset that loads; one that cannot (CIFAR-10 without its files) is skipped, with a
+        notification saying how to get it, and not tried again."""
+        names = [name for name in core.DATASETS if name not in self.unavailable]
+        here = names.index(self.dataset)
+        for offset in range(1, len(names)):
+            candidate = names[(here + offset) % len(names)]
+            try:
+                self.dataset_images(candidate)
+            except core.DataError as err:
+                self.unavailable.add(candidate)
+                self.notify(str(err), title=f"{candidate} skipped", severity="warning", timeout=10)
+                continue
+            self.dataset = candidate
+            break
         self.draw_images()
         self.refresh_view()
 

@@ -310,6 +310,10 @@ class SampleScreen(Screen):
         if self.images is None or self.sampling:
             self.notify("generate images first (f5)", severity="warning")
             return
+        if self.dataset not in core.SCORED_DATASETS:
+            self.notify(f"scores exist for {' and '.join(core.SCORED_DATASETS)}; {self.dataset} has no scoring "
+                        "classifier", severity="warning")
+            return
         self.notify(f"scoring {len(self.images)} images (the {self.dataset} classifier trains once if needed)")
         self.score_images(self.images, self.dataset)
 
