@@ -8,6 +8,7 @@ from typing import Any
 from .data import CLASS_NAMES, DATA_MODES, DATASETS
 from .schedule import SCHEDULES
 
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"base_channels": 16, "channel_mults": (1, 2, 2), "num_res_blocks": 1},
     "small": {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1},
@@ -32,6 +33,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     warmup_steps: int = 100
+    lr_schedule: str = "constant"
     timesteps: int = 1000
     schedule: str = "linear"
     base_channels: int = 32
@@ -63,6 +65,7 @@ class TrainConfig:
             (self.sample_steps >= 1, "--sample_steps must be a positive integer"),
             (self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"),
             (self.data in DATA_MODES, f"--data must be one of {', '.join(DATA_MODES)}"),
+            (self.lr_schedule in LR_SCHEDULES, f"--lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
             (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
         ]

@@ -178,9 +178,16 @@ class Trainer:
         self._stop_requested = True
 
     def lr_at(self, step: int) -> float:
-        """Linear warm-up over ``warmup_steps``, then the constant learning rate."""
+        r"""Linear warm-up over ``warmup_steps``, then the constant learning rate, or with
+        ``lr_schedule="cosine"`` a decay to zero at the last step: :math:`\eta\,\tfrac12(1 + \cos \pi p)`,
+        p the fraction of the post-warm-up steps done."""
         warmup = self.config.warmup_steps
-        return self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+        if step < warmup:
+            return self.config.lr * (step + 1) / warmup
+        if self.config.lr_schedule == "constant":
+            return self.config.lr
+        progress = (step - warmup) / max(1, self.total_steps - warmup)
+        return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     def run(self) -> Iterator[Event]:
         """Train until all epochs are done or a stop is requested, yielding events as it goes.
