@@ -33,7 +33,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     warmup_steps: int = 100
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     timesteps: int = 1000
     schedule: str = "linear"
     base_channels: int = 32

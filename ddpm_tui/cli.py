@@ -122,7 +122,7 @@ def build_parser() -> Parser:
              help="U-Net size preset: tiny, small (default), base or large (see the README's table)")
     add_flag(train, "base_channels", type=positive_int, help="U-Net width, overriding the preset's (small: 32)")
     add_flag(train, "lr_schedule", choices=("constant", "cosine"),
-             help="after warm-up: constant (default) or cosine decay to 0 at the last step")
+             help="after warm-up: cosine decay to 0 at the last step (default) or constant")
     add_flag(train, "min_snr_gamma", type=float, help="Min-SNR loss weighting min(SNR, gamma)/SNR; 0 = off (default)")
     add_flag(train, "conditional", action="store_true", default=None,
              help="learn class-conditional generation (labels dropped 10%% of the time, for guidance)")

@@ -13,7 +13,7 @@ from core import NoiseSchedule, TrainConfig, Trainer, l_simple
 def test_learning_rate_warms_up_then_stays_or_decays_to_zero(tmp_path):
     config = dict(max_images=64, batch_size=8, epochs=25, warmup_steps=10, lr=1e-3, base_channels=8,
                   output_dir=str(tmp_path))
-    constant = Trainer(TrainConfig(**config))
+    constant = Trainer(TrainConfig(**config, lr_schedule="constant"))
     cosine = Trainer(TrainConfig(**config, lr_schedule="cosine"))
     assert constant.total_steps == 200
     for trainer in (constant, cosine):
