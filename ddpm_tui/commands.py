@@ -163,6 +163,7 @@ def sample(args: argparse.Namespace) -> int:
         console.print(f"Exported {len(paths)} PNGs to {args.export_dir}/")
     return 0
 
+
 def _requested_labels(loaded: core.LoadedModel, class_label: int | str | None,
                       num_images: int) -> tuple[torch.Tensor | None, int | None]:
     """The class of every image to draw and the grid's row length: ``num_images`` of one class, or for
