@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +24,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--num_images", type=int, default=1000)
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50])
-    parser.add_argument("--samplers", nargs="+", default=["dpm++", "ddim"])
+    parser.add_argument("--samplers", nargs="+", default=["dpm++sde", "dpm++", "ddim"])
     parser.add_argument("--ddpm", action="store_true", help="also DDPM with all T steps (slow on a CPU)")
     parser.add_argument("--guidance_scale", type=float, default=3.0, help="for class-conditional checkpoints")
     parser.add_argument("--device", default="auto")
@@ -36,21 +35,20 @@ def main() -> None:
     loaded = core.load_model(args.checkpoint, device)
     evaluator = core.Evaluator(core.load_classifier(loaded.config.dataset))
     classes = loaded.model.num_classes
-    labels = torch.arange(args.num_images) % classes if classes else None
     runs = [(sampler, steps) for sampler in args.samplers for steps in args.steps]
     if args.ddpm:
         runs.append(("ddpm", None))
 
     console = Console(width=160)
     table = Table(title=f"{args.num_images} images from {args.checkpoint} ({loaded.config.dataset}), "
-                        f"{core.describe(device, core.use_bf16(device))}")
+                        f"{core.device_label(device, core.use_bf16(device))}")
     for column in ("sampler", "steps", "seconds", "FD", "recognised", "entropy") + (("class acc.",) if classes else ()):
         table.add_column(column, justify="right")
     for sampler, steps in runs:
         start = time.perf_counter()
         with core.autocast(device, core.use_bf16(device)):
-            images = core.generate(loaded.model, loaded.schedule, args.num_images, loaded.image_shape, sampler,
-                                   steps, seed=0, device=device, labels=labels, guidance_scale=args.guidance_scale)
+            images, labels = core.generate(loaded.model, loaded.schedule, args.num_images, loaded.image_shape,
+                                           sampler, steps, seed=0, device=device, guidance_scale=args.guidance_scale)
         seconds = time.perf_counter() - start
         scores = evaluator.score(images, labels)
         row = [sampler, str(steps or loaded.schedule.timesteps), f"{seconds:.1f}", f"{scores.frechet_distance:.2f}",

@@ -5,7 +5,7 @@ the classifier recognises at least the target share of its samples (or the epoch
     .venv/bin/python benchmarks/time_to_quality.py --every 1 --target 0.9 -- --batch_size 64 --lr 2e-3
 
 Arguments after ``--`` are ``ddpm-tui train`` flags, so any recipe can be timed. Minutes are training time
-only: the time spent scoring is measured and subtracted. Scores use DPM-Solver++ with 20 steps.
+only: the time spent scoring is measured and subtracted. Scores use the recommended fast sampler (``core.FAST_SAMPLER``) with its default steps.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.table import Table
 
 import core
 from ddpm_tui.cli import build_parser
-from ddpm_tui.commands import _train_overrides
+from ddpm_tui.flags import setting_overrides
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.9, help="recognised share to reach")
     parser.add_argument("--num_images", type=int, default=500)
     args = parser.parse_args(ours)
-    overrides = _train_overrides(build_parser().parse_args(["train", *train_flags]))
+    overrides = setting_overrides(build_parser().parse_args(["train", *train_flags]))
     overrides.setdefault("output_dir", tempfile.mkdtemp(prefix="time_to_quality-"))
     trainer = core.Trainer(core.TrainConfig(**overrides))
     evaluator = core.Evaluator(core.load_classifier(trainer.config.dataset))
@@ -40,7 +40,7 @@ def main() -> None:
     console.print(f"{trainer.param_count:,} parameters, {trainer.config.epochs} epochs of "
                   f"{trainer.batches_per_epoch} steps, {trainer.device_label}, into {trainer.output_dir}")
 
-    table = Table(title=f"time to quality: {args.num_images} DPM-Solver++-20 samples per row, "
+    table = Table(title=f"time to quality: {args.num_images} {core.FAST_SAMPLER} samples per row, "
                         f"floor {evaluator.floor(args.num_images).recognised:.1%} recognised")
     for column in ("training min", "step", "epoch", "FD", "recognised", "entropy"):
         table.add_column(column, justify="right")
@@ -55,8 +55,8 @@ def main() -> None:
             continue
         start = time.perf_counter()
         with core.autocast(trainer.device, trainer.bf16):
-            images = core.generate(trainer.ema.model, trainer.schedule, args.num_images, trainer.data.image_shape,
-                                   "dpm++", 20, seed=0, device=trainer.device)
+            images, _ = core.generate(trainer.sampling_model(), trainer.schedule, args.num_images,
+                                      trainer.data.image_shape, core.FAST_SAMPLER, seed=0, device=trainer.device)
         scores = evaluator.score(images)
         scoring += time.perf_counter() - start
         next_score = minutes + args.every

@@ -1,34 +1,62 @@
 """ddpm-tui's PyTorch core: everything the command line and the app compute, with no UI code.
 
-Front ends import only the names listed in ``__all__``.
+Front ends import only the names listed in ``__all__``, grouped here by the stage they serve.
 """
 
-from .checkpoint import CheckpointError, LoadedModel, atomic_save, build_model, load_checkpoint, load_model
-from .config import MODEL_PRESETS, ConfigError, TrainConfig
-from .data import CLASS_NAMES, DATA_MODES, DATASETS, DataError, Dataset, load_dataset
-from .device import DEVICES, DeviceError, autocast, configure_for_speed, describe, resolve_device, use_bf16
-from .ema import EMA
-from .classifier import SCORED_DATASETS, Classifier, load_classifier
-from .images import (export_images, grid_tensor, load_image_folder, plot_forward_grid, plot_loss, plot_schedule, read_grid, save_gif,
-                     save_grid, smooth, snapshot_indices)
-from .run_control import REQUESTS, STATES, RunStatus, process_alive, read_status, send_request
-from .metrics import Evaluator, Scores, class_entropy, frechet_distance, per_class_accuracy, recognised_share
-from .objective import l_simple
-from .samplers import (DEFAULT_STEPS, SAMPLERS, NoisePredictor, SamplerStep, ddim_step, ddim_timesteps, ddpm_step, dpm_solver_step, generate,
-                       guided, sample, sampler_timesteps)
+# The forward process and its schedules.
 from .schedule import SCHEDULES, NoiseSchedule, display_timesteps
-from .trainer import EpochEvent, check_writable, Event, FinishedEvent, StepEvent, Trainer, TrainingError
+
+# The network.
+from .config import MODEL_PRESETS, ConfigError, TrainConfig, resolve_overrides
 from .unet import UNet, count_parameters, timestep_embedding
 
+# Data.
+from .data import CLASS_NAMES, DATA_MODES, DATASETS, MAX_FORWARD_ROWS, DataError, Dataset, forward_examples, load_dataset
+
+# Training.
+from .device import DEVICES, PRECISIONS, DeviceError, autocast, configure_for_speed, device_label, resolve_device, use_bf16
+from .ema import EMA
+from .objective import PREDICTIONS, TIMESTEP_DENSITIES, l_simple, noise_predictor, timestep_probabilities
+from .trainer import EpochEvent, FinishedEvent, StepEvent, Trainer, TrainingError
+
+# Sampling.
+from .samplers import (DEFAULT_STEPS, FAST_SAMPLER, SAMPLERS, NoisePredictor, ddim_step, ddim_timesteps, ddpm_step,
+                       dpm_solver_sde_step, dpm_solver_step, guided, sample, sampler_timesteps)
+from .sampling import ALL_CLASSES, DEFAULT_GUIDANCE, SamplingPlan, class_labels, generate, plan_sampling
+
+# Evaluating.
+from .classifier import SCORED_DATASETS, Classifier, load_classifier
+from .metrics import Evaluator, Scores, class_entropy, frechet_distance, per_class_accuracy, recognised_share
+
+# Run files: checkpoints, run control, images and curves.
+from .checkpoint import CheckpointError, LoadedModel, atomic_save, build_model, load_checkpoint, load_model
+from .curves import smooth
+from .files import OutputError, check_writable
+from .images import (export_images, load_image_folder, plot_forward_grid, plot_schedule, read_grid, save_gif,
+                     save_grid, snapshot_indices)
+from .run_control import RunStatus, read_status, send_request
+
 __all__ = [
-    "CLASS_NAMES", "DATASETS", "DEFAULT_STEPS", "MODEL_PRESETS", "SCORED_DATASETS", "DATA_MODES", "DEVICES", "SAMPLERS", "SCHEDULES",
-    "CheckpointError", "ConfigError", "DataError", "DeviceError", "TrainingError",
-    "Dataset", "EMA", "EpochEvent", "Event", "FinishedEvent", "LoadedModel", "NoisePredictor", "NoiseSchedule", "SamplerStep",
-    "StepEvent", "TrainConfig", "Trainer", "UNet",
-    "atomic_save", "autocast", "build_model", "check_writable", "configure_for_speed", "count_parameters", "ddim_step",
-    "ddim_timesteps", "ddpm_step", "dpm_solver_step", "guided", "sampler_timesteps", "describe", "display_timesteps", "export_images", "grid_tensor", "l_simple",
-    "load_checkpoint", "load_dataset", "load_model", "plot_forward_grid", "plot_loss", "plot_schedule", "read_grid",
-    "Classifier", "Evaluator", "Scores", "class_entropy", "frechet_distance", "load_classifier",
-    "load_image_folder", "per_class_accuracy", "recognised_share", "generate", "process_alive", "read_status", "send_request", "smooth", "REQUESTS", "STATES", "RunStatus",
-    "resolve_device", "sample", "save_gif", "save_grid", "snapshot_indices", "timestep_embedding", "use_bf16",
+    # the forward process
+    "SCHEDULES", "NoiseSchedule", "display_timesteps",
+    # the network
+    "MODEL_PRESETS", "ConfigError", "TrainConfig", "resolve_overrides", "UNet", "count_parameters", "timestep_embedding",
+    # data
+    "CLASS_NAMES", "DATA_MODES", "DATASETS", "MAX_FORWARD_ROWS", "DataError", "Dataset", "forward_examples",
+    "load_dataset",
+    # training
+    "DEVICES", "PRECISIONS", "DeviceError", "EMA", "EpochEvent", "FinishedEvent", "PREDICTIONS", "StepEvent", "TIMESTEP_DENSITIES",
+    "Trainer", "TrainingError", "autocast", "configure_for_speed", "device_label", "l_simple", "noise_predictor",
+    "resolve_device", "timestep_probabilities", "use_bf16",
+    # sampling
+    "ALL_CLASSES", "DEFAULT_GUIDANCE", "DEFAULT_STEPS", "FAST_SAMPLER", "SAMPLERS", "NoisePredictor", "SamplingPlan",
+    "class_labels", "plan_sampling", "ddim_step", "ddim_timesteps", "ddpm_step", "dpm_solver_sde_step",
+    "dpm_solver_step", "generate", "guided", "sample", "sampler_timesteps",
+    # evaluating
+    "SCORED_DATASETS", "Classifier", "Evaluator", "Scores", "class_entropy", "frechet_distance", "load_classifier",
+    "per_class_accuracy", "recognised_share",
+    # run files
+    "CheckpointError", "LoadedModel", "OutputError", "RunStatus", "atomic_save", "build_model", "check_writable",
+    "export_images", "load_checkpoint", "load_image_folder", "load_model", "plot_forward_grid", "plot_schedule",
+    "read_grid", "read_status", "save_gif", "save_grid", "send_request", "smooth", "snapshot_indices",
 ]

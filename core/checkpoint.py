@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .config import TrainConfig
+from .objective import noise_predictor
 from .schedule import NoiseSchedule
 from .unet import UNet
 
@@ -101,7 +103,7 @@ def _first_line(err: BaseException) -> str:
 class LoadedModel:
     """A network ready to sample with, and everything needed to use it correctly."""
 
-    model: UNet
+    model: nn.Module
     schedule: NoiseSchedule
     config: TrainConfig
     image_shape: tuple[int, int, int]
@@ -114,7 +116,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, ...]) -> UNet:
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Load a checkpoint's network (its EMA weights when it has them) in eval mode, with its schedule.
+    """Load a checkpoint's network (its EMA weights when it has them) in eval mode, as a noise predictor
+    (see :func:`core.objective.noise_predictor`), with its schedule.
 
     The model size, schedule and T always come from the checkpoint itself.
     """
@@ -127,4 +130,6 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
         schedule = NoiseSchedule.create(config.schedule, config.timesteps)
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not match this version of ddpm-tui ({_first_line(err)})") from None
-    return LoadedModel(model.to(device).eval(), schedule.to(device), config, image_shape, payload)  # type: ignore[arg-type]
+    schedule = schedule.to(device)
+    predictor = noise_predictor(model.to(device).eval(), schedule, config.prediction)
+    return LoadedModel(predictor, schedule, config, image_shape, payload)  # type: ignore[arg-type]

@@ -2,14 +2,17 @@
 
 Inception features, the usual basis of FID, say little about 28x28 gray digits, so MNIST-like data is
 scored in the feature space of a LeNet-style network trained on the dataset itself (the "Frechet
-LeNet distance"). It trains on the dataset's training images on first use (about a minute on two CPU
-cores) and is cached beside the downloads.
+LeNet distance"). The package ships one trained classifier per scored dataset (``core/assets``, made by
+``scripts/bundle_classifiers.py`` with :func:`train_classifier`), so every machine scores with the same
+network; ``retrain=True`` trains one here (about half a minute on two CPU cores) and caches it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -111,24 +114,43 @@ def classifier_split(dataset: str) -> tuple[Dataset, Dataset, Dataset]:
     return train, part(order[:half], "classifier half"), part(order[half:], "reference half")
 
 
+def classifier_payload(classifier: Classifier, image_shape: tuple[int, ...], half: bool = False) -> dict[str, Any]:
+    """What a saved classifier holds: its weights (in fp16 with ``half``, to ship), shape and accuracy."""
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in classifier.model.state_dict().items()}
+    return {"model": state, "in_channels": image_shape[0], "classes": classifier.model.fc2.out_features,
+            "size": list(image_shape[1:]), "test_accuracy": classifier.test_accuracy}
+
+
+def _read_classifier(source: Any, dataset: str) -> Classifier:
+    with source.open("rb") if hasattr(source, "open") else open(source, "rb") as f:
+        payload = torch.load(f, map_location="cpu", weights_only=True)
+    model = LeNet(payload["in_channels"], payload["classes"])
+    model(torch.zeros(1, payload["in_channels"], *payload["size"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()})
+    return Classifier(model.eval(), dataset, float(payload["test_accuracy"]))
+
+
+def bundled_classifier_path(dataset: str):
+    """Where the package ships the trained classifier of ``dataset`` (it may not exist)."""
+    return resources.files("core") / "assets" / f"classifier_{dataset}.pt"
+
+
 def load_classifier(dataset: str, retrain: bool = False) -> Classifier:
-    """The cached classifier for ``dataset``, trained and cached first if needed."""
+    """The classifier for ``dataset``: one trained here earlier (``retrain=True`` caches one), else the
+    one the package ships, else trained now and cached."""
     path = cache_dir() / "classifiers" / f"{dataset}.pt"
     if path.exists() and not retrain:
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            model = LeNet(payload["in_channels"], payload["classes"])
-            model(torch.zeros(1, payload["in_channels"], *payload["size"]))
-            model.load_state_dict(payload["model"])
-            return Classifier(model.eval(), dataset, float(payload["test_accuracy"]))
+            return _read_classifier(path, dataset)
         except Exception:  # a damaged or outdated cache is simply trained again
             path.unlink(missing_ok=True)
+    bundled = bundled_classifier_path(dataset)
+    if bundled.is_file() and not retrain:
+        return _read_classifier(bundled, dataset)
     train, test, _ = classifier_split(dataset)
     classifier = train_classifier(train, test)
     try:
-        atomic_save({"model": classifier.model.state_dict(), "in_channels": train.images.shape[1],
-                     "classes": int(train.labels.max()) + 1, "size": list(train.images.shape[2:]),
-                     "test_accuracy": classifier.test_accuracy}, Path(path))
+        atomic_save(classifier_payload(classifier, tuple(train.images.shape[1:])), Path(path))
     except OSError as err:
         raise CheckpointError(f"cannot cache the classifier at {path}: {err}") from None
     return classifier

@@ -1,12 +1,21 @@
-"""The settings of a training run, validated in one place and stored in every checkpoint."""
+"""The settings of a training run: one source of their defaults, choices, limits and documentation.
+
+Each field of :class:`TrainConfig` is a ``ddpm-tui train`` flag of the same name; the command line builds
+its flags, help and checks from the field's :func:`setting`, and the app's Train form its fields, so a
+default or a limit is changed here and nowhere else. Every checkpoint stores its run's settings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any
 
 from .data import CLASS_NAMES, DATA_MODES, DATASETS
+from .device import DEVICES, PRECISIONS
+from .objective import PREDICTIONS, TIMESTEP_DENSITIES
 from .schedule import SCHEDULES
+from .unet import TIME_CONDITIONINGS, UPSAMPLINGS
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -16,62 +25,94 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "large": {"base_channels": 128, "channel_mults": (1, 2, 2, 2), "num_res_blocks": 2},
 }
 
+# What a checkpoint written before a field existed was trained with, whatever today's default is.
+BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {"prediction": "eps", "timestep_density": "uniform", "grad_clip": 0.0,
+                                            "time_conditioning": "add", "upsample": "resize_conv"}
+
 
 class ConfigError(ValueError):
     """A setting is out of range; the message names the flag and what it accepts."""
+
+
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, low: float | None = None,
+            open_low: bool = False, high: float | None = None) -> Any:
+    """A field of :class:`TrainConfig`: its default, a one-line ``help``, and what it accepts: one of
+    ``choices``, or a number of at least ``low`` (above it with ``open_low``) and below ``high``."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "open_low": open_low,
+                                            "high": high})
+
+
+def check_value(spec: Field, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for the setting ``spec`` ("must be ..."), or None when it is."""
+    meta = spec.metadata
+    if value is None or isinstance(value, (bool, tuple, list)):
+        return None
+    if meta["choices"] is not None:
+        return None if value in meta["choices"] else f"must be one of {', '.join(meta['choices'])}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    low, high = meta["low"], meta["high"]
+    if low is not None and (value <= low if meta["open_low"] else value < low):
+        if str(spec.type).startswith("int") and low == 1:
+            return "must be a positive integer"
+        if low == 0:
+            return "must be positive" if meta["open_low"] else "must be 0 or more"
+        return f"must be at least {low:g}"
+    if high is not None and value >= high:
+        return f"must be below {high:g}"
+    return None
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (the command line's flags, with the same names)."""
 
-    dataset: str = "mnist"
-    data: str = "subset"
-    data_dir: str | None = None
-    max_images: int | None = None
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_steps: int = 100
-    lr_schedule: str = "cosine"
-    timesteps: int = 1000
-    schedule: str = "linear"
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 2)
-    num_res_blocks: int = 1
-    ema_decay: float = 0.999
-    conditional: bool = False
-    min_snr_gamma: float = 0.0
-    output_dir: str = "outputs"
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    sample_every: int = 1
-    sample_steps: int = 20
+    dataset: str = setting("mnist", "the images to learn", DATASETS)
+    data: str = setting("subset", "subset: the bundled subset; full: the full dataset; auto: full when available",
+                        DATA_MODES)
+    data_dir: str | None = setting(None, "folder with the dataset's files (implies --data full)")
+    max_images: int | None = setting(None, "train on only the first N images (quick experiments)", low=1)
+    epochs: int = setting(20, "passes over the data", low=1)
+    batch_size: int = setting(32, "images per optimiser step", low=1)
+    lr: float = setting(1e-3, "peak AdamW learning rate, reached after the warm-up", low=0, open_low=True)
+    warmup_steps: int = setting(100, "optimiser steps of linear learning-rate warm-up", low=0)
+    lr_schedule: str = setting("cosine", "after warm-up: cosine decay to 0 at the last step, or constant",
+                               LR_SCHEDULES)
+    timesteps: int = setting(1000, "T, the number of diffusion steps", low=2)
+    schedule: str = setting("linear", "the noise schedule beta_t", SCHEDULES)
+    base_channels: int = setting(32, "U-Net width of the first level (a multiple of 8)", low=8)
+    channel_mults: tuple[int, ...] = setting((1, 2, 2), "width multiplier of each resolution level")
+    num_res_blocks: int = setting(1, "residual blocks per level on the down path", low=1)
+    time_conditioning: str = setting("add", "how t enters each block: added, or as a GroupNorm scale and shift",
+                                     TIME_CONDITIONINGS)
+    upsample: str = setting("resize_conv", "up path: resize then convolve, or convolve at the lower resolution first",
+                            UPSAMPLINGS)
+    ema_decay: float = setting(0.999, "largest decay of the weights' moving average used for sampling",
+                               low=0, high=1)
+    conditional: bool = setting(False, "learn class-conditional generation (labels dropped 10% of the time, "
+                                       "for classifier-free guidance)")
+    min_snr_gamma: float = setting(0.0, "Min-SNR loss weighting min(SNR, gamma)/SNR; 0 = off", low=0)
+    prediction: str = setting("eps", "what the network predicts: the noise eps, or the velocity v", PREDICTIONS)
+    timestep_density: str = setting("uniform", "how training steps are drawn: uniformly, or EDM's log-normal in "
+                                               "noise level", TIMESTEP_DENSITIES)
+    grad_clip: float = setting(0.0, "clip the gradient's norm to this; 0 = off", low=0)
+    output_dir: str = setting("outputs", "the run folder")
+    seed: int = setting(0, "seed of the weights, the data order and the noise")
+    device: str = setting("auto", "auto: CUDA, then Apple MPS, then the CPU", DEVICES)
+    precision: str = setting("auto", "auto: bf16 autocast where the hardware has it", PRECISIONS)
+    sample_every: int = setting(1, "write (and rate) a preview grid every N epochs", low=1)
+    sample_steps: int = setting(20, "sampler steps for the preview grid", low=1)
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` for the first bad value; return self when all are fine."""
-        checks = [
-            (self.epochs > 0, "--epochs must be a positive integer"),
-            (self.batch_size > 0, "--batch_size must be a positive integer"),
-            (self.lr > 0, "--lr must be positive"),
-            (self.timesteps >= 2, "--timesteps must be at least 2"),
-            (self.base_channels >= 8 and self.base_channels % 8 == 0, "--base_channels must be a multiple of 8"),
-            (self.max_images is None or self.max_images > 0, "--max_images must be a positive integer"),
-            (self.warmup_steps >= 0, "--warmup_steps must be zero or more"),
-            (0.0 <= self.ema_decay < 1.0, "--ema_decay must be in [0, 1)"),
-            (self.min_snr_gamma >= 0, "--min_snr_gamma must be 0 (off) or positive"),
-            (self.sample_every > 0, "--sample_every must be a positive integer"),
-            (self.sample_steps >= 1, "--sample_steps must be a positive integer"),
-            (self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"),
-            (self.data in DATA_MODES, f"--data must be one of {', '.join(DATA_MODES)}"),
-            (self.lr_schedule in LR_SCHEDULES, f"--lr_schedule must be one of {', '.join(LR_SCHEDULES)}"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        for spec in fields(self):
+            problem = check_value(spec, getattr(self, spec.name))
+            if problem is not None:
+                raise ConfigError(f"--{spec.name} {problem}, got {getattr(self, spec.name)!r}")
+        if self.base_channels % 8:
+            raise ConfigError(f"--base_channels must be a multiple of 8 (GroupNorm's 8 groups), got {self.base_channels}")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ConfigError("--channel_mults must be one or more positive integers")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,9 +123,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored, and keys an older
+        version did not write take the value that version used."""
         known = {f.name for f in fields(cls)}
-        kept = {k: v for k, v in values.items() if k in known}
+        kept = {**BEFORE_THE_FIELD_EXISTED, **{k: v for k, v in values.items() if k in known}}
         if "channel_mults" in kept:
             kept["channel_mults"] = tuple(kept["channel_mults"])
         return cls(**kept)
@@ -96,6 +138,8 @@ class TrainConfig:
             "channel_mults": tuple(self.channel_mults),
             "num_res_blocks": self.num_res_blocks,
             "num_classes": len(CLASS_NAMES[self.dataset]) if self.conditional else 0,
+            "time_conditioning": self.time_conditioning,
+            "upsample": self.upsample,
         }
 
     @property
@@ -104,3 +148,24 @@ class TrainConfig:
         mine = {"base_channels": self.base_channels, "channel_mults": tuple(self.channel_mults),
                 "num_res_blocks": self.num_res_blocks}
         return next((name for name, preset in MODEL_PRESETS.items() if preset == mine), "custom")
+
+
+def settings() -> tuple[Field, ...]:
+    """The fields of :class:`TrainConfig`, each with its ``metadata`` (help, choices, limits)."""
+    return fields(TrainConfig)
+
+
+def resolve_overrides(given: dict[str, Any], model: str | None = None) -> dict[str, Any]:
+    """Settings asked for by name, completed: the ``model`` preset (see ``MODEL_PRESETS``) sets the U-Net's
+    size where no size was given, and a ``data_dir`` means the full dataset unless ``data`` says otherwise.
+    Channel multipliers become a tuple. Settings not given keep the config's defaults."""
+    resolved = dict(given)
+    if resolved.get("data_dir") is not None and "data" not in resolved:
+        resolved["data"] = "full"
+    if model is not None:
+        if model not in MODEL_PRESETS:
+            raise ConfigError(f"--model must be one of {', '.join(MODEL_PRESETS)}, got {model!r}")
+        resolved = {**MODEL_PRESETS[model], **resolved}
+    if "channel_mults" in resolved:
+        resolved["channel_mults"] = tuple(resolved["channel_mults"])
+    return resolved

@@ -77,6 +77,20 @@ class Dataset:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
 
+MAX_FORWARD_ROWS = 32
+
+
+def forward_examples(data: Dataset, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random images of ``data`` and one fixed noise draw for each, (x_0, eps), to show the
+    forward process with: every t uses the same eps, so the images dissolve smoothly. At most
+    ``MAX_FORWARD_ROWS`` (what one figure can show); ``ValueError`` otherwise."""
+    if not 1 <= count <= MAX_FORWARD_ROWS:
+        raise ValueError(f"the forward process is shown for 1 to {MAX_FORWARD_ROWS} images, got {count}")
+    picks = torch.randperm(len(data), generator=generator)[:count]
+    x0 = data.images[picks]
+    return x0, torch.randn(x0.shape, generator=generator)
+
+
 def cache_dir() -> Path:
     """Where downloads are kept: ``$DDPM_TUI_CACHE`` or ``~/.cache/ddpm-tui``."""
     return Path(os.environ.get("DDPM_TUI_CACHE", Path.home() / ".cache" / "ddpm-tui"))

@@ -8,6 +8,7 @@ import os
 import torch
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
 class DeviceError(RuntimeError):
@@ -62,7 +63,7 @@ def configure_for_speed(device: torch.device) -> None:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
 
-def describe(device: torch.device, bf16: bool) -> str:
+def device_label(device: torch.device, bf16: bool) -> str:
     """A short label such as ``cpu (bf16, 2 threads)`` or ``cuda:NVIDIA H100 (bf16)``."""
     precision = "bf16" if bf16 else "fp32"
     if device.type == "cuda":

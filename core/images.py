@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
+from .curves import smooth
+
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """Map model-range images [-1, 1] to [0, 1], clamped."""
@@ -103,15 +105,6 @@ def plot_schedule(betas: np.ndarray, alpha_bars: np.ndarray, name: str, path: st
     return path
 
 
-def smooth(values: Sequence[float], weight: float = 0.98) -> np.ndarray:
-    """Bias-corrected exponential moving average, as TensorBoard smooths curves."""
-    out, avg = np.empty(len(values)), 0.0
-    for i, v in enumerate(values):
-        avg = weight * avg + (1 - weight) * v
-        out[i] = avg / (1 - weight ** (i + 1))
-    return out
-
-
 def plot_loss(losses: Sequence[float], path: str | Path, epoch_steps: Sequence[int] = ()) -> Path:
     """Plot per-step training loss and its smoothed curve on a log scale, epochs marked."""
     plt = _pyplot()
@@ -122,7 +115,7 @@ def plot_loss(losses: Sequence[float], path: str | Path, epoch_steps: Sequence[i
     ax.plot(steps, smooth(losses), linewidth=2, label="smoothed")
     for s in epoch_steps:
         ax.axvline(s, color="gray", alpha=0.2, linewidth=0.8)
-    ax.set(xlabel="step", ylabel=r"MSE $\|\epsilon - \epsilon_\theta(x_t, t)\|^2$", yscale="log",
+    ax.set(xlabel="step", ylabel="mean squared error of the prediction", yscale="log",
            title="training loss (L_simple)")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
@@ -172,16 +165,22 @@ def read_grid(path: str | Path, image_size: int, padding: int = 2) -> torch.Tens
 
 
 def load_image_folder(folder: str | Path, channels: int = 1) -> torch.Tensor:
-    """All PNG images in ``folder`` (sorted by name) as (N, C, H, W) in [-1, 1]; they must share one size."""
+    """All PNG images in ``folder`` (sorted by name) as (N, C, H, W) in [-1, 1], converted to gray
+    (``channels=1``) or RGB whatever their mode; they must share one size. A file that is not an image, or
+    of another size, is a ``ValueError`` naming it."""
     paths = sorted(Path(folder).glob("*.png"))
     if not paths:
         raise ValueError(f"no .png images in {folder}")
     mode = "L" if channels == 1 else "RGB"
     arrays = []
     for path in paths:
-        with Image.open(path) as image:
-            arrays.append(np.asarray(image.convert(mode), dtype=np.float32))
-    if len({a.shape for a in arrays}) != 1:
-        raise ValueError(f"the images in {folder} do not all have the same size")
+        try:
+            with Image.open(path) as image:
+                arrays.append(np.asarray(image.convert(mode), dtype=np.float32))
+        except (OSError, SyntaxError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise ValueError(f"{path} is not a readable image ({type(err).__name__})") from None
+        if arrays[-1].shape != arrays[0].shape:
+            raise ValueError(f"{path} is {arrays[-1].shape[1]}x{arrays[-1].shape[0]} pixels but {paths[0].name} is "
+                             f"{arrays[0].shape[1]}x{arrays[0].shape[0]}: all images must have one size")
     batch = torch.from_numpy(np.stack(arrays)) / 127.5 - 1.0
     return batch.unsqueeze(1) if channels == 1 else batch.permute(0, 3, 1, 2)

@@ -1,4 +1,4 @@
-r"""The training objective of DDPM.
+r"""The training objective of DDPM, and the choices that shape it.
 
 Ho et al. 2020 show that the variational bound reduces, up to per-step weights they drop, to teaching a
 network to predict the noise that was added (their eq. 14):
@@ -6,46 +6,131 @@ network to predict the noise that was added (their eq. 14):
 .. math::  L_\text{simple} = \mathbb E_{t \sim U\{1..T\},\ x_0,\ \epsilon \sim \mathcal N(0,I)}
            \big\| \epsilon - \epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big) \big\|^2
 
+Three choices change which errors the network is trained hardest on:
+
+* **What the network predicts.** ``"eps"`` is the noise :math:`\epsilon` (Ho et al.). ``"v"`` is the
+  velocity :math:`v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,x_0` (Salimans and Ho 2022).
+  Both give the same :math:`\hat x_0` when exact, but their squared errors weigh steps differently:
+  :math:`\|\hat v - v\|^2 = \|\hat x_0 - x_0\|^2 / (1-\bar\alpha_t)`, bounded where the image is almost
+  pure noise, whereas :math:`\|\hat\epsilon - \epsilon\|^2 = \|\hat x_0 - x_0\|^2\,\mathrm{SNR}_t` tells the
+  network almost nothing there, so an :math:`\epsilon` model's early :math:`\hat x_0` guesses are poor.
+* **Which steps are drawn.** ``"uniform"`` draws t uniformly (Ho et al.). ``"lognormal"`` draws the
+  noise level :math:`\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}` from Karras et al. 2022's (EDM)
+  log-normal density, :math:`\ln\sigma \sim \mathcal N(-1.2, 1.2^2)`, rounded to the nearest step: the
+  training budget goes where the image takes shape, not to steps that are almost pure noise.
+* **Min-SNR-:math:`\gamma` weighting** (Hang et al. 2023) multiplies each example's error by
+  :math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t` (for ``"eps"``) with
+  :math:`\mathrm{SNR}_t = \bar\alpha_t/(1-\bar\alpha_t)`: nearly clean inputs count less.
+
 For classifier-free guidance (Ho and Salimans 2022) a class-conditional network sees its label y, but
 with probability ``p_uncond`` the label is replaced by the null class, so the same network also learns
 the unconditional :math:`\epsilon_\theta(x_t, t, \varnothing)`.
-
-Min-SNR-:math:`\gamma` weighting (Hang et al. 2023) multiplies each example's error by
-:math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t` with :math:`\mathrm{SNR}_t = \bar\alpha_t/(1-\bar\alpha_t)`:
-nearly clean inputs (high SNR), whose noise is easy to see and matters little for the image, count less.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .schedule import NoiseSchedule
-
+from .schedule import NoiseSchedule, extract
 
 P_UNCOND = 0.1
+PREDICTIONS: tuple[str, ...] = ("eps", "v")
+TIMESTEP_DENSITIES: tuple[str, ...] = ("uniform", "lognormal")
+LOGNORMAL_MEAN = -1.2
+LOGNORMAL_STD = 1.2
+
+
+def timestep_probabilities(schedule: NoiseSchedule, density: str = "uniform") -> torch.Tensor:
+    r"""The probability of drawing each step t (shape (T,), sums to 1) under ``density``.
+
+    ``"lognormal"``: :math:`\ln\sigma \sim \mathcal N(\mu, s^2)` with :math:`\mu = -1.2`, :math:`s = 1.2`,
+    rounded to the step whose :math:`\ln\sigma_t` is nearest, so step t gets
+    :math:`\Phi\big(\tfrac{b_{t+1}-\mu}{s}\big) - \Phi\big(\tfrac{b_t-\mu}{s}\big)` with :math:`b_t` the
+    midpoints between neighbouring :math:`\ln\sigma_t` (the two end steps take the tails).
+    """
+    T = schedule.timesteps
+    if density == "uniform":
+        return torch.full((T,), 1.0 / T, dtype=torch.float64)
+    if density != "lognormal":
+        raise ValueError(f"unknown timestep density {density!r}; choose one of {', '.join(TIMESTEP_DENSITIES)}")
+    log_sigma = schedule.log_sigmas().double().cpu()
+    edges = (log_sigma[1:] + log_sigma[:-1]) / 2
+    cdf = 0.5 * (1 + torch.erf((edges - LOGNORMAL_MEAN) / (LOGNORMAL_STD * math.sqrt(2))))
+    cdf = torch.cat([torch.zeros(1, dtype=torch.float64), cdf, torch.ones(1, dtype=torch.float64)])
+    return cdf[1:] - cdf[:-1]
+
+
+def draw_timesteps(count: int, probabilities: torch.Tensor | None, timesteps: int,
+                   device: torch.device | str) -> torch.Tensor:
+    """``count`` steps drawn independently: uniformly when ``probabilities`` is None, otherwise from them."""
+    if probabilities is None:
+        return torch.randint(0, timesteps, (count,), device=device)
+    return torch.multinomial(probabilities, count, replacement=True)
+
+
+def v_target(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    r"""The velocity :math:`v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,x_0`."""
+    return extract(schedule.sqrt_alpha_bars, t, x0) * noise - extract(schedule.sqrt_one_minus_alpha_bars, t, x0) * x0
 
 
 def l_simple(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor | None = None,
-             p_uncond: float = P_UNCOND, min_snr_gamma: float = 0.0) -> torch.Tensor:
-    r"""One Monte Carlo estimate of :math:`L_\text{simple}` on the batch ``x0``: a random step and fresh
-    noise per image, the mean squared error of the predicted noise (computed in fp32).
+             p_uncond: float = P_UNCOND, min_snr_gamma: float = 0.0, prediction: str = "eps",
+             t_probabilities: torch.Tensor | None = None) -> torch.Tensor:
+    r"""One Monte Carlo estimate of the loss on the batch ``x0``: a step and fresh noise per image (steps
+    drawn uniformly, or from ``t_probabilities``), the mean squared error of the network's ``prediction``
+    (``"eps"`` or ``"v"``), computed in fp32.
 
     With ``labels`` (for a class-conditional ``model``) each label is dropped to the null class
     ``model.null_class`` with probability ``p_uncond``. A positive ``min_snr_gamma`` weights each
-    example by :math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t`."""
-    t = torch.randint(0, schedule.timesteps, (x0.shape[0],), device=x0.device)
+    example by :math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t`, or for ``"v"`` by
+    :math:`\min(\mathrm{SNR}_t, \gamma)/(\mathrm{SNR}_t + 1)` (the same weight on :math:`\hat x_0`'s error)."""
+    t = draw_timesteps(x0.shape[0], t_probabilities, schedule.timesteps, x0.device)
     noise = torch.randn_like(x0)
     x_t = schedule.q_sample(x0, t, noise)
     if labels is None:
-        prediction = model(x_t, t)
+        prediction_out = model(x_t, t)
     else:
         dropped = torch.rand(labels.shape, device=labels.device) < p_uncond
         labels = torch.where(dropped, torch.full_like(labels, model.null_class), labels)
-        prediction = model(x_t, t, labels)
+        prediction_out = model(x_t, t, labels)
+    target = noise if prediction == "eps" else v_target(schedule, x0, t, noise)
     if min_snr_gamma <= 0:
-        return F.mse_loss(prediction.float(), noise)
+        return F.mse_loss(prediction_out.float(), target)
     snr = schedule.snr()[t]
-    weight = snr.clamp(max=min_snr_gamma) / snr
-    return (weight * (prediction.float() - noise).pow(2).flatten(1).mean(1)).mean()
+    weight = snr.clamp(max=min_snr_gamma) / (snr if prediction == "eps" else snr + 1)
+    return (weight * (prediction_out.float() - target).pow(2).flatten(1).mean(1)).mean()
+
+
+class NoiseFromVelocity(nn.Module):
+    r"""Wraps a network trained to predict :math:`v` so that it predicts :math:`\epsilon`, as the samplers expect:
+    :math:`\hat\epsilon = \sqrt{1-\bar\alpha_t}\,x_t + \sqrt{\bar\alpha_t}\,\hat v` (from
+    :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon` and the definition of v)."""
+
+    def __init__(self, network: nn.Module, schedule: NoiseSchedule) -> None:
+        super().__init__()
+        self.network = network
+        self.schedule = schedule
+
+    @property
+    def num_classes(self) -> int:
+        return self.network.num_classes
+
+    @property
+    def null_class(self) -> int:
+        return self.network.null_class
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        v = self.network(x, t) if y is None else self.network(x, t, y)
+        s = self.schedule
+        return extract(s.sqrt_one_minus_alpha_bars, t, x) * x + extract(s.sqrt_alpha_bars, t, x) * v.float()
+
+
+def noise_predictor(network: nn.Module, schedule: NoiseSchedule, prediction: str) -> nn.Module:
+    """The network as an :math:`\\epsilon` predictor: itself for ``"eps"``, wrapped for ``"v"``."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"unknown prediction {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+    return network if prediction == "eps" else NoiseFromVelocity(network, schedule)

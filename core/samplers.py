@@ -9,6 +9,9 @@ step yielded holds the finished images.
   timesteps (Song et al. 2021): a first-order solver of the probability-flow ODE.
 * ``dpm++``: DPM-Solver++(2M) (Lu et al. 2022), a second-order multistep solver of the same ODE that
   reuses the previous step's :math:`\hat x_0`, so it needs far fewer network calls for the same accuracy.
+* ``dpm++sde``: DPM-Solver++(2M) SDE, the same second-order multistep idea applied to the reverse SDE
+  rather than the ODE: like DDPM it adds fresh noise at every step, which corrects part of an imperfect
+  network's errors instead of following them, at a few dozen steps instead of T.
 
 :func:`guided` turns a class-conditional network into the classifier-free-guided noise predictor the
 samplers take (Ho and Salimans 2022).
@@ -23,8 +26,9 @@ import torch
 
 from .schedule import NoiseSchedule
 
-SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++")
-DEFAULT_STEPS: dict[str, int] = {"ddim": 50, "dpm++": 20}
+SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++", "dpm++sde")
+FAST_SAMPLER = "dpm++sde"  # the recommended sampler: eval's default and the trainer's previews
+DEFAULT_STEPS: dict[str, int] = {"ddim": 50, "dpm++": 20, "dpm++sde": 50}
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -128,6 +132,43 @@ def dpm_solver_step(
     return sigma_ratio * x_t - schedule.sqrt_alpha_bars[t_prev] * torch.expm1(-h) * data
 
 
+def dpm_solver_sde_step(
+    schedule: NoiseSchedule,
+    x_t: torch.Tensor,
+    t: int,
+    t_prev: int,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    previous: tuple[int, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    r"""One DPM-Solver++(2M) SDE step from t to an earlier t_prev (Lu et al. 2022, as in k-diffusion and
+    diffusers), t_prev = -1 meaning "done".
+
+    With the notation of :func:`dpm_solver_step`, the exact solution of the reverse SDE over one step for a
+    constant data prediction :math:`D` is Gaussian:
+
+    .. math::  x_{t'} = \frac{\sigma_{t'}}{\sigma_t}e^{-h}\,x_t + \alpha_{t'}\,(1 - e^{-2h})\,D
+               + \sigma_{t'}\sqrt{1 - e^{-2h}}\;z.
+
+    With :math:`D = \hat x_0` (the first step) this is exactly DDPM's posterior step from t to t' (DDIM
+    with :math:`\eta = 1`); later steps use the same second-order :math:`D` as the ODE solver. The last
+    step, to :math:`\sigma = 0`, returns :math:`\hat x_0` itself.
+    """
+    if t_prev < 0:
+        return x0
+    lam = schedule.half_log_snr
+    h = lam[t_prev] - lam[t]
+    data = x0
+    if previous is not None:
+        t_before, x0_before = previous
+        r = (lam[t] - lam[t_before]) / h
+        data = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_before
+    sigma, sigma_prev = schedule.sqrt_one_minus_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t_prev]
+    keep = -torch.expm1(-2 * h)  # 1 - e^{-2h}
+    return (sigma_prev / sigma * torch.exp(-h) * x_t + schedule.sqrt_alpha_bars[t_prev] * keep * data
+            + sigma_prev * keep.sqrt() * noise)
+
+
 def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
     """``steps`` timesteps spread evenly over 0 .. T-1, from the noisiest down (T-1 and 0 always included)."""
     if not 1 <= steps <= timesteps:
@@ -162,18 +203,19 @@ def log_snr_timesteps(schedule: NoiseSchedule, steps: int) -> list[int]:
 def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None = None) -> list[int]:
     """The timesteps ``sampler`` visits, noisiest first: all T for ddpm, ``steps`` (or its default) otherwise."""
     T = schedule.timesteps
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if steps is not None and steps > T:
+        raise ValueError(f"steps {steps} is more than the model's T = {T}")
     if sampler == "ddpm":
         if steps not in (None, T):
             raise ValueError(f"the ddpm sampler always runs all T = {T} steps; use --sampler ddim or dpm++ for fewer")
         return list(range(T - 1, -1, -1))
     if sampler == "ddim":
         return ddim_timesteps(T, steps or min(DEFAULT_STEPS[sampler], T))
-    if sampler == "dpm++":
-        return log_snr_timesteps(schedule, steps or min(DEFAULT_STEPS[sampler], T))
-    raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    return log_snr_timesteps(schedule, steps or min(DEFAULT_STEPS[sampler], T))
 
 
-@torch.no_grad()
 def sample(
     model: NoisePredictor,
     schedule: NoiseSchedule,
@@ -184,25 +226,38 @@ def sample(
     generator: torch.Generator | None = None,
     clip: bool = True,
 ) -> Iterator[SamplerStep]:
-    r"""Denoise ``x_T`` step by step, yielding every step.
+    r"""Denoise ``x_T`` step by step: an iterator that yields every step.
 
     ``sampler="ddpm"`` runs all T ancestral steps (``steps`` must be None or T); ``"ddim"`` runs ``steps``
     steps (default 50) with stochasticity ``eta``; ``"dpm++"`` runs ``steps`` DPM-Solver++(2M) steps
-    (default 20). Every step costs one call of ``model``. ``generator`` makes the fresh noise :math:`z`
-    of the stochastic samplers reproducible; ``clip`` keeps :math:`\hat x_0` in the data range [-1, 1].
+    (default 20); ``"dpm++sde"`` runs ``steps`` DPM-Solver++(2M) SDE steps (default in ``DEFAULT_STEPS``).
+    Every step costs one call of ``model``. ``generator`` makes the fresh noise :math:`z` of the
+    stochastic samplers reproducible; ``clip`` keeps :math:`\hat x_0` in the data range [-1, 1]. A bad
+    sampler or step count raises ``ValueError`` here, before any step runs.
     """
     times = sampler_timesteps(schedule, sampler, steps)
+    return _denoise(model, schedule, x_T, sampler, times, eta, generator, clip)
+
+
+@torch.no_grad()
+def _denoise(model: NoisePredictor, schedule: NoiseSchedule, x_T: torch.Tensor, sampler: str, times: list[int],
+             eta: float, generator: torch.Generator | None, clip: bool) -> Iterator[SamplerStep]:
     x = x_T
     previous: tuple[int, torch.Tensor] | None = None
     for i, t in enumerate(times):
         t_prev = times[i + 1] if i + 1 < len(times) else -1
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps = model(x, tt).float()
-        if sampler == "dpm++":
+        if sampler in ("dpm++", "dpm++sde"):
             x0 = schedule.predict_x0(x, tt, eps)
             if clip:
                 x0 = x0.clamp(-1.0, 1.0)
-            x, previous = dpm_solver_step(schedule, x, t, t_prev, x0, previous), (t, x0)
+            if sampler == "dpm++":
+                x_next = dpm_solver_step(schedule, x, t, t_prev, x0, previous)
+            else:
+                noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x_next = dpm_solver_sde_step(schedule, x, t, t_prev, x0, noise, previous)
+            x, previous = x_next, (t, x0)
         else:
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             if sampler == "ddpm":
@@ -234,24 +289,3 @@ def guided(model: Callable[..., torch.Tensor], labels: torch.Tensor, scale: floa
         return eps_uncond + scale * (eps_cond - eps_uncond)
 
     return predict
-
-
-def generate(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, count: int, image_shape: tuple[int, ...],
-             sampler: str = "ddim", steps: int | None = None, seed: int = 0, batch: int = 250,
-             device: torch.device | str = "cpu", labels: torch.Tensor | None = None,
-             guidance_scale: float = 1.0) -> torch.Tensor:
-    """``count`` finished images in batches of ``batch`` (for evaluation), on the CPU in [-1, 1].
-
-    With ``labels`` (one per image) the class-conditional ``model`` draws image i as class ``labels[i]``
-    with classifier-free guidance ``guidance_scale`` (see :func:`guided`)."""
-    generator = torch.Generator(device).manual_seed(seed)
-    images = []
-    for start in range(0, count, batch):
-        x_T = torch.randn(min(batch, count - start), *image_shape, generator=generator, device=device)
-        predictor = model
-        if labels is not None:
-            predictor = guided(model, labels[start:start + len(x_T)].to(device), guidance_scale, model.null_class)
-        for step in sample(predictor, schedule, x_T, sampler, steps, generator=generator):
-            pass
-        images.append(step.x.float().clamp(-1, 1).cpu())
-    return torch.cat(images)

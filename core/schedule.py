@@ -121,6 +121,11 @@ class NoiseSchedule:
         r"""Signal-to-noise ratio :math:`\bar\alpha_t / (1-\bar\alpha_t)` of every step."""
         return self.alpha_bars / (1.0 - self.alpha_bars)
 
+    def log_sigmas(self) -> torch.Tensor:
+        r"""The log noise level of every step, :math:`\ln\sigma_t = \tfrac12\ln\big((1-\bar\alpha_t)/\bar\alpha_t\big) = -\lambda_t`
+        (Karras et al. 2022's :math:`\sigma`: :math:`x_t/\sqrt{\bar\alpha_t} = x_0 + \sigma_t\epsilon`)."""
+        return -self.half_log_snr
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         r"""Draw :math:`x_t \sim q(x_t \mid x_0)`: :math:`\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon`.
 

@@ -7,7 +7,9 @@ line prints these with Rich; the app draws them. Meanwhile the trainer keeps its
 ``checkpoint.pt``   everything needed to resume exactly (after every epoch, and when stopped)
 ``model_final.pt``  the EMA weights and config, when training finishes
 ``samples/epoch_NNN.png``  64 images from the same fixed noise every epoch, so epochs compare (a
-                    class-conditional run draws 8 of each class instead, one row per class)
+                    class-conditional run draws 8 of each class instead, one row per class); for
+                    MNIST and Fashion-MNIST the scoring classifier rates them (share recognised,
+                    class entropy), so quality can be followed as it grows
 ``training_loss.png``  per-step loss and a smoothed curve
 ``metrics.jsonl``   one JSON object per step and per epoch, flushed as written
 ``config.json``     the run's settings
@@ -27,21 +29,24 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
+from .classifier import SCORED_DATASETS, load_classifier
 from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset
-from .device import autocast, configure_for_speed, describe, resolve_device, use_bf16
+from .device import autocast, configure_for_speed, device_label, resolve_device, use_bf16
 from .ema import EMA
+from .files import check_writable
 from .images import plot_loss, save_grid
-from .objective import l_simple
+from .metrics import class_entropy, recognised_share
+from .objective import l_simple, noise_predictor, timestep_probabilities
 from .run_control import PAUSE_POLL_S, RunControl
-from .samplers import guided, sample
+from .samplers import FAST_SAMPLER
+from .sampling import ALL_CLASSES, plan_sampling
 from .schedule import NoiseSchedule
 from .unet import count_parameters
 
 SAMPLE_COUNT = 64
 SAMPLE_PER_CLASS = 8
 SAMPLE_SEED = 1234
-PREVIEW_GUIDANCE = 3.0
 RESUMABLE_OVERRIDES = ("epochs", "output_dir", "device", "precision", "sample_every")
 
 
@@ -63,11 +68,16 @@ class StepEvent:
 
 @dataclass(frozen=True)
 class EpochEvent:
+    """An epoch ended; ``recognised`` and ``class_entropy`` rate its preview samples (None when there
+    were none, or the dataset has no scoring classifier)."""
+
     epoch: int
     mean_loss: float
     seconds: float
     samples: torch.Tensor | None
     sample_path: Path | None
+    recognised: float | None = None
+    class_entropy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,17 +93,6 @@ class FinishedEvent:
 
 
 Event = StepEvent | EpochEvent | FinishedEvent
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` and prove a file can be written there, before any work is done."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise TrainingError(f"cannot write to output folder {folder}: {err.strerror or err}") from None
 
 
 def resume_config(payload: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
@@ -140,15 +139,13 @@ class Trainer:
         self.model = ckpt.build_model(config, self.data.image_shape).to(self.device)
         self.ema = EMA(self.model, config.ema_decay)
         self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
+        self.t_probabilities = None
+        if config.timestep_density != "uniform":
+            self.t_probabilities = timestep_probabilities(self.schedule, config.timestep_density).float().to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.data_rng = torch.Generator().manual_seed(config.seed)
-        self.sample_labels = None
-        if config.conditional:
-            classes = self.model.num_classes
-            self.sample_labels = torch.arange(classes * SAMPLE_PER_CLASS, device=self.device) // SAMPLE_PER_CLASS
-        count = SAMPLE_COUNT if self.sample_labels is None else len(self.sample_labels)
-        self.sample_noise = torch.randn(count, *self.data.image_shape,
-                                        generator=torch.Generator().manual_seed(SAMPLE_SEED))
+        self.sample_count = SAMPLE_PER_CLASS * self.model.num_classes if config.conditional else SAMPLE_COUNT
+        self.scorer = load_classifier(config.dataset) if config.dataset in SCORED_DATASETS else None
 
         self.step = 0
         self.epoch = 0
@@ -167,7 +164,7 @@ class Trainer:
 
     @property
     def device_label(self) -> str:
-        return describe(self.device, self.bf16)
+        return device_label(self.device, self.bf16)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -293,39 +290,55 @@ class Trainer:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
         with autocast(self.device, self.bf16):
-            loss = l_simple(self.model, self.schedule, x0, labels, min_snr_gamma=self.config.min_snr_gamma)
+            loss = l_simple(self.model, self.schedule, x0, labels, min_snr_gamma=self.config.min_snr_gamma,
+                            prediction=self.config.prediction, t_probabilities=self.t_probabilities)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.ema.update(self.model, self.step)
         return loss.item()
 
     def _end_epoch(self, metrics, start: float, epoch_start: float, losses: list[float]) -> EpochEvent:
-        samples, sample_path = None, None
+        samples, sample_path, quality = None, None, (None, None)
         if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
             samples = self.generate_samples()
             sample_path = save_grid(samples, self.output_dir / "samples" / f"epoch_{self.epoch:03d}.png",
-                                    nrow=8 if self.sample_labels is None else SAMPLE_PER_CLASS)
+                                    nrow=SAMPLE_PER_CLASS)
+            quality = self.rate_samples(samples)
         self.save_checkpoint(start)
         plot_loss(self.losses, self.output_dir / "training_loss.png", self.epoch_steps)
         mean_loss = sum(losses) / len(losses) if losses else float("nan")
-        event = EpochEvent(self.epoch, mean_loss, time.perf_counter() - epoch_start, samples, sample_path)
+        event = EpochEvent(self.epoch, mean_loss, time.perf_counter() - epoch_start, samples, sample_path, *quality)
         self._log(metrics, {"kind": "epoch", "epoch": self.epoch, "step": self.step, "loss": mean_loss,
                             "epoch_seconds": event.seconds, "elapsed": self._elapsed(start),
-                            "samples": str(sample_path) if sample_path else None})
+                            "samples": str(sample_path) if sample_path else None,
+                            "recognised": event.recognised, "class_entropy": event.class_entropy})
         return event
+
+    def rate_samples(self, samples: torch.Tensor) -> tuple[float | None, float | None]:
+        """The share of ``samples`` the scoring classifier recognises and their class entropy (see
+        :mod:`core.metrics`), or (None, None) for a dataset without a classifier."""
+        if self.scorer is None:
+            return None, None
+        _, probabilities = self.scorer.features_and_probabilities(samples)
+        return recognised_share(probabilities), class_entropy(probabilities)
+
+    def sampling_model(self) -> torch.nn.Module:
+        """The EMA network as the noise predictor the samplers take."""
+        return noise_predictor(self.ema.model, self.schedule, self.config.prediction)
 
     @torch.no_grad()
     def generate_samples(self) -> torch.Tensor:
-        """The EMA model's images from the run's fixed noise (DPM-Solver++, ``sample_steps`` steps at most T), on the
-        CPU; a conditional run's are guided towards their class with w = ``PREVIEW_GUIDANCE``."""
-        generator = torch.Generator(self.device).manual_seed(SAMPLE_SEED)
-        model = self.ema.model
-        if self.sample_labels is not None:
-            model = guided(model, self.sample_labels, PREVIEW_GUIDANCE, self.ema.model.null_class)
+        """The EMA model's preview images, on the CPU: the same seed every epoch so epochs compare, the
+        recommended fast sampler with ``sample_steps`` steps (at most T); a conditional run draws
+        ``SAMPLE_PER_CLASS`` of each class, guided with the default w."""
+        plan = plan_sampling(self.sampling_model(), self.schedule, self.data.image_shape, self.sample_count,
+                             FAST_SAMPLER, min(self.config.sample_steps, self.config.timesteps), ALL_CLASSES,
+                             seed=SAMPLE_SEED, device=self.device)
         with autocast(self.device, self.bf16):
-            for step in sample(model, self.schedule, self.sample_noise.to(self.device), "dpm++",
-                               min(self.config.sample_steps, self.config.timesteps), generator=generator):
+            for step in plan.run():
                 pass
         return step.x.float().cpu()
 

@@ -36,15 +36,26 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
-class ResidualBlock(nn.Module):
-    r"""GroupNorm-SiLU-Conv twice, with the time embedding added in between and a residual connection:
-    :math:`h = \mathrm{conv}_2(\phi(\mathrm{conv}_1(\phi(x)) + W e_t)) + \mathrm{skip}(x)`."""
+TIME_CONDITIONINGS: tuple[str, ...] = ("add", "scale_shift")
+UPSAMPLINGS: tuple[str, ...] = ("resize_conv", "conv_resize")
 
-    def __init__(self, in_channels: int, out_channels: int, time_dim: int, dropout: float = 0.0) -> None:
+
+class ResidualBlock(nn.Module):
+    r"""GroupNorm-SiLU-Conv twice, with the time embedding in between and a residual connection.
+
+    ``time_conditioning="add"`` (Ho et al. 2020) adds a projection of the embedding:
+    :math:`h = \mathrm{conv}_2(\phi(\mathrm{GN}(\mathrm{conv}_1(\phi(\mathrm{GN}(x))) + W e_t))) + \mathrm{skip}(x)`.
+    ``"scale_shift"`` (adaptive GroupNorm, Dhariwal and Nichol 2021) lets t scale and shift the normalised
+    features instead, :math:`\mathrm{GN}(h)\,(1 + s_t) + b_t` with :math:`(s_t, b_t) = W e_t`, so each step
+    can turn channels up or down, not only offset them."""
+
+    def __init__(self, in_channels: int, out_channels: int, time_dim: int, dropout: float = 0.0,
+                 time_conditioning: str = "add") -> None:
         super().__init__()
+        self.scale_shift = time_conditioning == "scale_shift"
         self.norm1 = nn.GroupNorm(GROUPS, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.time_proj = nn.Linear(time_dim, out_channels)
+        self.time_proj = nn.Linear(time_dim, 2 * out_channels if self.scale_shift else out_channels)
         self.norm2 = nn.GroupNorm(GROUPS, out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
@@ -54,8 +65,13 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time_proj(t_emb)[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        time = self.time_proj(t_emb)[:, :, None, None]
+        if self.scale_shift:
+            scale, shift = time.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + time)
+        h = self.conv2(self.dropout(F.silu(h)))
         return h + self.skip(x)
 
 
@@ -94,13 +110,19 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Double the resolution (nearest neighbour), then a 3x3 convolution; ``size`` restores odd sizes."""
+    """Double the resolution (nearest neighbour) and apply a 3x3 convolution; ``size`` restores odd sizes.
 
-    def __init__(self, channels: int) -> None:
+    ``"resize_conv"`` convolves after resizing (Ho et al. 2020); ``"conv_resize"`` convolves first, at the
+    lower resolution, which costs a quarter as much and leaves the finer work to the next blocks."""
+
+    def __init__(self, channels: int, order: str = "resize_conv") -> None:
         super().__init__()
+        self.conv_first = order == "conv_resize"
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if self.conv_first:
+            return F.interpolate(self.conv(x), size=size, mode="nearest")
         return self.conv(F.interpolate(x, size=size, mode="nearest"))
 
 
@@ -117,6 +139,8 @@ class UNet(nn.Module):
         num_classes: above 0, a class-conditional network: a learned embedding of the label y is added
             to the time embedding. Index ``num_classes`` is the null class :math:`\varnothing` ("no label"),
             used for classifier-free guidance.
+        time_conditioning: how t enters each residual block, "add" or "scale_shift" (see ResidualBlock).
+        upsample: "resize_conv" or "conv_resize" (see Upsample).
     """
 
     def __init__(
@@ -127,8 +151,13 @@ class UNet(nn.Module):
         num_res_blocks: int = 1,
         dropout: float = 0.0,
         num_classes: int = 0,
+        time_conditioning: str = "add",
+        upsample: str = "resize_conv",
     ) -> None:
         super().__init__()
+        if time_conditioning not in TIME_CONDITIONINGS or upsample not in UPSAMPLINGS:
+            raise ValueError(f"time_conditioning must be one of {TIME_CONDITIONINGS}, upsample one of {UPSAMPLINGS}")
+        block = {"dropout": dropout, "time_conditioning": time_conditioning}
         self.base_channels = base_channels
         self.num_classes = num_classes
         time_dim = 4 * base_channels
@@ -145,7 +174,7 @@ class UNet(nn.Module):
         for level, mult in enumerate(channel_mults):
             out = base_channels * mult
             for _ in range(num_res_blocks):
-                self.down.append(self._stage(channels, out, time_dim, dropout, attend=level == lowest))
+                self.down.append(self._stage(channels, out, time_dim, block, attend=level == lowest))
                 channels = out
                 skip_channels.append(channels)
             if level != lowest:
@@ -153,8 +182,8 @@ class UNet(nn.Module):
                 skip_channels.append(channels)
 
         self.mid = nn.ModuleList(
-            [ResidualBlock(channels, channels, time_dim, dropout), SelfAttention(channels),
-             ResidualBlock(channels, channels, time_dim, dropout)]
+            [ResidualBlock(channels, channels, time_dim, **block), SelfAttention(channels),
+             ResidualBlock(channels, channels, time_dim, **block)]
         )
 
         self.up = nn.ModuleList()
@@ -162,11 +191,11 @@ class UNet(nn.Module):
             out = base_channels * mult
             for _ in range(num_res_blocks + 1):
                 self.up.append(
-                    self._stage(channels + skip_channels.pop(), out, time_dim, dropout, attend=level == lowest)
+                    self._stage(channels + skip_channels.pop(), out, time_dim, block, attend=level == lowest)
                 )
                 channels = out
             if level != 0:
-                self.up.append(Upsample(channels))
+                self.up.append(Upsample(channels, upsample))
 
         self.norm_out = nn.GroupNorm(GROUPS, channels)
         self.conv_out = nn.Conv2d(channels, in_channels, 3, padding=1)
@@ -174,9 +203,9 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     @staticmethod
-    def _stage(in_ch: int, out_ch: int, time_dim: int, dropout: float, attend: bool) -> nn.ModuleList:
+    def _stage(in_ch: int, out_ch: int, time_dim: int, block: dict, attend: bool) -> nn.ModuleList:
         """A residual block, followed by self-attention at the lowest resolution."""
-        layers: list[nn.Module] = [ResidualBlock(in_ch, out_ch, time_dim, dropout)]
+        layers: list[nn.Module] = [ResidualBlock(in_ch, out_ch, time_dim, **block)]
         if attend:
             layers.append(SelfAttention(out_ch))
         return nn.ModuleList(layers)

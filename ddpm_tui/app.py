@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from textual import events
@@ -73,10 +73,19 @@ class DdpmApp(App):
                  ) -> None:
         super().__init__()
         self.start_mode = "train" if watch else mode
-        self.add_mode("noise", NoiseScreen)
-        self.add_mode("train", partial(TrainScreen, {"output_dir": watch or output_dir, **(train_defaults or {})},
-                                       watch))
-        self.add_mode("sample", partial(SampleScreen, output_dir, sample_defaults))
+        self.opened: dict[str, Screen] = {}
+        factories = {
+            "noise": NoiseScreen,
+            "train": partial(TrainScreen, {"output_dir": watch or output_dir, **(train_defaults or {})}, watch),
+            "sample": partial(SampleScreen, output_dir, sample_defaults),
+        }
+        for name, factory in factories.items():
+            self.add_mode(name, partial(self._open, name, factory))
+
+    def _open(self, mode: str, factory: Callable[[], Screen]) -> Screen:
+        """Make the screen of ``mode`` when it is first shown, and remember it."""
+        self.opened[mode] = factory()
+        return self.opened[mode]
 
     def on_mount(self) -> None:
         self.switch_mode(self.start_mode)
@@ -92,8 +101,8 @@ class DdpmApp(App):
 
     def mode_screen(self, mode: str, kind: type[Screen]) -> Screen | None:
         """The screen of ``mode`` if it has been opened."""
-        screens = [s for s in self._screen_stacks.get(mode, []) if isinstance(s, kind)]
-        return screens[0] if screens else None
+        screen = self.opened.get(mode)
+        return screen if isinstance(screen, kind) else None
 
     async def action_quit(self) -> None:
         """Quit, asking first if that would stop a followed training run or sampling in progress."""

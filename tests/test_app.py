@@ -232,7 +232,7 @@ async def test_sampler_choice_sets_its_own_step_count(tiny_run, tmp_path):
                   sample_defaults={"checkpoint": str(tiny_run / "model_final.pt")})
     async with app.run_test(size=(100, 32)) as pilot:
         steps, sampler = app.screen.query_one("#steps", Input), app.screen.query_one("#sampler", Select)
-        assert sampler.value == "dpm++" and steps.value == "20"
+        assert sampler.value == core.FAST_SAMPLER and steps.value == str(core.DEFAULT_STEPS[core.FAST_SAMPLER])
         sampler.value = "ddim"
         await pilot.pause()
         assert steps.value == "50" and not steps.disabled
@@ -243,13 +243,13 @@ async def test_sampler_choice_sets_its_own_step_count(tiny_run, tmp_path):
 
 async def test_conditional_sampling_uses_the_class_and_guidance(tiny_conditional_run, tmp_path, monkeypatch):
     calls = []
-    real_guided = core.guided
+    real_guided = core.sampling.guided
 
     def spy(model, labels, scale, null_class):
         calls.append((labels.tolist(), scale))
         return real_guided(model, labels, scale, null_class)
 
-    monkeypatch.setattr(core, "guided", spy)
+    monkeypatch.setattr(core.sampling, "guided", spy)
     app = DdpmApp(mode="sample", output_dir=str(tmp_path),
                   sample_defaults={"checkpoint": str(tiny_conditional_run / "model_final.pt"), "num_images": "4",
                                    "steps": "5", "class_label": "7", "guidance_scale": "2.5"})
@@ -258,7 +258,7 @@ async def test_conditional_sampling_uses_the_class_and_guidance(tiny_conditional
         await pilot.press("f5")
         await wait_until(pilot, lambda: screen.images is not None, what="sampling")
         assert calls == [([7, 7, 7, 7], 2.5)]
-        assert "dpm++ step 5/5" in str(screen.query_one("#sample-status").render())
+        assert f"{core.FAST_SAMPLER} step 5/5" in str(screen.query_one("#sample-status").render())
         assert "s" in str(screen.query_one("#sample-status").render()).split()[-1]  # seconds taken
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import TINY_TRAIN_ARGS
+import core
 from core import NoiseSchedule
 from ddpm_tui.cli import main
 
@@ -220,11 +221,22 @@ def test_dashed_and_underscored_flags_are_the_same():
 
 def test_model_preset_and_an_explicit_width_combine():
     from ddpm_tui.cli import build_parser
-    from ddpm_tui.commands import _train_overrides
+    from ddpm_tui.flags import setting_overrides
 
     parser = build_parser()
-    assert _train_overrides(parser.parse_args(["train", "--model", "base"])) == {
+    assert setting_overrides(parser.parse_args(["train", "--model", "base"])) == {
         "base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2}
-    given = _train_overrides(parser.parse_args(["train", "--model", "large", "--base_channels", "96"]))
+    given = setting_overrides(parser.parse_args(["train", "--model", "large", "--base_channels", "96"]))
     assert given["base_channels"] == 96 and given["num_res_blocks"] == 2
-    assert _train_overrides(parser.parse_args(["train"])) == {}
+    assert setting_overrides(parser.parse_args(["train"])) == {}
+
+
+def test_every_training_setting_is_a_flag_with_the_configs_default_in_its_help():
+    from dataclasses import fields
+
+    from ddpm_tui.cli import build_parser
+
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    for spec in fields(core.TrainConfig):
+        assert f"--{spec.name}" in help_text, spec.name
+    assert "(default 32)" in help_text and "(default cosine)" in help_text

@@ -63,3 +63,42 @@ def test_every_model_preset_runs_and_they_grow_in_order(shape):
         counts.append(count_parameters(model))
     assert counts == sorted(counts) and counts[0] < 400_000 < 1_000_000 < counts[1] < 2_000_000 < counts[3]
     assert TrainConfig(base_channels=48).model_name == "custom"
+
+
+@pytest.mark.parametrize("time_conditioning", ["add", "scale_shift"])
+@pytest.mark.parametrize("upsample", ["resize_conv", "conv_resize"])
+def test_every_variant_keeps_shapes_and_starts_as_the_zero_function(time_conditioning, upsample):
+    """The last conv of every residual block, of attention and of the output is zero-initialised, so an
+    untrained network predicts exactly 0 for any input and t: the loss starts at the target's variance."""
+    for shape in ((1, 28, 28), (3, 32, 32), (1, 30, 30)):
+        model = UNet(shape[0], 16, time_conditioning=time_conditioning, upsample=upsample)
+        x = torch.randn(2, *shape)
+        out = model(x, torch.tensor([3, 700]))
+        assert out.shape == x.shape and out.abs().max().item() == 0.0
+        zeroed = [m.conv2 for m in model.modules() if hasattr(m, "conv2")]
+        assert zeroed and all(conv.weight.abs().max() == 0 for conv in zeroed)
+
+
+def test_scale_shift_lets_time_scale_the_normalised_features():
+    torch.manual_seed(0)
+    model = UNet(1, 16, time_conditioning="scale_shift")
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    block = model.down[0][0]
+    assert block.time_proj.out_features == 2 * 16  # a scale and a shift per channel
+    x = torch.randn(1, 1, 28, 28)
+    assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
+
+
+def test_convolving_before_upsampling_costs_a_quarter_at_the_upsampled_resolution():
+    counts = {}
+    for order in ("resize_conv", "conv_resize"):
+        model, macs = UNet(1, 32, upsample=order), []
+        hooks = [m.conv.register_forward_hook(lambda mod, i, o: macs.append(mod.weight.numel() * i[0].shape[-1] *
+                                                                            i[0].shape[-2]))
+                 for m in model.modules() if m.__class__.__name__ == "Upsample"]
+        model(torch.randn(1, 1, 28, 28), torch.tensor([1]))
+        for h in hooks:
+            h.remove()
+        counts[order] = sum(macs)
+    assert counts["resize_conv"] == 4 * counts["conv_resize"]

@@ -112,11 +112,7 @@ class NoiseScreen(Screen):
 
     def draw_images(self) -> None:
         """Pick new images and a fixed noise sample for them."""
-        data = self.dataset_images()
-        count = self.image_count()
-        picks = torch.randperm(len(data), generator=self.generator)[:count]
-        self.x0 = data.images[picks]
-        self.noise = torch.randn(self.x0.shape, generator=self.generator)
+        self.x0, self.noise = core.forward_examples(self.dataset_images(), self.image_count(), self.generator)
 
     def noisy_images(self) -> torch.Tensor:
         """x_t for the shown images at the current t (closed form, so t can jump anywhere)."""

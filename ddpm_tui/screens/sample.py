@@ -60,10 +60,18 @@ class SampleProgress(Message):
         self.keep, self.done = keep, done
 
 
-class Scored(Message):
-    def __init__(self, text: str) -> None:
+class SampleStarted(Message):
+    """The request was valid and sampling began, from a model of ``dataset``."""
+
+    def __init__(self, dataset: str) -> None:
         super().__init__()
-        self.text = text
+        self.dataset = dataset
+
+
+class Scored(Message):
+    def __init__(self, scores: core.Scores, text: str) -> None:
+        super().__init__()
+        self.scores, self.text = scores, text
 
 
 class SampleFailed(Message):
@@ -105,7 +113,7 @@ class SampleScreen(Screen):
         self.exported: Path | None = None
         self.dataset = "mnist"
         self.scores: core.Scores | None = None
-        self.chosen_sampler = "dpm++"
+        self.chosen_sampler = core.FAST_SAMPLER
 
     def compose(self) -> ComposeResult:
         checkpoints = [(str(p), str(p)) for p in find_checkpoints(self.root)]
@@ -118,7 +126,7 @@ class SampleScreen(Screen):
                 yield Label("Found")
                 yield Select(checkpoints, prompt="runs under " + str(self.root), id="found", compact=True)
                 yield Label("Sampler")
-                sampler = self.chosen_sampler = self.defaults.get("sampler", "dpm++")
+                sampler = self.chosen_sampler = self.defaults.get("sampler", core.FAST_SAMPLER)
                 yield Select([(s, s) for s in core.SAMPLERS], value=sampler, allow_blank=False, id="sampler",
                              compact=True)
                 yield Label("Steps")
@@ -126,8 +134,8 @@ class SampleScreen(Screen):
                             compact=True, disabled=sampler == "ddpm",
                             validators=[Integer(minimum=1, failure_description="steps must be positive")])
                 yield Label("Class")
-                yield Select([("all, in turn", "all")] + [(str(k), str(k)) for k in range(10)],
-                             value=self.defaults.get("class_label", "all"), allow_blank=False, id="class_label",
+                yield Select([("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)],
+                             value=self.defaults.get("class_label", core.ALL_CLASSES), allow_blank=False, id="class_label",
                              compact=True)
                 yield Label("Guidance w")
                 yield Input(self.defaults.get("guidance_scale", "3"), id="guidance_scale", compact=True,
@@ -180,7 +188,8 @@ class SampleScreen(Screen):
                 self.notify(result.failure_descriptions[0], severity="error")
                 return None
             values[name] = float(widget.value) if name == "guidance_scale" else int(widget.value)
-        values["class_label"] = str(self.query_one("#class_label", Select).value)
+        label = str(self.query_one("#class_label", Select).value)
+        values["class_label"] = label if label == core.ALL_CLASSES else int(label)
         values["checkpoint"] = self.query_one("#checkpoint", Input).value.strip()
         values["sampler"] = str(self.query_one("#sampler", Select).value)
         if not values["checkpoint"]:
@@ -201,26 +210,23 @@ class SampleScreen(Screen):
 
     @work(thread=True, exclusive=True, group="sample")
     def generate(self, values: dict) -> None:
-        """Background thread: run the core sampler, posting a frame a few times a second."""
+        """Background thread: plan the request in the core, run its sampler, and post a frame a few times a
+        second; everything the screen shows arrives as a message."""
         worker = get_current_worker()
         try:
             device = core.resolve_device("auto")
             loaded = core.load_model(values["checkpoint"], device)
-            self.dataset = loaded.config.dataset
             steps = values["steps"] if values["sampler"] != "ddpm" else None
-            if steps is not None and steps > loaded.schedule.timesteps:
-                raise ValueError(f"steps {steps} is more than the model's T = {loaded.schedule.timesteps}")
-            generator = torch.Generator(device).manual_seed(values["seed"])
-            x_T = torch.randn(values["num_images"], *loaded.image_shape, generator=generator, device=device)
-            model = self.guided_model(loaded, values)
-            start, last_post, stored = time.perf_counter(), 0.0, set()
+            plan = core.plan_sampling(loaded.model, loaded.schedule, loaded.image_shape, values["num_images"],
+                                      values["sampler"], steps, values["class_label"], values["guidance_scale"],
+                                      values["seed"], device)
+            self.post_message(SampleStarted(loaded.config.dataset))
+            stored = set(core.snapshot_indices(len(plan.timesteps), 40))
+            start, last_post = time.perf_counter(), 0.0
             with core.autocast(device, core.use_bf16(device)):
-                for step in core.sample(model, loaded.schedule, x_T, values["sampler"], steps,
-                                        generator=generator):
+                for step in plan.run():
                     if worker.is_cancelled:
                         return
-                    if not stored:
-                        stored = set(core.snapshot_indices(step.total, 40))
                     keep = step.index in stored or step.is_last
                     now = time.perf_counter()
                     if keep or now - last_post > 1 / LIVE_FPS:
@@ -231,22 +237,9 @@ class SampleScreen(Screen):
         except (core.CheckpointError, ValueError, core.DeviceError) as err:
             self.post_message(SampleFailed(str(err)))
 
-    def guided_model(self, loaded: core.LoadedModel, values: dict) -> core.NoisePredictor:
-        """The noise predictor to sample with: a conditional model is guided towards the chosen class (or
-        all classes in turn); an unconditional one ignores class and guidance, and says so."""
-        classes = loaded.model.num_classes
-        if not classes:
-            if values["class_label"] != "all":
-                self.app.call_from_thread(self.notify, "this model was trained without labels: the class is "
-                                          "ignored (train with 'conditional' on)", severity="warning")
-            return loaded.model
-        count = values["num_images"]
-        if values["class_label"] == "all":
-            labels = torch.arange(count) % classes
-        else:
-            labels = torch.full((count,), int(values["class_label"]) % classes)
-        return core.guided(loaded.model, labels.to(next(loaded.model.parameters()).device),
-                           values["guidance_scale"], loaded.model.null_class)
+    @on(SampleStarted)
+    def remember_dataset(self, message: SampleStarted) -> None:
+        self.dataset = message.dataset
 
     @on(SampleProgress)
     def show_progress(self, message: SampleProgress) -> None:
@@ -299,7 +292,7 @@ class SampleScreen(Screen):
             grid = core.save_grid(self.images, folder / "samples.png")
             images = core.export_images(self.images, folder / "images")
             gif = core.save_gif([f.x for f in self.frames], folder / "denoising.gif")
-        except (core.TrainingError, OSError) as err:
+        except (core.OutputError, OSError) as err:
             self.notify(f"export failed: {err}", severity="error")
             return
         self.exported = folder
@@ -314,19 +307,20 @@ class SampleScreen(Screen):
             self.notify(f"scores exist for {' and '.join(core.SCORED_DATASETS)}; {self.dataset} has no scoring "
                         "classifier", severity="warning")
             return
-        self.notify(f"scoring {len(self.images)} images (the {self.dataset} classifier trains once if needed)")
+        self.notify(f"scoring {len(self.images)} images with the {self.dataset} classifier")
         self.score_images(self.images, self.dataset)
 
     @work(thread=True, exclusive=True, group="score")
     def score_images(self, images: torch.Tensor, dataset: str) -> None:
         evaluator = core.Evaluator(core.load_classifier(dataset))
-        self.scores, floor = evaluator.score(images), evaluator.floor(len(images))
-        self.post_message(Scored(
-            f"{len(images)} images: Frechet distance {self.scores.frechet_distance:.1f} (real: "
-            f"{floor.frechet_distance:.1f}), recognised {self.scores.recognised:.0%} (real: {floor.recognised:.0%}), "
-            f"class entropy {self.scores.class_entropy:.2f} (real: {floor.class_entropy:.2f}). "
+        scores, floor = evaluator.score(images), evaluator.floor(len(images))
+        self.post_message(Scored(scores,
+            f"{len(images)} images: Frechet distance {scores.frechet_distance:.1f} (real: "
+            f"{floor.frechet_distance:.1f}), recognised {scores.recognised:.0%} (real: {floor.recognised:.0%}), "
+            f"class entropy {scores.class_entropy:.2f} (real: {floor.class_entropy:.2f}). "
             "Few images make the distance noisy: use `ddpm-tui eval` for 1,000."))
 
     @on(Scored)
     def show_scores(self, message: Scored) -> None:
+        self.scores = message.scores
         self.notify(message.text, title="scores", timeout=15)

@@ -28,7 +28,7 @@ from textual_plotext import PlotextPlot
 import core
 
 from ..follow import RunFollower, RunUpdate
-from ..widgets import HalfBlockImage
+from ..widgets import HalfBlockImage, QualityChart
 
 POLL_S = 0.25
 CHART_WINDOW = 200
@@ -64,20 +64,26 @@ def positive_int(name: str) -> list:
     return [Integer(minimum=1, failure_description=f"{name} must be a positive integer")]
 
 
+DEFAULTS = core.TrainConfig()
 FIELDS = [
-    FormField("epochs", "Epochs", "20", positive_int("epochs")),
-    FormField("batch_size", "Batch size", "32", positive_int("batch size")),
-    FormField("lr", "Learning rate", "1e-3", [Number(minimum=1e-8, maximum=1.0,
-                                                     failure_description="learning rate must be in (0, 1]")]),
-    FormField("timesteps", "Timesteps T", "1000", [Integer(minimum=2, failure_description="T must be at least 2")]),
-    FormField("base_channels", "Base channels", "32", [
+    FormField("epochs", "Epochs", str(DEFAULTS.epochs), positive_int("epochs")),
+    FormField("batch_size", "Batch size", str(DEFAULTS.batch_size), positive_int("batch size")),
+    FormField("lr", "Learning rate", f"{DEFAULTS.lr:g}", [Number(minimum=1e-8, maximum=1.0,
+                                                                 failure_description="learning rate must be in (0, 1]")]),
+    FormField("timesteps", "Timesteps T", str(DEFAULTS.timesteps),
+              [Integer(minimum=2, failure_description="T must be at least 2")]),
+    FormField("base_channels", "Base channels", str(DEFAULTS.base_channels), [
         Integer(minimum=8, maximum=256, failure_description="base channels must be 8 to 256"),
         Function(lambda v: v.isdigit() and int(v) % 8 == 0, "base channels must be a multiple of 8")]),
     FormField("max_images", "Max images", "", [
         Function(lambda v: v == "" or (v.isdigit() and int(v) > 0), "images must be blank or a positive integer")]),
-    FormField("output_dir", "Output folder", "outputs", [
+    FormField("output_dir", "Output folder", DEFAULTS.output_dir, [
         Function(lambda v: v.strip() != "", "the output folder cannot be empty")]),
 ]
+
+
+class ProcessEnded(Message):
+    """Posted by the follower thread when the training process this screen started has exited."""
 
 
 class RunUpdated(Message):
@@ -124,11 +130,11 @@ class TrainScreen(Screen):
             with TabPane("Setup", id="setup"):
                 with Grid(id="train-form"):
                     yield Label("Dataset")
-                    yield Select([(d, d) for d in core.DATASETS], value=self.defaults.get("dataset", "mnist"),
+                    yield Select([(d, d) for d in core.DATASETS], value=self.defaults.get("dataset", DEFAULTS.dataset),
                                  allow_blank=False, id="dataset", compact=True)
                     yield Label("Schedule")
                     yield Select([(s, s) for s in core.SCHEDULES],
-                                 value=self.defaults.get("schedule", "linear"), allow_blank=False, id="schedule",
+                                 value=self.defaults.get("schedule", DEFAULTS.schedule), allow_blank=False, id="schedule",
                                  compact=True)
                     for f in FIELDS:
                         yield Label(f.label)
@@ -154,7 +160,9 @@ class TrainScreen(Screen):
                         yield ProgressBar(id="run-bar", show_eta=False)
                     yield Static("", id="run-stats")
                     yield Static("", id="run-error")
-                    yield PlotextPlot(id="loss-chart")
+                    with Horizontal(id="charts"):
+                        yield PlotextPlot(id="loss-chart")
+                        yield QualityChart(id="quality-chart")
             with TabPane("Samples", id="samples"):
                 yield Static("Samples appear after each epoch (the same noise every epoch, so they compare).",
                              id="sample-caption")
@@ -165,6 +173,7 @@ class TrainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#run-error").display = False
+        self.query_one(QualityChart).draw()
         self.validate_form()
         self.update_explanation()
         folder = self.watch_folder or self.query_one("#output_dir", Input).value
@@ -217,7 +226,7 @@ class TrainScreen(Screen):
             return
         try:
             core.check_writable(folder)
-        except core.TrainingError as err:
+        except core.OutputError as err:
             self.notify(str(err), severity="error")
             return
         log = open(folder / "train.log", "w")
@@ -269,6 +278,7 @@ class TrainScreen(Screen):
         self.run_folder = folder
         self.losses, self.smoothed, self.steps, self.last_step, self.config = [], [], [], {}, {}
         self.status = None
+        self.query_one(QualityChart).reset()
         self.show_tab("dashboard")
         self.follow_run(folder)
 
@@ -277,17 +287,23 @@ class TrainScreen(Screen):
         """Background thread: poll the run folder and post what changed, about four times a second."""
         worker = get_current_worker()
         follower = RunFollower(folder)
+        process = self.process
         while not worker.is_cancelled:
             update = follower.poll()
-            if self.process is not None and self.process.poll() is not None and not update.status:
+            if process is not None and process.poll() is not None and not update.status:
                 status = core.read_status(folder)
                 if status is None or status.state in ("running", "paused"):
-                    update.status = core.RunStatus(self.process.pid, "failed", 0, 0, time.time(),
+                    update.status = core.RunStatus(process.pid, "failed", 0, 0, time.time(),
                                                    error=_log_tail(folder / "train.log"))
-                self.process = None
+                process = None
+                self.post_message(ProcessEnded())
             if update:
                 self.post_message(RunUpdated(update))
             time.sleep(POLL_S)
+
+    @on(ProcessEnded)
+    def forget_process(self) -> None:
+        self.process = None
 
     @on(RunUpdated)
     def apply_update(self, message: RunUpdated) -> None:
@@ -295,11 +311,16 @@ class TrainScreen(Screen):
         with self.app.batch_update():
             if update.config:
                 self.config = update.config
+            quality = self.query_one(QualityChart)
             for record in update.records:
                 if record.get("kind") == "step":
                     self.losses.append(record["loss"])
                     self.steps.append(record["step"])
                     self.last_step = record
+                elif record.get("kind") == "epoch":
+                    quality.add_epoch(record)
+            if any(record.get("kind") == "epoch" for record in update.records):
+                quality.draw()
             if update.records:
                 self.smoothed = core.smooth(self.losses).tolist()
             if update.status is not None:
@@ -337,7 +358,7 @@ class TrainScreen(Screen):
             f"{cfg.get('device', '')}  {cfg.get('parameters', 0):,} parameters  {cfg.get('data_source', '')}")
 
     def draw_chart(self) -> None:
-        chart = self.query_one(PlotextPlot)
+        chart = self.query_one("#loss-chart", PlotextPlot)
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()

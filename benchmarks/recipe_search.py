@@ -1,0 +1,128 @@
+"""Recipe search: train named variants of the default recipe for the same number of optimiser steps and
+score each with several samplers, so what changes quality can be told from noise.
+
+    .venv/bin/python benchmarks/recipe_search.py --variants default v_lognormal --epochs 10
+    .venv/bin/python benchmarks/recipe_search.py --variants default --seeds 0 1 2 --epochs 20 --num_images 1000
+
+Quality after a fixed number of steps does not depend on the machine's speed, so several searches can run
+at once (``--threads 1`` each) and their rows are appended to one JSON-lines file (``--results``). Every
+row scores the EMA weights with each sampler and the raw weights with the first one. ``--show FILE``
+prints the table of a results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import core
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "eps_lognormal": {"timestep_density": "lognormal"},
+    "v": {"prediction": "v"},
+    "v_lognormal": {"prediction": "v", "timestep_density": "lognormal"},
+    "v_cosine": {"prediction": "v", "schedule": "cosine"},
+    "v_lognormal_lr2e-3": {"prediction": "v", "timestep_density": "lognormal", "lr": 2e-3, "grad_clip": 1.0},
+    "eps_lr2e-3": {"lr": 2e-3, "grad_clip": 1.0},
+    "v_minsnr5": {"prediction": "v", "min_snr_gamma": 5.0},
+    "v_cosine_lognormal": {"prediction": "v", "schedule": "cosine", "timestep_density": "lognormal"},
+    "v_cosine_lr2e-3": {"prediction": "v", "schedule": "cosine", "lr": 2e-3, "grad_clip": 1.0},
+    "v_cosine_adagn": {"prediction": "v", "schedule": "cosine", "time_conditioning": "scale_shift"},
+    "v_cosine_convfirst": {"prediction": "v", "schedule": "cosine", "upsample": "conv_resize"},
+    "v_cosine_adagn_convfirst": {"prediction": "v", "schedule": "cosine", "time_conditioning": "scale_shift",
+                                 "upsample": "conv_resize"},
+}
+
+
+def parse_sampler(text: str) -> tuple[str, int]:
+    """``name:steps``, e.g. ``dpm++:20``."""
+    name, _, steps = text.partition(":")
+    return name, int(steps) if steps else core.DEFAULT_STEPS[name]
+
+
+def score(model: torch.nn.Module, trainer: core.Trainer, evaluator: core.Evaluator, sampler: str, steps: int,
+          count: int) -> dict[str, float]:
+    start = time.perf_counter()
+    with torch.no_grad(), core.autocast(trainer.device, trainer.bf16):
+        images, _ = core.generate(model, trainer.schedule, count, trainer.data.image_shape, sampler, steps, seed=0,
+                                  device=trainer.device)
+    scores = evaluator.score(images)
+    return {"fd": round(scores.frechet_distance, 2), "recognised": round(scores.recognised, 4),
+            "entropy": round(scores.class_entropy, 4), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_variant(name: str, seed: int, args: argparse.Namespace, evaluator: core.Evaluator) -> dict[str, Any]:
+    overrides = {**VARIANTS[name], **json.loads(args.extra)}
+    config = core.TrainConfig(**{"epochs": args.epochs, "seed": seed, "sample_every": 10_000,
+                                 "output_dir": tempfile.mkdtemp(prefix=f"recipe-{name}-"), **overrides})
+    trainer = core.Trainer(config)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    for event in trainer.run():
+        if isinstance(event, core.FinishedEvent):
+            break
+    row: dict[str, Any] = {"variant": name, "overrides": overrides, "seed": seed, "epochs": args.epochs,
+                           "steps": trainer.step, "train_minutes": round((time.perf_counter() - start) / 60, 2),
+                           "threads": torch.get_num_threads(), "num_images": args.num_images, "scores": {}}
+    for i, (sampler, steps) in enumerate(args.samplers):
+        row["scores"][f"{sampler}:{steps}"] = score(trainer.sampling_model(), trainer, evaluator, sampler, steps,
+                                                    args.num_images)
+        if i == 0:
+            raw = core.noise_predictor(trainer.model.eval(), trainer.schedule, config.prediction)
+            row["scores"][f"raw {sampler}:{steps}"] = score(raw, trainer, evaluator, sampler, steps, args.num_images)
+    return row
+
+
+def show(path: Path, console: Console) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    columns = sorted({key for row in rows for key in row["scores"]}, key=lambda k: (k.startswith("raw"), k))
+    table = Table(title=f"{path}: FD / recognised per sampler (EMA weights unless 'raw')")
+    for column in ("variant", "seed", "steps", "min", *columns):
+        table.add_column(column, justify="right")
+    for row in rows:
+        cells = [row["scores"].get(c) for c in columns]
+        table.add_row(row["variant"], str(row["seed"]), str(row["steps"]), f"{row['train_minutes']:.1f}",
+                      *[f"{c['fd']:.1f} / {c['recognised']:.1%}" if c else "-" for c in cells])
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["default"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=int, default=10, help="screening budget (the default recipe has 20)")
+    parser.add_argument("--extra", default="{}", help="JSON of TrainConfig overrides applied to every variant")
+    parser.add_argument("--samplers", type=parse_sampler, nargs="+",
+                        default=[parse_sampler(s) for s in ("dpm++:20", "dpm++sde:50", "ddim:50")])
+    parser.add_argument("--num_images", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    parser.add_argument("--results", type=Path, default=Path("outputs/recipe_search.jsonl"))
+    parser.add_argument("--show", type=Path, help="only print the table of this results file")
+    args = parser.parse_args()
+    console = Console(width=200)
+    if args.show:
+        show(args.show, console)
+        return
+    evaluator = core.Evaluator(core.load_classifier("mnist"))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for name in args.variants:
+            row = run_variant(name, seed, args, evaluator)
+            with args.results.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            console.print(json.dumps(row))
+    show(args.results, console)
+
+
+if __name__ == "__main__":
+    main()

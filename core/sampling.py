@@ -1,0 +1,113 @@
+"""What a request for samples means, decided once for every front end.
+
+The command line, the Sample screen, ``eval`` and the trainer's previews all ask for "N images from this
+model, of this class, with this guidance and seed". :func:`plan_sampling` turns that into the class of
+every image, the starting noise :math:`x_T` and the validated list of timesteps, before the first step,
+so a bad request fails at once with one message, and every front end lays classes out the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from .samplers import NoisePredictor, SamplerStep, guided, sample, sampler_timesteps
+from .schedule import NoiseSchedule
+
+ALL_CLASSES = "all"
+DEFAULT_GUIDANCE = 3.0
+
+
+def class_labels(num_classes: int, class_label: int | str | None, count: int) -> torch.Tensor | None:
+    """The class of each requested image: None for an unconditional model; ``count`` of one class; or for
+    "all" (a conditional model's default) ceil(count / K) of each class in blocks, class 0 first, so a grid
+    with that many images per row shows one class per row."""
+    if not num_classes:
+        if class_label not in (None, ALL_CLASSES):
+            raise ValueError("this model was trained without class labels; train one with --conditional "
+                             "to choose a class")
+        return None
+    if class_label in (None, ALL_CLASSES):
+        per_class = -(-count // num_classes)
+        return torch.arange(num_classes * per_class) // per_class
+    if not 0 <= int(class_label) < num_classes:
+        raise ValueError(f"class {class_label} is out of range: this model knows classes 0-{num_classes - 1}")
+    return torch.full((count,), int(class_label))
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """A validated request: ``labels`` (None when unconditional), ``x_T`` and the ``timesteps`` to visit."""
+
+    predictor: NoisePredictor
+    schedule: NoiseSchedule
+    sampler: str
+    steps: int | None
+    x_T: torch.Tensor
+    labels: torch.Tensor | None
+    timesteps: list[int]
+    generator: torch.Generator
+
+    @property
+    def count(self) -> int:
+        return len(self.x_T)
+
+    @property
+    def row_length(self) -> int | None:
+        """Images per grid row that put one class per row ("all"), or None for a square-ish grid."""
+        if self.labels is None or len(self.labels.unique()) == 1:
+            return None
+        return int((self.labels == self.labels[0]).sum())
+
+    def run(self, eta: float = 0.0) -> Iterator[SamplerStep]:
+        """Denoise, yielding every step (see :func:`core.samplers.sample`)."""
+        return sample(self.predictor, self.schedule, self.x_T, self.sampler, self.steps, eta, self.generator)
+
+
+def plan_sampling(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, image_shape: tuple[int, ...],
+                  count: int, sampler: str, steps: int | None = None, class_label: int | str | None = None,
+                  guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0,
+                  device: torch.device | str = "cpu") -> SamplingPlan:
+    """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device``
+    draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
+    each image's class (see :func:`class_labels`) with classifier-free guidance ``guidance_scale``.
+    Raises ``ValueError`` for a bad request."""
+    if count < 1:
+        raise ValueError(f"the number of images must be positive, got {count}")
+    labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
+    return _plan(model, schedule, image_shape, labels, count, sampler, steps, guidance_scale, seed, device)
+
+
+def _plan(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, image_shape: tuple[int, ...],
+          labels: torch.Tensor | None, count: int, sampler: str, steps: int | None, guidance_scale: float, seed: int,
+          device: torch.device | str) -> SamplingPlan:
+    timesteps = sampler_timesteps(schedule, sampler, steps)
+    generator = torch.Generator(device).manual_seed(seed)
+    x_T = torch.randn(count if labels is None else len(labels), *image_shape, generator=generator, device=device)
+    predictor = model
+    if labels is not None:
+        labels = labels.to(device)
+        predictor = guided(model, labels, guidance_scale, model.null_class)
+    return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator)
+
+
+def generate(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, count: int, image_shape: tuple[int, ...],
+             sampler: str, steps: int | None = None, seed: int = 0, batch: int = 250,
+             device: torch.device | str = "cpu", class_label: int | str | None = None,
+             guidance_scale: float = DEFAULT_GUIDANCE) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``count`` finished images (for evaluation) in batches of ``batch`` (batch i seeded ``seed + i``), on
+    the CPU in [-1, 1], with the class each was drawn as (None for an unconditional model; by default all
+    classes in equal blocks, as :func:`class_labels` lays them out)."""
+    labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
+    labels = None if labels is None else labels[:count]
+    images = []
+    for index, start in enumerate(range(0, count, batch)):
+        size = min(batch, count - start)
+        chunk = None if labels is None else labels[start:start + size]
+        plan = _plan(model, schedule, image_shape, chunk, size, sampler, steps, guidance_scale, seed + index, device)
+        for step in plan.run():
+            pass
+        images.append(step.x.float().clamp(-1, 1).cpu())
+    return torch.cat(images), labels

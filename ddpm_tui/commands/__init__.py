@@ -1,0 +1,12 @@
+"""The headless commands, one module each: ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``.
+
+Each is a thin Rich front end over :mod:`core`: it parses flags, calls the core, and prints what the core
+returns or yields. Bad input is a :class:`ddpm_tui.console.UsageError` (or a core error), which the
+command line prints as one line with exit status 2.
+"""
+
+from . import compare, evaluate, sample, train, visualize, watch
+
+COMMANDS = (visualize, train, sample, evaluate, compare, watch)
+
+__all__ = ["COMMANDS"]
