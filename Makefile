@@ -16,6 +16,8 @@ run: $(STAMP)
 	$(BIN)/ddpm-tui
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 clean:

@@ -21,10 +21,15 @@ WINDOW_S = 20.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def images_per_second(run: Path, start: float, end: float, batch: int = 128) -> float:
-    """Training images/s between two moments of the run's clock, from the steps logged in between."""
-    steps = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-             if r["kind"] == "step" and start <= r["elapsed"] <= end]
+def images_per_second(run: Path, start: float, end: float) -> float:
+    """Training images/s between two moments of the run's clock, from the steps logged in between (at the
+    run's own batch size, read from its config.json)."""
+    batch = json.loads((run / "config.json").read_text())["batch_size"]
+    steps = [
+        r
+        for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if r["kind"] == "step" and start <= r["elapsed"] <= end
+    ]
     return (steps[-1]["step"] - steps[0]["step"]) * batch / (steps[-1]["elapsed"] - steps[0]["elapsed"])
 
 
@@ -46,8 +51,11 @@ def main() -> None:
     cli = [sys.executable, "-m", "ddpm_tui"]
     # Fashion-MNIST's 10,000 bundled images make one epoch long enough that both windows fall inside
     # it, away from the per-epoch sampling.
-    train = subprocess.Popen([*cli, "train", "--dataset", "fashion_mnist", "--epochs", "1", "--output_dir", str(run)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    train = subprocess.Popen(
+        [*cli, "train", "--dataset", "fashion_mnist", "--epochs", "1", "--output_dir", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while run_elapsed(run) < 10:
             time.sleep(1)
@@ -56,11 +64,16 @@ def main() -> None:
         alone = images_per_second(run, t0, run_elapsed(run))
 
         session = f"ddpm-overhead-{os.getpid()}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "32",
-                        " ".join([*cli, "watch", str(run)])], check=True)
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "32", " ".join([*cli, "watch", str(run)])],
+            check=True,
+        )
         time.sleep(8)
-        app_pid = int(subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"],
-                                     capture_output=True, text=True, check=True).stdout.split()[0])
+        app_pid = int(
+            subprocess.run(
+                ["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
         c0, w0, t1 = cpu_seconds(app_pid), time.monotonic(), run_elapsed(run)
         time.sleep(WINDOW_S)
         app_cpu = (cpu_seconds(app_pid) - c0) / (time.monotonic() - w0)

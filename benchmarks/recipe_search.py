@@ -25,21 +25,32 @@ from rich.table import Table
 
 import core
 
+# Every variant names all the settings it is about, so rows stay comparable when the defaults change.
+HO_2020 = {
+    "prediction": "eps",
+    "schedule": "linear",
+    "timestep_density": "uniform",
+    "upsample": "resize_conv",
+    "time_conditioning": "add",
+    "lr": 1e-3,
+    "grad_clip": 0.0,
+}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "eps_lognormal": {"timestep_density": "lognormal"},
-    "v": {"prediction": "v"},
-    "v_lognormal": {"prediction": "v", "timestep_density": "lognormal"},
-    "v_cosine": {"prediction": "v", "schedule": "cosine"},
-    "v_lognormal_lr2e-3": {"prediction": "v", "timestep_density": "lognormal", "lr": 2e-3, "grad_clip": 1.0},
-    "eps_lr2e-3": {"lr": 2e-3, "grad_clip": 1.0},
-    "v_minsnr5": {"prediction": "v", "min_snr_gamma": 5.0},
-    "v_cosine_lognormal": {"prediction": "v", "schedule": "cosine", "timestep_density": "lognormal"},
-    "v_cosine_lr2e-3": {"prediction": "v", "schedule": "cosine", "lr": 2e-3, "grad_clip": 1.0},
-    "v_cosine_adagn": {"prediction": "v", "schedule": "cosine", "time_conditioning": "scale_shift"},
-    "v_cosine_convfirst": {"prediction": "v", "schedule": "cosine", "upsample": "conv_resize"},
-    "v_cosine_adagn_convfirst": {"prediction": "v", "schedule": "cosine", "time_conditioning": "scale_shift",
-                                 "upsample": "conv_resize"},
+    "eps_linear": HO_2020,  # the recipe before this search: Ho et al.'s objective and schedule
+    "eps_linear_lognormal": {**HO_2020, "timestep_density": "lognormal"},
+    "v_linear": {**HO_2020, "prediction": "v"},
+    "v_linear_lognormal": {**HO_2020, "prediction": "v", "timestep_density": "lognormal"},
+    "v_linear_lognormal_lr2e-3": {
+        **HO_2020,
+        "prediction": "v",
+        "timestep_density": "lognormal",
+        "lr": 2e-3,
+        "grad_clip": 1.0,
+    },
+    "v_cosine": {**HO_2020, "prediction": "v", "schedule": "cosine"},
+    "v_cosine_scale_shift": {**HO_2020, "prediction": "v", "schedule": "cosine", "time_conditioning": "scale_shift"},
+    "v_cosine_conv_resize": {**HO_2020, "prediction": "v", "schedule": "cosine", "upsample": "conv_resize"},
+    "v_cosine_lr2e-3": {**HO_2020, "prediction": "v", "schedule": "cosine", "lr": 2e-3, "grad_clip": 1.0},
 }
 
 
@@ -49,21 +60,34 @@ def parse_sampler(text: str) -> tuple[str, int]:
     return name, int(steps) if steps else core.DEFAULT_STEPS[name]
 
 
-def score(model: torch.nn.Module, trainer: core.Trainer, evaluator: core.Evaluator, sampler: str, steps: int,
-          count: int) -> dict[str, float]:
+def score(
+    model: torch.nn.Module, trainer: core.Trainer, evaluator: core.Evaluator, sampler: str, steps: int, count: int
+) -> dict[str, float]:
     start = time.perf_counter()
     with torch.no_grad(), core.autocast(trainer.device, trainer.bf16):
-        images, _ = core.generate(model, trainer.schedule, count, trainer.data.image_shape, sampler, steps, seed=0,
-                                  device=trainer.device)
+        images, _ = core.generate(
+            model, trainer.schedule, count, trainer.data.image_shape, sampler, steps, seed=0, device=trainer.device
+        )
     scores = evaluator.score(images)
-    return {"fd": round(scores.frechet_distance, 2), "recognised": round(scores.recognised, 4),
-            "entropy": round(scores.class_entropy, 4), "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "fd": round(scores.frechet_distance, 2),
+        "recognised": round(scores.recognised, 4),
+        "entropy": round(scores.class_entropy, 4),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def run_variant(name: str, seed: int, args: argparse.Namespace, evaluator: core.Evaluator) -> dict[str, Any]:
     overrides = {**VARIANTS[name], **json.loads(args.extra)}
-    config = core.TrainConfig(**{"epochs": args.epochs, "seed": seed, "sample_every": 10_000,
-                                 "output_dir": tempfile.mkdtemp(prefix=f"recipe-{name}-"), **overrides})
+    config = core.TrainConfig(
+        **{
+            "epochs": args.epochs,
+            "seed": seed,
+            "sample_every": 10_000,
+            "output_dir": tempfile.mkdtemp(prefix=f"recipe-{name}-"),
+            **overrides,
+        }
+    )
     trainer = core.Trainer(config)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,12 +95,21 @@ def run_variant(name: str, seed: int, args: argparse.Namespace, evaluator: core.
     for event in trainer.run():
         if isinstance(event, core.FinishedEvent):
             break
-    row: dict[str, Any] = {"variant": name, "overrides": overrides, "seed": seed, "epochs": args.epochs,
-                           "steps": trainer.step, "train_minutes": round((time.perf_counter() - start) / 60, 2),
-                           "threads": torch.get_num_threads(), "num_images": args.num_images, "scores": {}}
+    row: dict[str, Any] = {
+        "variant": name,
+        "overrides": overrides,
+        "seed": seed,
+        "epochs": args.epochs,
+        "steps": trainer.step,
+        "train_minutes": round((time.perf_counter() - start) / 60, 2),
+        "threads": torch.get_num_threads(),
+        "num_images": args.num_images,
+        "scores": {},
+    }
     for i, (sampler, steps) in enumerate(args.samplers):
-        row["scores"][f"{sampler}:{steps}"] = score(trainer.sampling_model(), trainer, evaluator, sampler, steps,
-                                                    args.num_images)
+        row["scores"][f"{sampler}:{steps}"] = score(
+            trainer.sampling_model(), trainer, evaluator, sampler, steps, args.num_images
+        )
         if i == 0:
             raw = core.noise_predictor(trainer.model.eval(), trainer.schedule, config.prediction)
             row["scores"][f"raw {sampler}:{steps}"] = score(raw, trainer, evaluator, sampler, steps, args.num_images)
@@ -91,8 +124,13 @@ def show(path: Path, console: Console) -> None:
         table.add_column(column, justify="right")
     for row in rows:
         cells = [row["scores"].get(c) for c in columns]
-        table.add_row(row["variant"], str(row["seed"]), str(row["steps"]), f"{row['train_minutes']:.1f}",
-                      *[f"{c['fd']:.1f} / {c['recognised']:.1%}" if c else "-" for c in cells])
+        table.add_row(
+            row["variant"],
+            str(row["seed"]),
+            str(row["steps"]),
+            f"{row['train_minutes']:.1f}",
+            *[f"{c['fd']:.1f} / {c['recognised']:.1%}" if c else "-" for c in cells],
+        )
     console.print(table)
 
 
@@ -102,8 +140,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=10, help="screening budget (the default recipe has 20)")
     parser.add_argument("--extra", default="{}", help="JSON of TrainConfig overrides applied to every variant")
-    parser.add_argument("--samplers", type=parse_sampler, nargs="+",
-                        default=[parse_sampler(s) for s in ("dpm++:20", "dpm++sde:50", "ddim:50")])
+    parser.add_argument(
+        "--samplers",
+        type=parse_sampler,
+        nargs="+",
+        default=[parse_sampler(s) for s in ("dpm++:20", "dpm++sde:50", "ddim:50")],
+    )
     parser.add_argument("--num_images", type=int, default=500)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
     parser.add_argument("--results", type=Path, default=Path("outputs/recipe_search.jsonl"))

@@ -40,26 +40,51 @@ def main() -> None:
         runs.append(("ddpm", None))
 
     console = Console(width=160)
-    table = Table(title=f"{args.num_images} images from {args.checkpoint} ({loaded.config.dataset}), "
-                        f"{core.device_label(device, core.use_bf16(device))}")
+    table = Table(
+        title=f"{args.num_images} images from {args.checkpoint} ({loaded.config.dataset}), "
+        f"{core.device_label(device, core.use_bf16(device))}"
+    )
     for column in ("sampler", "steps", "seconds", "FD", "recognised", "entropy") + (("class acc.",) if classes else ()):
         table.add_column(column, justify="right")
     for sampler, steps in runs:
         start = time.perf_counter()
         with core.autocast(device, core.use_bf16(device)):
-            images, labels = core.generate(loaded.model, loaded.schedule, args.num_images, loaded.image_shape,
-                                           sampler, steps, seed=0, device=device, guidance_scale=args.guidance_scale)
+            images, labels = core.generate(
+                loaded.model,
+                loaded.schedule,
+                args.num_images,
+                loaded.image_shape,
+                sampler,
+                steps,
+                seed=0,
+                device=device,
+                guidance_scale=args.guidance_scale,
+            )
         seconds = time.perf_counter() - start
         scores = evaluator.score(images, labels)
-        row = [sampler, str(steps or loaded.schedule.timesteps), f"{seconds:.1f}", f"{scores.frechet_distance:.2f}",
-               f"{scores.recognised:.1%}", f"{scores.class_entropy:.3f}"]
+        row = [
+            sampler,
+            str(steps or loaded.schedule.timesteps),
+            f"{seconds:.1f}",
+            f"{scores.frechet_distance:.2f}",
+            f"{scores.recognised:.1%}",
+            f"{scores.class_entropy:.3f}",
+        ]
         if classes:
             row.append(f"{scores.mean_class_accuracy:.1%}")
         table.add_row(*row)
         console.print(f"{sampler} {steps}: done in {seconds:.0f}s", style="dim")
     floor = evaluator.floor(args.num_images)
-    table.add_row("real images", "-", "-", f"{floor.frechet_distance:.2f}", f"{floor.recognised:.1%}",
-                  f"{floor.class_entropy:.3f}", *(["-"] if classes else []), style="dim")
+    table.add_row(
+        "real images",
+        "-",
+        "-",
+        f"{floor.frechet_distance:.2f}",
+        f"{floor.recognised:.1%}",
+        f"{floor.class_entropy:.3f}",
+        *(["-"] if classes else []),
+        style="dim",
+    )
     console.print(table)
 
 

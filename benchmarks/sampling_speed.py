@@ -12,7 +12,9 @@ runs in fp32 and under bf16 autocast and the faster is reported.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from rich.console import Console
@@ -21,12 +23,12 @@ from rich.table import Table
 import core
 
 
-def ours(model: core.UNet, schedule: core.NoiseSchedule, x_T: torch.Tensor, sampler: str, steps: int | None,
-         bf16: bool) -> float:
+def ours(
+    model: core.UNet, schedule: core.NoiseSchedule, x_T: torch.Tensor, sampler: str, steps: int | None, bf16: bool
+) -> float:
     start = time.perf_counter()
     with core.autocast(x_T.device, bf16):
-        for _ in core.sample(model, schedule, x_T, sampler, steps, generator=torch.Generator().manual_seed(0)):
-            pass
+        core.last_step(core.sample(model, schedule, x_T, sampler, steps, generator=torch.Generator().manual_seed(0)))
     return time.perf_counter() - start
 
 
@@ -41,40 +43,66 @@ def theirs(unet, scheduler, x_T: torch.Tensor, steps: int, bf16: bool) -> float:
     return time.perf_counter() - start
 
 
+def median(timed: Callable[..., float], repeats: int, *args) -> float:
+    """The median of ``repeats`` calls of ``timed(*args)``: single timings on a shared machine vary by 2-3x,
+    medians by far less."""
+    return statistics.median(timed(*args) for _ in range(repeats))
+
+
 def main() -> None:
     from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_images", type=int, default=64)
     parser.add_argument("--skip_ddpm", action="store_true", help="leave out DDPM-1000 (minutes on a CPU)")
+    parser.add_argument("--repeats", type=int, default=3, help="report the median of this many timings")
     args = parser.parse_args()
     torch.manual_seed(0)
     core.configure_for_speed(torch.device("cpu"))
     model = core.UNet(1, 32).eval()
     schedule = core.NoiseSchedule.create("linear", 1000)
-    unet = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64),
-                       layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8).eval()
+    unet = UNet2DModel(
+        sample_size=28,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+    ).eval()
     x_T = torch.randn(args.num_images, 1, 28, 28)
-    runs = [("DPM-Solver++-20", "dpm++", 20, DPMSolverMultistepScheduler(num_train_timesteps=1000)),
-            ("DDIM-50", "ddim", 50, DDIMScheduler(num_train_timesteps=1000))]
+    runs = [
+        ("DPM-Solver++-20", "dpm++", 20, DPMSolverMultistepScheduler(num_train_timesteps=1000)),
+        ("DDIM-50", "ddim", 50, DDIMScheduler(num_train_timesteps=1000)),
+    ]
     if not args.skip_ddpm:
         runs.append(("DDPM-1000", "ddpm", None, DDPMScheduler(num_train_timesteps=1000)))
 
     for bf16 in (False, True):  # build every kernel once (oneDNN's bf16 primitives) before timing
-        ours(model, schedule, x_T, "ddim", 2, bf16)
-        theirs(unet, DDIMScheduler(num_train_timesteps=1000), x_T, 2, bf16)
+        for _ in range(2):
+            ours(model, schedule, x_T, "ddim", 2, bf16)
+            theirs(unet, DDIMScheduler(num_train_timesteps=1000), x_T, 2, bf16)
     table = Table(title=f"seconds for {args.num_images} MNIST-size images, {torch.get_num_threads()} CPU threads")
     for column in ("sampler", "ours fp32", "ours bf16", "diffusers fp32", "diffusers bf16", "speed-up (best of each)"):
         table.add_column(column, justify="right")
     for name, sampler, steps, scheduler in runs:
-        mine = {bf16: ours(model, schedule, x_T, sampler, steps, bf16) for bf16 in (False, True)}
-        other = {bf16: theirs(unet, scheduler, x_T, steps or 1000, bf16) for bf16 in (False, True)}
-        table.add_row(name, f"{mine[False]:.2f}", f"{mine[True]:.2f}", f"{other[False]:.2f}", f"{other[True]:.2f}",
-                      f"{min(other.values()) / min(mine.values()):.2f}x")
+        mine = {bf16: median(ours, args.repeats, model, schedule, x_T, sampler, steps, bf16) for bf16 in (False, True)}
+        other = {
+            bf16: median(theirs, args.repeats, unet, scheduler, x_T, steps or 1000, bf16) for bf16 in (False, True)
+        }
+        table.add_row(
+            name,
+            f"{mine[False]:.2f}",
+            f"{mine[True]:.2f}",
+            f"{other[False]:.2f}",
+            f"{other[True]:.2f}",
+            f"{min(other.values()) / min(mine.values()):.2f}x",
+        )
     Console(width=160).print(table)
-    Console(width=160).print(f"parameters: ours {core.count_parameters(model):,}, "
-                    f"diffusers {sum(p.numel() for p in unet.parameters()):,}")
+    Console(width=160).print(
+        f"parameters: ours {core.count_parameters(model):,}, diffusers {sum(p.numel() for p in unet.parameters()):,}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ the classifier recognises at least the target share of its samples (or the epoch
     .venv/bin/python benchmarks/time_to_quality.py --every 1 --target 0.9 -- --batch_size 64 --lr 2e-3
 
 Arguments after ``--`` are ``ddpm-tui train`` flags, so any recipe can be timed. Minutes are training time
-only: the time spent scoring is measured and subtracted. Scores use the recommended fast sampler (``core.FAST_SAMPLER``) with its default steps.
+only: the time spent scoring is measured and subtracted. Scores use the recommended fast sampler
+(``core.FAST_SAMPLER``) with its default steps.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ddpm_tui.flags import setting_overrides
 def main() -> None:
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
-    ours, train_flags = argv[:split], argv[split + 1:]
+    ours, train_flags = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=float, default=2.0, help="minutes of training between scores")
     parser.add_argument("--target", type=float, default=0.9, help="recognised share to reach")
@@ -37,11 +38,15 @@ def main() -> None:
     trainer = core.Trainer(core.TrainConfig(**overrides))
     evaluator = core.Evaluator(core.load_classifier(trainer.config.dataset))
     console = Console(width=160)
-    console.print(f"{trainer.param_count:,} parameters, {trainer.config.epochs} epochs of "
-                  f"{trainer.batches_per_epoch} steps, {trainer.device_label}, into {trainer.output_dir}")
+    console.print(
+        f"{trainer.param_count:,} parameters, {trainer.config.epochs} epochs of "
+        f"{trainer.batches_per_epoch} steps, {trainer.device_label}, into {trainer.output_dir}"
+    )
 
-    table = Table(title=f"time to quality: {args.num_images} {core.FAST_SAMPLER} samples per row, "
-                        f"floor {evaluator.floor(args.num_images).recognised:.1%} recognised")
+    table = Table(
+        title=f"time to quality: {args.num_images} {core.FAST_SAMPLER} samples per row, "
+        f"floor {evaluator.floor(args.num_images).recognised:.1%} recognised"
+    )
     for column in ("training min", "step", "epoch", "FD", "recognised", "entropy"):
         table.add_column(column, justify="right")
     scoring, next_score, reached, minutes = 0.0, args.every, None, 0.0
@@ -55,21 +60,38 @@ def main() -> None:
             continue
         start = time.perf_counter()
         with core.autocast(trainer.device, trainer.bf16):
-            images, _ = core.generate(trainer.sampling_model(), trainer.schedule, args.num_images,
-                                      trainer.data.image_shape, core.FAST_SAMPLER, seed=0, device=trainer.device)
+            images, _ = core.generate(
+                trainer.sampling_model(),
+                trainer.schedule,
+                args.num_images,
+                trainer.data.image_shape,
+                core.FAST_SAMPLER,
+                seed=0,
+                device=trainer.device,
+            )
         scores = evaluator.score(images)
         scoring += time.perf_counter() - start
         next_score = minutes + args.every
-        table.add_row(f"{minutes:.1f}", str(trainer.step), str(trainer.epoch + (0 if last else 1)),
-                      f"{scores.frechet_distance:.1f}", f"{scores.recognised:.1%}", f"{scores.class_entropy:.3f}")
-        console.print(f"{minutes:.1f} min: recognised {scores.recognised:.1%}, FD {scores.frechet_distance:.1f}",
-                      style="dim")
+        table.add_row(
+            f"{minutes:.1f}",
+            str(trainer.step),
+            str(trainer.epoch + (0 if last else 1)),
+            f"{scores.frechet_distance:.1f}",
+            f"{scores.recognised:.1%}",
+            f"{scores.class_entropy:.3f}",
+        )
+        console.print(
+            f"{minutes:.1f} min: recognised {scores.recognised:.1%}, FD {scores.frechet_distance:.1f}", style="dim"
+        )
         if scores.recognised >= args.target:
             reached = minutes
             break
     console.print(table)
-    console.print(f"recognised >= {args.target:.0%} after {reached:.1f} min of training" if reached is not None
-                  else f"recognised >= {args.target:.0%} was not reached in {trainer.config.epochs} epochs")
+    console.print(
+        f"recognised >= {args.target:.0%} after {reached:.1f} min of training"
+        if reached is not None
+        else f"recognised >= {args.target:.0%} was not reached in {trainer.config.epochs} epochs"
+    )
 
 
 if __name__ == "__main__":

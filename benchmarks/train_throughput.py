@@ -38,17 +38,25 @@ def images_per_second(trainer: Trainer, steps: int, warmup: int) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
-def diffusers_images_per_second(width: int, precision: str, x0: torch.Tensor, steps: int, warmup: int) -> tuple[float, int]:
+def diffusers_images_per_second(
+    width: int, precision: str, x0: torch.Tensor, steps: int, warmup: int
+) -> tuple[float, int]:
     """The same training step with diffusers: UNet2DModel (DDPM-style blocks, attention at the lowest
     resolution, as ours) and DDPMScheduler.add_noise; returns (images/s, parameters)."""
     import torch.nn.functional as F
     from diffusers import DDPMScheduler, UNet2DModel
 
     device = x0.device
-    model = UNet2DModel(sample_size=x0.shape[-1], in_channels=x0.shape[1], out_channels=x0.shape[1],
-                        block_out_channels=(width, 2 * width, 2 * width), layers_per_block=1,
-                        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-                        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8).to(device)
+    model = UNet2DModel(
+        sample_size=x0.shape[-1],
+        in_channels=x0.shape[1],
+        out_channels=x0.shape[1],
+        block_out_channels=(width, 2 * width, 2 * width),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        norm_num_groups=8,
+    ).to(device)
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -76,7 +84,9 @@ def diffusers_images_per_second(width: int, precision: str, x0: torch.Tensor, st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
-    parser.add_argument("--models", nargs="+", choices=tuple(MODEL_PRESETS), help="time these presets instead of widths")
+    parser.add_argument(
+        "--models", nargs="+", choices=tuple(MODEL_PRESETS), help="time these presets instead of widths"
+    )
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
@@ -93,27 +103,50 @@ def main() -> None:
     for column in columns:
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
-        sizes = [(name, MODEL_PRESETS[name]) for name in args.models] if args.models else \
-            [(str(width), {"base_channels": width}) for width in args.widths]
+        sizes = (
+            [(name, MODEL_PRESETS[name]) for name in args.models]
+            if args.models
+            else [(str(width), {"base_channels": width}) for width in args.widths]
+        )
         for label, size in sizes:
             rates = {}
             for precision in ("fp32", "bf16"):
-                config = TrainConfig(**size, precision=precision, batch_size=args.batch_size,
-                                     device=args.device, output_dir=tmp, max_images=args.batch_size)
+                config = TrainConfig(
+                    **size,
+                    precision=precision,
+                    batch_size=args.batch_size,
+                    device=args.device,
+                    output_dir=tmp,
+                    max_images=args.batch_size,
+                )
                 trainer = Trainer(config)
                 rates[precision] = images_per_second(trainer, args.steps, args.warmup)
             width = config.base_channels
-            row = [label, f"{trainer.param_count:,}", f"{rates['fp32']:.0f}", f"{rates['bf16']:.0f}",
-                   f"{rates['bf16'] / rates['fp32']:.2f}x"]
+            row = [
+                label,
+                f"{trainer.param_count:,}",
+                f"{rates['fp32']:.0f}",
+                f"{rates['bf16']:.0f}",
+                f"{rates['bf16'] / rates['fp32']:.2f}x",
+            ]
             if args.diffusers:
-                theirs = {p: diffusers_images_per_second(width, p, trainer.images[: args.batch_size], args.steps,
-                                                         args.warmup) for p in ("fp32", "bf16")}
+                theirs = {
+                    p: diffusers_images_per_second(width, p, trainer.images[: args.batch_size], args.steps, args.warmup)
+                    for p in ("fp32", "bf16")
+                }
                 best_ours, best_theirs = max(rates.values()), max(r for r, _ in theirs.values())
-                row += [f"{theirs['fp32'][1]:,}", f"{theirs['fp32'][0]:.0f}", f"{theirs['bf16'][0]:.0f}",
-                        f"{best_ours / best_theirs:.2f}x"]
+                row += [
+                    f"{theirs['fp32'][1]:,}",
+                    f"{theirs['fp32'][0]:.0f}",
+                    f"{theirs['bf16'][0]:.0f}",
+                    f"{best_ours / best_theirs:.2f}x",
+                ]
             table.add_row(*row)
-            device = f"{trainer.device} ({torch.get_num_threads()} CPU threads)" if trainer.device.type == "cpu" \
+            device = (
+                f"{trainer.device} ({torch.get_num_threads()} CPU threads)"
+                if trainer.device.type == "cpu"
                 else trainer.device_label.replace(" (bf16)", "")
+            )
     Console(width=160).print(table)
     Console(width=160).print(f"device: {device}")
 

@@ -7,21 +7,52 @@ Front ends import only the names listed in ``__all__``, grouped here by the stag
 from .schedule import SCHEDULES, NoiseSchedule, display_timesteps
 
 # The network.
-from .config import MODEL_PRESETS, ConfigError, TrainConfig, resolve_overrides
+from .config import MODEL_PRESETS, ConfigError, TrainConfig, resolve_overrides, setting_choices
 from .unet import UNet, count_parameters, timestep_embedding
 
 # Data.
-from .data import CLASS_NAMES, DATA_MODES, DATASETS, MAX_FORWARD_ROWS, DataError, Dataset, forward_examples, load_dataset
+from .data import (
+    CLASS_NAMES,
+    DATA_MODES,
+    DATASETS,
+    MAX_FORWARD_ROWS,
+    DataError,
+    Dataset,
+    forward_examples,
+    load_dataset,
+)
 
 # Training.
-from .device import DEVICES, PRECISIONS, DeviceError, autocast, configure_for_speed, device_label, resolve_device, use_bf16
+from .device import (
+    DEVICES,
+    PRECISIONS,
+    DeviceError,
+    autocast,
+    configure_for_speed,
+    device_label,
+    resolve_device,
+    use_bf16,
+)
 from .ema import EMA
 from .objective import PREDICTIONS, TIMESTEP_DENSITIES, l_simple, noise_predictor, timestep_probabilities
 from .trainer import EpochEvent, FinishedEvent, StepEvent, Trainer, TrainingError
 
 # Sampling.
-from .samplers import (DEFAULT_STEPS, FAST_SAMPLER, SAMPLERS, NoisePredictor, ddim_step, ddim_timesteps, ddpm_step,
-                       dpm_solver_sde_step, dpm_solver_step, guided, sample, sampler_timesteps)
+from .samplers import (
+    DEFAULT_STEPS,
+    FAST_SAMPLER,
+    SAMPLERS,
+    NoisePredictor,
+    ddim_step,
+    ddim_timesteps,
+    ddpm_step,
+    dpm_solver_sde_step,
+    dpm_solver_step,
+    guided,
+    last_step,
+    sample,
+    sampler_timesteps,
+)
 from .sampling import ALL_CLASSES, DEFAULT_GUIDANCE, SamplingPlan, class_labels, generate, plan_sampling
 
 # Evaluating.
@@ -32,31 +63,110 @@ from .metrics import Evaluator, Scores, class_entropy, frechet_distance, per_cla
 from .checkpoint import CheckpointError, LoadedModel, atomic_save, build_model, load_checkpoint, load_model
 from .curves import smooth
 from .files import OutputError, check_writable
-from .images import (export_images, load_image_folder, plot_forward_grid, plot_schedule, read_grid, save_gif,
-                     save_grid, snapshot_indices)
+from .images import (
+    export_images,
+    load_image_folder,
+    plot_forward_grid,
+    plot_schedule,
+    read_grid,
+    save_gif,
+    save_grid,
+    snapshot_indices,
+)
 from .run_control import RunStatus, read_status, send_request
 
 __all__ = [
     # the forward process
-    "SCHEDULES", "NoiseSchedule", "display_timesteps",
+    "SCHEDULES",
+    "NoiseSchedule",
+    "display_timesteps",
     # the network
-    "MODEL_PRESETS", "ConfigError", "TrainConfig", "resolve_overrides", "UNet", "count_parameters", "timestep_embedding",
+    "MODEL_PRESETS",
+    "ConfigError",
+    "TrainConfig",
+    "UNet",
+    "count_parameters",
+    "resolve_overrides",
+    "setting_choices",
+    "timestep_embedding",
     # data
-    "CLASS_NAMES", "DATA_MODES", "DATASETS", "MAX_FORWARD_ROWS", "DataError", "Dataset", "forward_examples",
+    "CLASS_NAMES",
+    "DATA_MODES",
+    "DATASETS",
+    "MAX_FORWARD_ROWS",
+    "DataError",
+    "Dataset",
+    "forward_examples",
     "load_dataset",
     # training
-    "DEVICES", "PRECISIONS", "DeviceError", "EMA", "EpochEvent", "FinishedEvent", "PREDICTIONS", "StepEvent", "TIMESTEP_DENSITIES",
-    "Trainer", "TrainingError", "autocast", "configure_for_speed", "device_label", "l_simple", "noise_predictor",
-    "resolve_device", "timestep_probabilities", "use_bf16",
+    "DEVICES",
+    "PRECISIONS",
+    "DeviceError",
+    "EMA",
+    "EpochEvent",
+    "FinishedEvent",
+    "PREDICTIONS",
+    "StepEvent",
+    "TIMESTEP_DENSITIES",
+    "Trainer",
+    "TrainingError",
+    "autocast",
+    "configure_for_speed",
+    "device_label",
+    "l_simple",
+    "noise_predictor",
+    "resolve_device",
+    "timestep_probabilities",
+    "use_bf16",
     # sampling
-    "ALL_CLASSES", "DEFAULT_GUIDANCE", "DEFAULT_STEPS", "FAST_SAMPLER", "SAMPLERS", "NoisePredictor", "SamplingPlan",
-    "class_labels", "plan_sampling", "ddim_step", "ddim_timesteps", "ddpm_step", "dpm_solver_sde_step",
-    "dpm_solver_step", "generate", "guided", "sample", "sampler_timesteps",
+    "ALL_CLASSES",
+    "DEFAULT_GUIDANCE",
+    "DEFAULT_STEPS",
+    "FAST_SAMPLER",
+    "SAMPLERS",
+    "NoisePredictor",
+    "SamplingPlan",
+    "class_labels",
+    "plan_sampling",
+    "ddim_step",
+    "ddim_timesteps",
+    "ddpm_step",
+    "dpm_solver_sde_step",
+    "dpm_solver_step",
+    "generate",
+    "guided",
+    "last_step",
+    "sample",
+    "sampler_timesteps",
     # evaluating
-    "SCORED_DATASETS", "Classifier", "Evaluator", "Scores", "class_entropy", "frechet_distance", "load_classifier",
-    "per_class_accuracy", "recognised_share",
+    "SCORED_DATASETS",
+    "Classifier",
+    "Evaluator",
+    "Scores",
+    "class_entropy",
+    "frechet_distance",
+    "load_classifier",
+    "per_class_accuracy",
+    "recognised_share",
     # run files
-    "CheckpointError", "LoadedModel", "OutputError", "RunStatus", "atomic_save", "build_model", "check_writable",
-    "export_images", "load_checkpoint", "load_image_folder", "load_model", "plot_forward_grid", "plot_schedule",
-    "read_grid", "read_status", "save_gif", "save_grid", "send_request", "smooth", "snapshot_indices",
+    "CheckpointError",
+    "LoadedModel",
+    "OutputError",
+    "RunStatus",
+    "atomic_save",
+    "build_model",
+    "check_writable",
+    "export_images",
+    "load_checkpoint",
+    "load_image_folder",
+    "load_model",
+    "plot_forward_grid",
+    "plot_schedule",
+    "read_grid",
+    "read_status",
+    "save_gif",
+    "save_grid",
+    "send_request",
+    "smooth",
+    "snapshot_indices",
 ]

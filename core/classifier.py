@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointError, atomic_save
-from .data import Dataset, cache_dir, load_dataset
+from .data import Dataset, cache_dir, load_bundled, load_dataset
 
 SCORED_DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist")
 FEATURES = 128
@@ -80,7 +80,8 @@ def train_classifier(train: Dataset, test: Dataset, epochs: int = EPOCHS, seed: 
     model = LeNet(train.images.shape[1], int(train.labels.max()) + 1)
     model(train.images[:2])
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=epochs * -(-len(train) // BATCH))
+    steps = epochs * -(-len(train) // BATCH)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
     for _ in range(epochs):
         model.train()
         for idx in torch.randperm(len(train), generator=generator).split(BATCH):
@@ -103,7 +104,7 @@ def classifier_split(dataset: str) -> tuple[Dataset, Dataset, Dataset]:
     the first measures the classifier's accuracy, the second holds the real images that generated
     ones are compared with, so references are never the classifier's training images.
     """
-    train = load_dataset(dataset, "train")
+    train = load_bundled(dataset, "train")
     test = load_dataset(dataset, "test")
     order = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
     half = len(test) // 2
@@ -117,8 +118,13 @@ def classifier_split(dataset: str) -> tuple[Dataset, Dataset, Dataset]:
 def classifier_payload(classifier: Classifier, image_shape: tuple[int, ...], half: bool = False) -> dict[str, Any]:
     """What a saved classifier holds: its weights (in fp16 with ``half``, to ship), shape and accuracy."""
     state = {k: v.half() if half and v.is_floating_point() else v for k, v in classifier.model.state_dict().items()}
-    return {"model": state, "in_channels": image_shape[0], "classes": classifier.model.fc2.out_features,
-            "size": list(image_shape[1:]), "test_accuracy": classifier.test_accuracy}
+    return {
+        "model": state,
+        "in_channels": image_shape[0],
+        "classes": classifier.model.fc2.out_features,
+        "size": list(image_shape[1:]),
+        "test_accuracy": classifier.test_accuracy,
+    }
 
 
 def _read_classifier(source: Any, dataset: str) -> Classifier:

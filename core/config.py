@@ -26,20 +26,32 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # What a checkpoint written before a field existed was trained with, whatever today's default is.
-BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {"prediction": "eps", "timestep_density": "uniform", "grad_clip": 0.0,
-                                            "time_conditioning": "add", "upsample": "resize_conv"}
+BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
+    "prediction": "eps",
+    "timestep_density": "uniform",
+    "grad_clip": 0.0,
+    "time_conditioning": "add",
+    "upsample": "resize_conv",
+}
 
 
 class ConfigError(ValueError):
     """A setting is out of range; the message names the flag and what it accepts."""
 
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, low: float | None = None,
-            open_low: bool = False, high: float | None = None) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    low: float | None = None,
+    open_low: bool = False,
+    high: float | None = None,
+) -> Any:
     """A field of :class:`TrainConfig`: its default, a one-line ``help``, and what it accepts: one of
     ``choices``, or a number of at least ``low`` (above it with ``open_low``) and below ``high``."""
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "open_low": open_low,
-                                            "high": high})
+    return field(
+        default=default, metadata={"help": help, "choices": choices, "low": low, "open_low": open_low, "high": high}
+    )
 
 
 def check_value(spec: Field, value: Any) -> str | None:
@@ -68,40 +80,43 @@ class TrainConfig:
     """Everything that defines a training run (the command line's flags, with the same names)."""
 
     dataset: str = setting("mnist", "the images to learn", DATASETS)
-    data: str = setting("subset", "subset: the bundled subset; full: the full dataset; auto: full when available",
-                        DATA_MODES)
+    data: str = setting(
+        "subset", "subset: the bundled subset; full: the full dataset; auto: full when available", DATA_MODES
+    )
     data_dir: str | None = setting(None, "folder with the dataset's files (implies --data full)")
     max_images: int | None = setting(None, "train on only the first N images (quick experiments)", low=1)
     epochs: int = setting(20, "passes over the data", low=1)
     batch_size: int = setting(32, "images per optimiser step", low=1)
     lr: float = setting(1e-3, "peak AdamW learning rate, reached after the warm-up", low=0, open_low=True)
     warmup_steps: int = setting(100, "optimiser steps of linear learning-rate warm-up", low=0)
-    lr_schedule: str = setting("cosine", "after warm-up: cosine decay to 0 at the last step, or constant",
-                               LR_SCHEDULES)
+    lr_schedule: str = setting("cosine", "after warm-up: cosine decay to 0 at the last step, or constant", LR_SCHEDULES)
     timesteps: int = setting(1000, "T, the number of diffusion steps", low=2)
-    schedule: str = setting("linear", "the noise schedule beta_t", SCHEDULES)
+    schedule: str = setting("cosine", "the noise schedule beta_t", SCHEDULES)
     base_channels: int = setting(32, "U-Net width of the first level (a multiple of 8)", low=8)
     channel_mults: tuple[int, ...] = setting((1, 2, 2), "width multiplier of each resolution level")
     num_res_blocks: int = setting(1, "residual blocks per level on the down path", low=1)
-    time_conditioning: str = setting("add", "how t enters each block: added, or as a GroupNorm scale and shift",
-                                     TIME_CONDITIONINGS)
-    upsample: str = setting("resize_conv", "up path: resize then convolve, or convolve at the lower resolution first",
-                            UPSAMPLINGS)
-    ema_decay: float = setting(0.999, "largest decay of the weights' moving average used for sampling",
-                               low=0, high=1)
-    conditional: bool = setting(False, "learn class-conditional generation (labels dropped 10% of the time, "
-                                       "for classifier-free guidance)")
+    time_conditioning: str = setting(
+        "add", "how t enters each block: added, or as a GroupNorm scale and shift", TIME_CONDITIONINGS
+    )
+    upsample: str = setting(
+        "conv_resize", "up path: resize then convolve, or convolve at the lower resolution first", UPSAMPLINGS
+    )
+    ema_decay: float = setting(0.999, "largest decay of the weights' moving average used for sampling", low=0, high=1)
+    conditional: bool = setting(
+        False, "learn class-conditional generation (labels dropped 10% of the time, for classifier-free guidance)"
+    )
     min_snr_gamma: float = setting(0.0, "Min-SNR loss weighting min(SNR, gamma)/SNR; 0 = off", low=0)
-    prediction: str = setting("eps", "what the network predicts: the noise eps, or the velocity v", PREDICTIONS)
-    timestep_density: str = setting("uniform", "how training steps are drawn: uniformly, or EDM's log-normal in "
-                                               "noise level", TIMESTEP_DENSITIES)
+    prediction: str = setting("v", "what the network predicts: the noise eps, or the velocity v", PREDICTIONS)
+    timestep_density: str = setting(
+        "uniform", "how training steps are drawn: uniformly, or EDM's log-normal in noise level", TIMESTEP_DENSITIES
+    )
     grad_clip: float = setting(0.0, "clip the gradient's norm to this; 0 = off", low=0)
     output_dir: str = setting("outputs", "the run folder")
     seed: int = setting(0, "seed of the weights, the data order and the noise")
     device: str = setting("auto", "auto: CUDA, then Apple MPS, then the CPU", DEVICES)
     precision: str = setting("auto", "auto: bf16 autocast where the hardware has it", PRECISIONS)
     sample_every: int = setting(1, "write (and rate) a preview grid every N epochs", low=1)
-    sample_steps: int = setting(20, "sampler steps for the preview grid", low=1)
+    sample_steps: int = setting(10, "sampler steps for the preview grid", low=1)
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` for the first bad value; return self when all are fine."""
@@ -110,7 +125,9 @@ class TrainConfig:
             if problem is not None:
                 raise ConfigError(f"--{spec.name} {problem}, got {getattr(self, spec.name)!r}")
         if self.base_channels % 8:
-            raise ConfigError(f"--base_channels must be a multiple of 8 (GroupNorm's 8 groups), got {self.base_channels}")
+            raise ConfigError(
+                f"--base_channels must be a multiple of 8 (GroupNorm's 8 groups), got {self.base_channels}"
+            )
         if not self.channel_mults or min(self.channel_mults) < 1:
             raise ConfigError("--channel_mults must be one or more positive integers")
         return self
@@ -145,14 +162,22 @@ class TrainConfig:
     @property
     def model_name(self) -> str:
         """The ``--model`` preset this run's U-Net matches, or "custom"."""
-        mine = {"base_channels": self.base_channels, "channel_mults": tuple(self.channel_mults),
-                "num_res_blocks": self.num_res_blocks}
+        mine = {
+            "base_channels": self.base_channels,
+            "channel_mults": tuple(self.channel_mults),
+            "num_res_blocks": self.num_res_blocks,
+        }
         return next((name for name, preset in MODEL_PRESETS.items() if preset == mine), "custom")
 
 
 def settings() -> tuple[Field, ...]:
     """The fields of :class:`TrainConfig`, each with its ``metadata`` (help, choices, limits)."""
     return fields(TrainConfig)
+
+
+def setting_choices(name: str) -> tuple[str, ...]:
+    """What the setting ``name`` accepts, for a setting with a fixed set of choices."""
+    return next(spec.metadata["choices"] for spec in settings() if spec.name == name)
 
 
 def resolve_overrides(given: dict[str, Any], model: str | None = None) -> dict[str, Any]:

@@ -28,12 +28,13 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        r"""Move every EMA weight towards the model's: :math:`\theta_{\text{EMA}} \mathrel{+}= (1-d_n)(\theta - \theta_{\text{EMA}})`."""
+        r"""Move every EMA weight towards the model's:
+        :math:`\theta_{\text{EMA}} \mathrel{+}= (1-d_n)(\theta - \theta_{\text{EMA}})`."""
         d = self.decay(step)
         ema_params = list(self.model.parameters())
         params = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_params, params, 1.0 - d)
-        for ema_buffer, buffer in zip(self.model.buffers(), model.buffers()):
+        for ema_buffer, buffer in zip(self.model.buffers(), model.buffers(), strict=True):
             ema_buffer.copy_(buffer)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

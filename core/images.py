@@ -53,8 +53,14 @@ def to_pil(grid: torch.Tensor, scale: int = 1) -> Image.Image:
     return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
 
 
-def save_gif(frames: Sequence[torch.Tensor], path: str | Path, nrow: int | None = None,
-             frame_ms: int = 120, hold_last_ms: int = 1500, scale: int = 2) -> Path:
+def save_gif(
+    frames: Sequence[torch.Tensor],
+    path: str | Path,
+    nrow: int | None = None,
+    frame_ms: int = 120,
+    hold_last_ms: int = 1500,
+    scale: int = 2,
+) -> Path:
     """Save batches (each B, C, H, W in [-1, 1]) as an animated GIF of grids, looping, the last frame held."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,8 +121,7 @@ def plot_loss(losses: Sequence[float], path: str | Path, epoch_steps: Sequence[i
     ax.plot(steps, smooth(losses), linewidth=2, label="smoothed")
     for s in epoch_steps:
         ax.axvline(s, color="gray", alpha=0.2, linewidth=0.8)
-    ax.set(xlabel="step", ylabel="mean squared error of the prediction", yscale="log",
-           title="training loss (L_simple)")
+    ax.set(xlabel="step", ylabel="mean squared error of the prediction", yscale="log", title="training loss (L_simple)")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
@@ -125,8 +130,9 @@ def plot_loss(losses: Sequence[float], path: str | Path, epoch_steps: Sequence[i
     return path
 
 
-def plot_forward_grid(rows: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float],
-                      path: str | Path) -> Path:
+def plot_forward_grid(
+    rows: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float], path: str | Path
+) -> Path:
     r"""A labelled grid: one row per image, one column per timestep (``rows`` is N, K, C, H, W)."""
     plt = _pyplot()
     path = Path(path)
@@ -143,7 +149,10 @@ def plot_forward_grid(rows: torch.Tensor, timesteps: Sequence[int], alpha_bars: 
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(f"t = {timesteps[j]}\n" + r"$\bar\alpha_t$" + f" = {alpha_bars[j]:.3f}", fontsize=8)
-    fig.suptitle(r"forward diffusion $q(x_t \mid x_0)$: $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$")
+    fig.suptitle(
+        r"forward diffusion $q(x_t \mid x_0)$: "
+        r"$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -156,9 +165,13 @@ def read_grid(path: str | Path, image_size: int, padding: int = 2) -> torch.Tens
         array = np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0
     step = image_size + padding
     rows, columns = (array.shape[0] - padding) // step, (array.shape[1] - padding) // step
-    cells = [array[padding + r * step: padding + r * step + image_size,
-                   padding + c * step: padding + c * step + image_size]
-             for r in range(rows) for c in range(columns)]
+    cells = [
+        array[
+            padding + r * step : padding + r * step + image_size, padding + c * step : padding + c * step + image_size
+        ]
+        for r in range(rows)
+        for c in range(columns)
+    ]
     batch = torch.from_numpy(np.stack(cells)).permute(0, 3, 1, 2)
     gray = torch.allclose(batch[:, :1], batch[:, 1:2]) and torch.allclose(batch[:, :1], batch[:, 2:])
     return batch[:, :1].contiguous() if gray else batch
@@ -180,7 +193,9 @@ def load_image_folder(folder: str | Path, channels: int = 1) -> torch.Tensor:
         except (OSError, SyntaxError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
             raise ValueError(f"{path} is not a readable image ({type(err).__name__})") from None
         if arrays[-1].shape != arrays[0].shape:
-            raise ValueError(f"{path} is {arrays[-1].shape[1]}x{arrays[-1].shape[0]} pixels but {paths[0].name} is "
-                             f"{arrays[0].shape[1]}x{arrays[0].shape[0]}: all images must have one size")
+            raise ValueError(
+                f"{path} is {arrays[-1].shape[1]}x{arrays[-1].shape[0]} pixels but {paths[0].name} is "
+                f"{arrays[0].shape[1]}x{arrays[0].shape[0]}: all images must have one size"
+            )
     batch = torch.from_numpy(np.stack(arrays)) / 127.5 - 1.0
     return batch.unsqueeze(1) if channels == 1 else batch.permute(0, 3, 1, 2)

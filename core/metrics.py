@@ -56,8 +56,10 @@ def class_entropy(probabilities: torch.Tensor) -> float:
 def per_class_accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> list[float]:
     """For each class k, the share of images requested as k that the classifier assigns to k (NaN if none)."""
     hits = probabilities.argmax(dim=1) == labels
-    return [float(hits[labels == k].float().mean()) if (labels == k).any() else math.nan
-            for k in range(probabilities.shape[1])]
+    return [
+        float(hits[labels == k].float().mean()) if (labels == k).any() else math.nan
+        for k in range(probabilities.shape[1])
+    ]
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,13 @@ class Evaluator:
         """Score ``images``; with the ``labels`` they were generated for, also per-class accuracy."""
         features, probabilities = self.classifier.features_and_probabilities(images)
         accuracy = per_class_accuracy(probabilities, labels) if labels is not None else None
-        return Scores(len(images), frechet_distance(features, self.reference_features),
-                      recognised_share(probabilities), class_entropy(probabilities), accuracy)
+        return Scores(
+            len(images),
+            frechet_distance(features, self.reference_features),
+            recognised_share(probabilities),
+            class_entropy(probabilities),
+            accuracy,
+        )
 
     def floor(self, count: int) -> Scores:
         """The scores of ``count`` real images that are neither references nor classifier training data."""

@@ -4,7 +4,8 @@ Ho et al. 2020 show that the variational bound reduces, up to per-step weights t
 network to predict the noise that was added (their eq. 14):
 
 .. math::  L_\text{simple} = \mathbb E_{t \sim U\{1..T\},\ x_0,\ \epsilon \sim \mathcal N(0,I)}
-           \big\| \epsilon - \epsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t\big) \big\|^2
+           \big\| \epsilon - \epsilon_\theta\big(x_t,\ t\big) \big\|^2,
+           \qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon
 
 Three choices change which errors the network is trained hardest on:
 
@@ -64,8 +65,9 @@ def timestep_probabilities(schedule: NoiseSchedule, density: str = "uniform") ->
     return cdf[1:] - cdf[:-1]
 
 
-def draw_timesteps(count: int, probabilities: torch.Tensor | None, timesteps: int,
-                   device: torch.device | str) -> torch.Tensor:
+def draw_timesteps(
+    count: int, probabilities: torch.Tensor | None, timesteps: int, device: torch.device | str
+) -> torch.Tensor:
     """``count`` steps drawn independently: uniformly when ``probabilities`` is None, otherwise from them."""
     if probabilities is None:
         return torch.randint(0, timesteps, (count,), device=device)
@@ -77,9 +79,16 @@ def v_target(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, noise: 
     return extract(schedule.sqrt_alpha_bars, t, x0) * noise - extract(schedule.sqrt_one_minus_alpha_bars, t, x0) * x0
 
 
-def l_simple(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor | None = None,
-             p_uncond: float = P_UNCOND, min_snr_gamma: float = 0.0, prediction: str = "eps",
-             t_probabilities: torch.Tensor | None = None) -> torch.Tensor:
+def l_simple(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    p_uncond: float = P_UNCOND,
+    min_snr_gamma: float = 0.0,
+    prediction: str = "eps",
+    t_probabilities: torch.Tensor | None = None,
+) -> torch.Tensor:
     r"""One Monte Carlo estimate of the loss on the batch ``x0``: a step and fresh noise per image (steps
     drawn uniformly, or from ``t_probabilities``), the mean squared error of the network's ``prediction``
     (``"eps"`` or ``"v"``), computed in fp32.

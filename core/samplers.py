@@ -53,7 +53,8 @@ def ddpm_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One ancestral step :math:`x_t \to x_{t-1}` (Ho et al. 2020, Algorithm 2).
 
-    The network's noise estimate gives :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}`;
+    The network's noise estimate gives
+    :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}`;
     then :math:`x_{t-1} = \tilde\mu_t(x_t, \hat x_0) + \sigma_t z` with the posterior mean of eq. 7 and
     :math:`\sigma_t^2 = \tilde\beta_t`. Without clipping this equals Algorithm 2's
     :math:`\frac{1}{\sqrt{\alpha_t}}\big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\hat\epsilon\big) + \sigma_t z`;
@@ -81,7 +82,8 @@ def ddim_step(
     r"""One DDIM step from t to an earlier t_prev (Song et al. 2021, eq. 12), t_prev = -1 meaning "done".
 
     .. math::  x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}-\sigma^2}\,\hat\epsilon + \sigma z,
-               \qquad \sigma = \eta\sqrt{\tfrac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\sqrt{1-\tfrac{\bar\alpha_t}{\bar\alpha_{t'}}}
+               \qquad \sigma = \eta\sqrt{\tfrac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}
+               \sqrt{1-\tfrac{\bar\alpha_t}{\bar\alpha_{t'}}}
 
     :math:`\eta = 0` is deterministic (the same noise always gives the same image); :math:`\eta = 1` with
     every step is DDPM. After clipping :math:`\hat x_0`, :math:`\hat\epsilon` is recomputed from it so the two
@@ -96,6 +98,23 @@ def ddim_step(
     sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
     direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps
     return alpha_bar_prev.sqrt() * x0 + direction + sigma * noise, x0
+
+
+def multistep_data(
+    schedule: NoiseSchedule, t: int, t_prev: int, x0: torch.Tensor, previous: tuple[int, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The step size :math:`h = \lambda_{t'} - \lambda_t` in half log-SNR and DPM-Solver++(2M)'s data
+    prediction :math:`D` for it: :math:`\hat x_0` at the first step; later, the linear extrapolation in
+    :math:`\lambda` from the previous step's ``previous = (t_before, x0_before)``,
+    :math:`D = (1 + \tfrac{1}{2r})\hat x_0 - \tfrac{1}{2r}\hat x_0^{\text{before}}` with
+    :math:`r = h_{\text{before}}/h` (shared by the ODE and SDE solvers)."""
+    lam = schedule.half_log_snr
+    h = lam[t_prev] - lam[t]
+    if previous is None:
+        return h, x0
+    t_before, x0_before = previous
+    r = (lam[t] - lam[t_before]) / h
+    return h, (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_before
 
 
 def dpm_solver_step(
@@ -121,13 +140,7 @@ def dpm_solver_step(
     """
     if t_prev < 0:
         return x0
-    lam = schedule.half_log_snr
-    h = lam[t_prev] - lam[t]
-    data = x0
-    if previous is not None:
-        t_before, x0_before = previous
-        r = (lam[t] - lam[t_before]) / h
-        data = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_before
+    h, data = multistep_data(schedule, t, t_prev, x0, previous)
     sigma_ratio = schedule.sqrt_one_minus_alpha_bars[t_prev] / schedule.sqrt_one_minus_alpha_bars[t]
     return sigma_ratio * x_t - schedule.sqrt_alpha_bars[t_prev] * torch.expm1(-h) * data
 
@@ -156,17 +169,14 @@ def dpm_solver_sde_step(
     """
     if t_prev < 0:
         return x0
-    lam = schedule.half_log_snr
-    h = lam[t_prev] - lam[t]
-    data = x0
-    if previous is not None:
-        t_before, x0_before = previous
-        r = (lam[t] - lam[t_before]) / h
-        data = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_before
+    h, data = multistep_data(schedule, t, t_prev, x0, previous)
     sigma, sigma_prev = schedule.sqrt_one_minus_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t_prev]
     keep = -torch.expm1(-2 * h)  # 1 - e^{-2h}
-    return (sigma_prev / sigma * torch.exp(-h) * x_t + schedule.sqrt_alpha_bars[t_prev] * keep * data
-            + sigma_prev * keep.sqrt() * noise)
+    return (
+        sigma_prev / sigma * torch.exp(-h) * x_t
+        + schedule.sqrt_alpha_bars[t_prev] * keep * data
+        + sigma_prev * keep.sqrt() * noise
+    )
 
 
 def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
@@ -239,9 +249,17 @@ def sample(
     return _denoise(model, schedule, x_T, sampler, times, eta, generator, clip)
 
 
-@torch.no_grad()
-def _denoise(model: NoisePredictor, schedule: NoiseSchedule, x_T: torch.Tensor, sampler: str, times: list[int],
-             eta: float, generator: torch.Generator | None, clip: bool) -> Iterator[SamplerStep]:
+@torch.inference_mode()
+def _denoise(
+    model: NoisePredictor,
+    schedule: NoiseSchedule,
+    x_T: torch.Tensor,
+    sampler: str,
+    times: list[int],
+    eta: float,
+    generator: torch.Generator | None,
+    clip: bool,
+) -> Iterator[SamplerStep]:
     x = x_T
     previous: tuple[int, torch.Tensor] | None = None
     for i, t in enumerate(times):
@@ -267,10 +285,18 @@ def _denoise(model: NoisePredictor, schedule: NoiseSchedule, x_T: torch.Tensor, 
         yield SamplerStep(index=i, total=len(times), t=t, x=x, x0_pred=x0)
 
 
+def last_step(steps: Iterator[SamplerStep]) -> SamplerStep:
+    """Run a sampler to the end and return its last step (which holds the finished images)."""
+    for step in steps:  # noqa: B007 - the loop is the run; its last value is the result
+        pass
+    return step
+
+
 def guided(model: Callable[..., torch.Tensor], labels: torch.Tensor, scale: float, null_class: int) -> NoisePredictor:
     r"""Classifier-free guidance (Ho and Salimans 2022) as a noise predictor for the samplers.
 
-    .. math::  \tilde\epsilon = \epsilon_\theta(x_t, \varnothing) + w\,\big(\epsilon_\theta(x_t, y) - \epsilon_\theta(x_t, \varnothing)\big)
+    .. math::  \tilde\epsilon = \epsilon_\theta(x_t, \varnothing)
+               + w\,\big(\epsilon_\theta(x_t, y) - \epsilon_\theta(x_t, \varnothing)\big)
 
     ``model(x, t, y)`` is a network trained with labels sometimes replaced by ``null_class``
     (:math:`\varnothing`). ``w = 0`` ignores the label (unconditional samples), ``w = 1`` is the plain

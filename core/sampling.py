@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .samplers import NoisePredictor, SamplerStep, guided, sample, sampler_timesteps
+from .samplers import NoisePredictor, SamplerStep, guided, last_step, sample, sampler_timesteps
 from .schedule import NoiseSchedule
 
 ALL_CLASSES = "all"
@@ -26,8 +26,9 @@ def class_labels(num_classes: int, class_label: int | str | None, count: int) ->
     with that many images per row shows one class per row."""
     if not num_classes:
         if class_label not in (None, ALL_CLASSES):
-            raise ValueError("this model was trained without class labels; train one with --conditional "
-                             "to choose a class")
+            raise ValueError(
+                "this model was trained without class labels; train one with --conditional to choose a class"
+            )
         return None
     if class_label in (None, ALL_CLASSES):
         per_class = -(-count // num_classes)
@@ -66,10 +67,18 @@ class SamplingPlan:
         return sample(self.predictor, self.schedule, self.x_T, self.sampler, self.steps, eta, self.generator)
 
 
-def plan_sampling(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, image_shape: tuple[int, ...],
-                  count: int, sampler: str, steps: int | None = None, class_label: int | str | None = None,
-                  guidance_scale: float = DEFAULT_GUIDANCE, seed: int = 0,
-                  device: torch.device | str = "cpu") -> SamplingPlan:
+def plan_sampling(
+    model: Callable[..., torch.Tensor],
+    schedule: NoiseSchedule,
+    image_shape: tuple[int, ...],
+    count: int,
+    sampler: str,
+    steps: int | None = None,
+    class_label: int | str | None = None,
+    guidance_scale: float = DEFAULT_GUIDANCE,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> SamplingPlan:
     """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device``
     draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
     each image's class (see :func:`class_labels`) with classifier-free guidance ``guidance_scale``.
@@ -80,9 +89,18 @@ def plan_sampling(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, i
     return _plan(model, schedule, image_shape, labels, count, sampler, steps, guidance_scale, seed, device)
 
 
-def _plan(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, image_shape: tuple[int, ...],
-          labels: torch.Tensor | None, count: int, sampler: str, steps: int | None, guidance_scale: float, seed: int,
-          device: torch.device | str) -> SamplingPlan:
+def _plan(
+    model: Callable[..., torch.Tensor],
+    schedule: NoiseSchedule,
+    image_shape: tuple[int, ...],
+    labels: torch.Tensor | None,
+    count: int,
+    sampler: str,
+    steps: int | None,
+    guidance_scale: float,
+    seed: int,
+    device: torch.device | str,
+) -> SamplingPlan:
     timesteps = sampler_timesteps(schedule, sampler, steps)
     generator = torch.Generator(device).manual_seed(seed)
     x_T = torch.randn(count if labels is None else len(labels), *image_shape, generator=generator, device=device)
@@ -93,10 +111,19 @@ def _plan(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, image_sha
     return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator)
 
 
-def generate(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, count: int, image_shape: tuple[int, ...],
-             sampler: str, steps: int | None = None, seed: int = 0, batch: int = 250,
-             device: torch.device | str = "cpu", class_label: int | str | None = None,
-             guidance_scale: float = DEFAULT_GUIDANCE) -> tuple[torch.Tensor, torch.Tensor | None]:
+def generate(
+    model: Callable[..., torch.Tensor],
+    schedule: NoiseSchedule,
+    count: int,
+    image_shape: tuple[int, ...],
+    sampler: str,
+    steps: int | None = None,
+    seed: int = 0,
+    batch: int = 250,
+    device: torch.device | str = "cpu",
+    class_label: int | str | None = None,
+    guidance_scale: float = DEFAULT_GUIDANCE,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``count`` finished images (for evaluation) in batches of ``batch`` (batch i seeded ``seed + i``), on
     the CPU in [-1, 1], with the class each was drawn as (None for an unconditional model; by default all
     classes in equal blocks, as :func:`class_labels` lays them out)."""
@@ -105,9 +132,7 @@ def generate(model: Callable[..., torch.Tensor], schedule: NoiseSchedule, count:
     images = []
     for index, start in enumerate(range(0, count, batch)):
         size = min(batch, count - start)
-        chunk = None if labels is None else labels[start:start + size]
+        chunk = None if labels is None else labels[start : start + size]
         plan = _plan(model, schedule, image_shape, chunk, size, sampler, steps, guidance_scale, seed + index, device)
-        for step in plan.run():
-            pass
-        images.append(step.x.float().clamp(-1, 1).cpu())
+        images.append(last_step(plan.run()).x.float().clamp(-1, 1).cpu())
     return torch.cat(images), labels

@@ -122,7 +122,8 @@ class NoiseSchedule:
         return self.alpha_bars / (1.0 - self.alpha_bars)
 
     def log_sigmas(self) -> torch.Tensor:
-        r"""The log noise level of every step, :math:`\ln\sigma_t = \tfrac12\ln\big((1-\bar\alpha_t)/\bar\alpha_t\big) = -\lambda_t`
+        r"""The log noise level of every step,
+        :math:`\ln\sigma_t = \tfrac12\ln\big((1-\bar\alpha_t)/\bar\alpha_t\big) = -\lambda_t`
         (Karras et al. 2022's :math:`\sigma`: :math:`x_t/\sqrt{\bar\alpha_t} = x_0 + \sigma_t\epsilon`)."""
         return -self.half_log_snr
 
@@ -134,7 +135,8 @@ class NoiseSchedule:
         return extract(self.sqrt_alpha_bars, t, x0) * x0 + extract(self.sqrt_one_minus_alpha_bars, t, x0) * noise
 
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        r"""Invert the forward process given the noise: :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}`."""
+        r"""Invert the forward process given the noise:
+        :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}`."""
         return (x_t - extract(self.sqrt_one_minus_alpha_bars, t, x_t) * eps) / extract(self.sqrt_alpha_bars, t, x_t)
 
     def posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

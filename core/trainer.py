@@ -39,7 +39,7 @@ from .images import plot_loss, save_grid
 from .metrics import class_entropy, recognised_share
 from .objective import l_simple, noise_predictor, timestep_probabilities
 from .run_control import PAUSE_POLL_S, RunControl
-from .samplers import FAST_SAMPLER
+from .samplers import FAST_SAMPLER, last_step
 from .sampling import ALL_CLASSES, plan_sampling
 from .schedule import NoiseSchedule
 from .unet import count_parameters
@@ -112,8 +112,9 @@ def resume_config(payload: dict[str, Any], overrides: dict[str, Any]) -> TrainCo
 class Trainer:
     """Trains a DDPM on one dataset; see the module docstring for what it writes and yields."""
 
-    def __init__(self, config: TrainConfig, resume: str | Path | None = None,
-                 resume_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, resume: str | Path | None = None, resume_overrides: dict[str, Any] | None = None
+    ) -> None:
         payload = ckpt.load_checkpoint(resume) if resume is not None else None
         if payload is not None:
             if "optimizer" not in payload:
@@ -126,8 +127,9 @@ class Trainer:
         self.device = resolve_device(config.device)
         configure_for_speed(self.device)
         self.bf16 = use_bf16(self.device, config.precision)
-        self.data: Dataset = load_dataset(config.dataset, "train", config.data,
-                                          Path(config.data_dir) if config.data_dir else None)
+        self.data: Dataset = load_dataset(
+            config.dataset, "train", config.data, Path(config.data_dir) if config.data_dir else None
+        )
         if config.max_images is not None:
             self.data = self.data.head(config.max_images)
         self.images = self.data.images.to(self.device)
@@ -141,7 +143,8 @@ class Trainer:
         self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
         self.t_probabilities = None
         if config.timestep_density != "uniform":
-            self.t_probabilities = timestep_probabilities(self.schedule, config.timestep_density).float().to(self.device)
+            density = timestep_probabilities(self.schedule, config.timestep_density)
+            self.t_probabilities = density.float().to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.data_rng = torch.Generator().manual_seed(config.seed)
         self.sample_count = SAMPLE_PER_CLASS * self.model.num_classes if config.conditional else SAMPLE_COUNT
@@ -241,9 +244,10 @@ class Trainer:
                         control.report("stopped", self.step, self.epoch)
                         yield self._stopped(start)
                         return
-                    picks = order[batch * self.config.batch_size:(batch + 1) * self.config.batch_size]
-                    loss = self.train_step(self._augment(self.images[picks]),
-                                           None if self.labels is None else self.labels[picks])
+                    picks = order[batch * self.config.batch_size : (batch + 1) * self.config.batch_size]
+                    loss = self.train_step(
+                        self._augment(self.images[picks]), None if self.labels is None else self.labels[picks]
+                    )
                     if not math.isfinite(loss):
                         raise TrainingError(
                             f"the loss became {loss} at step {self.step + 1}; training stopped. "
@@ -257,8 +261,16 @@ class Trainer:
                     took, last_tick = now - last_tick, now
                     seconds_per_step = took if seconds_per_step == 0.0 else 0.9 * seconds_per_step + 0.1 * took
                     rate = min(self.config.batch_size, len(self.data)) / max(seconds_per_step, 1e-9)
-                    event = StepEvent(self.step, self.epoch + 1, batch + 1, self.batches_per_epoch, loss,
-                                      self.lr_at(self.step - 1), rate, self._elapsed(start))
+                    event = StepEvent(
+                        self.step,
+                        self.epoch + 1,
+                        batch + 1,
+                        self.batches_per_epoch,
+                        loss,
+                        self.lr_at(self.step - 1),
+                        rate,
+                        self._elapsed(start),
+                    )
                     self._log(metrics, {"kind": "step", **_jsonable(event)})
                     control.report("running", self.step, self.epoch, force=False)
                     yield event
@@ -269,8 +281,12 @@ class Trainer:
                 yield self._end_epoch(metrics, start, epoch_start, epoch_losses)
                 last_tick = time.perf_counter()
             final = self.output_dir / "model_final.pt"
-            ckpt.atomic_save(ckpt.make_payload(self.config, self.data.image_shape, self.ema.state_dict(),
-                                               step=self.step, epoch=self.epoch), final)
+            ckpt.atomic_save(
+                ckpt.make_payload(
+                    self.config, self.data.image_shape, self.ema.state_dict(), step=self.step, epoch=self.epoch
+                ),
+                final,
+            )
             control.report("finished", self.step, self.epoch)
             yield FinishedEvent(True, self.step, self.epoch, self._elapsed(start), final, self.checkpoint_path)
         finally:
@@ -290,8 +306,15 @@ class Trainer:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
         with autocast(self.device, self.bf16):
-            loss = l_simple(self.model, self.schedule, x0, labels, min_snr_gamma=self.config.min_snr_gamma,
-                            prediction=self.config.prediction, t_probabilities=self.t_probabilities)
+            loss = l_simple(
+                self.model,
+                self.schedule,
+                x0,
+                labels,
+                min_snr_gamma=self.config.min_snr_gamma,
+                prediction=self.config.prediction,
+                t_probabilities=self.t_probabilities,
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
@@ -304,17 +327,28 @@ class Trainer:
         samples, sample_path, quality = None, None, (None, None)
         if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
             samples = self.generate_samples()
-            sample_path = save_grid(samples, self.output_dir / "samples" / f"epoch_{self.epoch:03d}.png",
-                                    nrow=SAMPLE_PER_CLASS)
+            sample_path = save_grid(
+                samples, self.output_dir / "samples" / f"epoch_{self.epoch:03d}.png", nrow=SAMPLE_PER_CLASS
+            )
             quality = self.rate_samples(samples)
         self.save_checkpoint(start)
         plot_loss(self.losses, self.output_dir / "training_loss.png", self.epoch_steps)
         mean_loss = sum(losses) / len(losses) if losses else float("nan")
         event = EpochEvent(self.epoch, mean_loss, time.perf_counter() - epoch_start, samples, sample_path, *quality)
-        self._log(metrics, {"kind": "epoch", "epoch": self.epoch, "step": self.step, "loss": mean_loss,
-                            "epoch_seconds": event.seconds, "elapsed": self._elapsed(start),
-                            "samples": str(sample_path) if sample_path else None,
-                            "recognised": event.recognised, "class_entropy": event.class_entropy})
+        self._log(
+            metrics,
+            {
+                "kind": "epoch",
+                "epoch": self.epoch,
+                "step": self.step,
+                "loss": mean_loss,
+                "epoch_seconds": event.seconds,
+                "elapsed": self._elapsed(start),
+                "samples": str(sample_path) if sample_path else None,
+                "recognised": event.recognised,
+                "class_entropy": event.class_entropy,
+            },
+        )
         return event
 
     def rate_samples(self, samples: torch.Tensor) -> tuple[float | None, float | None]:
@@ -334,13 +368,19 @@ class Trainer:
         """The EMA model's preview images, on the CPU: the same seed every epoch so epochs compare, the
         recommended fast sampler with ``sample_steps`` steps (at most T); a conditional run draws
         ``SAMPLE_PER_CLASS`` of each class, guided with the default w."""
-        plan = plan_sampling(self.sampling_model(), self.schedule, self.data.image_shape, self.sample_count,
-                             FAST_SAMPLER, min(self.config.sample_steps, self.config.timesteps), ALL_CLASSES,
-                             seed=SAMPLE_SEED, device=self.device)
+        plan = plan_sampling(
+            self.sampling_model(),
+            self.schedule,
+            self.data.image_shape,
+            self.sample_count,
+            FAST_SAMPLER,
+            min(self.config.sample_steps, self.config.timesteps),
+            ALL_CLASSES,
+            seed=SAMPLE_SEED,
+            device=self.device,
+        )
         with autocast(self.device, self.bf16):
-            for step in plan.run():
-                pass
-        return step.x.float().cpu()
+            return last_step(plan.run()).x.float().cpu()
 
     def save_checkpoint(self, start: float | None = None) -> Path:
         """Atomically write ``checkpoint.pt`` with everything needed to resume exactly here."""
@@ -349,9 +389,16 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         payload = ckpt.make_payload(
-            self.config, self.data.image_shape, self.model.state_dict(),
-            ema=self.ema.state_dict(), optimizer=self.optimizer.state_dict(), step=self.step, epoch=self.epoch,
-            batch_in_epoch=self.batch_in_epoch, rng=rng, elapsed=elapsed,
+            self.config,
+            self.data.image_shape,
+            self.model.state_dict(),
+            ema=self.ema.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            step=self.step,
+            epoch=self.epoch,
+            batch_in_epoch=self.batch_in_epoch,
+            rng=rng,
+            elapsed=elapsed,
             losses=torch.tensor(self.losses, dtype=torch.float32),
             epoch_steps=torch.tensor(self.epoch_steps, dtype=torch.long),
         )
@@ -383,9 +430,16 @@ class Trainer:
         return self.elapsed_before + time.perf_counter() - start
 
     def _write_config(self) -> None:
-        text = json.dumps({**self.config.to_dict(), "image_shape": list(self.data.image_shape),
-                           "parameters": self.param_count, "data_source": self.data.source,
-                           "device": self.device_label}, indent=2)
+        text = json.dumps(
+            {
+                **self.config.to_dict(),
+                "image_shape": list(self.data.image_shape),
+                "parameters": self.param_count,
+                "data_source": self.data.source,
+                "device": self.device_label,
+            },
+            indent=2,
+        )
         (self.output_dir / "config.json").write_text(text + "\n")
 
     def _open_metrics(self):
@@ -412,6 +466,13 @@ class Trainer:
 
 
 def _jsonable(event: StepEvent) -> dict[str, Any]:
-    return {"step": event.step, "epoch": event.epoch, "batch": event.batch, "batches": event.batches,
-            "loss": event.loss, "lr": event.lr, "images_per_sec": round(event.images_per_sec, 2),
-            "elapsed": round(event.elapsed, 3)}
+    return {
+        "step": event.step,
+        "epoch": event.epoch,
+        "batch": event.batch,
+        "batches": event.batches,
+        "loss": event.loss,
+        "lr": event.lr,
+        "images_per_sec": round(event.images_per_sec, 2),
+        "elapsed": round(event.elapsed, 3),
+    }

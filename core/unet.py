@@ -49,8 +49,9 @@ class ResidualBlock(nn.Module):
     features instead, :math:`\mathrm{GN}(h)\,(1 + s_t) + b_t` with :math:`(s_t, b_t) = W e_t`, so each step
     can turn channels up or down, not only offset them."""
 
-    def __init__(self, in_channels: int, out_channels: int, time_dim: int, dropout: float = 0.0,
-                 time_conditioning: str = "add") -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, time_dim: int, dropout: float = 0.0, time_conditioning: str = "add"
+    ) -> None:
         super().__init__()
         self.scale_shift = time_conditioning == "scale_shift"
         self.norm1 = nn.GroupNorm(GROUPS, in_channels)
@@ -93,7 +94,8 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        weights = (q.transpose(-1, -2) @ k * (c // self.heads) ** -0.5).softmax(dim=-1)
+        logits = q.transpose(-1, -2) @ k * (c // self.heads) ** -0.5
+        weights = logits.float().softmax(dim=-1).to(v.dtype)  # in fp32 under bf16 autocast: exact, and faster
         attended = v @ weights.transpose(-1, -2)
         return x + self.out(attended.reshape(b, c, h, w))
 
@@ -161,9 +163,7 @@ class UNet(nn.Module):
         self.base_channels = base_channels
         self.num_classes = num_classes
         time_dim = 4 * base_channels
-        self.time_mlp = nn.Sequential(
-            nn.Linear(base_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim)
-        )
+        self.time_mlp = nn.Sequential(nn.Linear(base_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         self.class_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         lowest = len(channel_mults) - 1
@@ -182,8 +182,11 @@ class UNet(nn.Module):
                 skip_channels.append(channels)
 
         self.mid = nn.ModuleList(
-            [ResidualBlock(channels, channels, time_dim, **block), SelfAttention(channels),
-             ResidualBlock(channels, channels, time_dim, **block)]
+            [
+                ResidualBlock(channels, channels, time_dim, **block),
+                SelfAttention(channels),
+                ResidualBlock(channels, channels, time_dim, **block),
+            ]
         )
 
         self.up = nn.ModuleList()

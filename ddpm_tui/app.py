@@ -33,8 +33,11 @@ class QuitScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         with Grid(id="quit-dialog"):
             if self.training:
-                yield Label("Training is still running. Stop it, or leave it running in the background "
-                            "(follow it later with `ddpm-tui watch`)?", id="quit-question")
+                yield Label(
+                    "Training is still running. Stop it, or leave it running in the background "
+                    "(follow it later with `ddpm-tui watch`)?",
+                    id="quit-question",
+                )
                 yield Button("Leave it running", id="leave", variant="primary")
                 yield Button("Stop training", id="stop", variant="error")
             else:
@@ -50,8 +53,11 @@ class TooSmallScreen(ModalScreen):
     """Shown instead of a cramped layout when the terminal is smaller than 80x24."""
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Terminal too small: ddpm-tui needs at least {MIN_WIDTH}x{MIN_HEIGHT}. "
-                    "Enlarge the window, or press q to quit.", id="too-small")
+        yield Label(
+            f"Terminal too small: ddpm-tui needs at least {MIN_WIDTH}x{MIN_HEIGHT}. "
+            "Enlarge the window, or press q to quit.",
+            id="too-small",
+        )
 
 
 class DdpmApp(App):
@@ -68,9 +74,14 @@ class DdpmApp(App):
     ]
     SCREEN_NAMES = {"noise": "Noise", "train": "Train", "sample": "Sample"}
 
-    def __init__(self, mode: str = "noise", output_dir: str = "outputs", watch: str | None = None,
-                 train_defaults: dict[str, str] | None = None, sample_defaults: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        mode: str = "noise",
+        output_dir: str = "outputs",
+        watch: str | None = None,
+        train_defaults: dict[str, str] | None = None,
+        sample_defaults: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.start_mode = "train" if watch else mode
         self.opened: dict[str, Screen] = {}

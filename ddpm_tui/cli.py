@@ -34,8 +34,16 @@ def build_parser() -> Parser:
     return parser
 
 
-ERRORS = (UsageError, core.CheckpointError, core.ConfigError, core.DataError, core.DeviceError, core.OutputError,
-          core.TrainingError, ValueError)
+ERRORS = (
+    UsageError,
+    core.CheckpointError,
+    core.ConfigError,
+    core.DataError,
+    core.DeviceError,
+    core.OutputError,
+    core.TrainingError,
+    ValueError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

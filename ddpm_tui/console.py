@@ -46,9 +46,14 @@ def stop_on_interrupt(request_stop: Callable[[], None]) -> Iterator[None]:
 def progress_bar() -> Progress:
     """A transient bar with a description, count, free-text ``info`` field, elapsed and remaining time."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
     )
 
 

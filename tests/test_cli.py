@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_TRAIN_ARGS
 import core
 from core import NoiseSchedule
 from ddpm_tui.cli import main
@@ -22,8 +21,7 @@ from ddpm_tui.cli import main
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """The real program in a new process, as a user would run it."""
-    return subprocess.run([sys.executable, "-m", "ddpm_tui", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "ddpm_tui", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -32,8 +30,10 @@ def read_metrics(run: Path) -> list[dict]:
 
 def test_visualize_writes_the_grid_and_the_schedule_plot(tmp_path, capsys):
     out = tmp_path / "vis" / "forward.png"
-    assert main(["visualize", "--num-images", "3", "--timesteps", "100", "--schedule", "cosine",
-                 "--output", str(out)]) == 0
+    assert (
+        main(["visualize", "--num-images", "3", "--timesteps", "100", "--schedule", "cosine", "--output", str(out)])
+        == 0
+    )
     assert out.stat().st_size > 0 and (out.parent / "noise_schedule.png").stat().st_size > 0
     rows = [line.split("│")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
     rows = [[cell.strip() for cell in row] for row in rows if row[0].strip().isdigit()]
@@ -44,14 +44,21 @@ def test_visualize_writes_the_grid_and_the_schedule_plot(tmp_path, capsys):
 
 
 def test_train_writes_every_file(tiny_run):
-    for name in ("model_final.pt", "checkpoint.pt", "training_loss.png", "metrics.jsonl", "config.json",
-                 "samples/epoch_001.png"):
+    for name in (
+        "model_final.pt",
+        "checkpoint.pt",
+        "training_loss.png",
+        "metrics.jsonl",
+        "config.json",
+        "samples/epoch_001.png",
+    ):
         assert (tiny_run / name).stat().st_size > 0, name
     records = read_metrics(tiny_run)
     steps = [r for r in records if r["kind"] == "step"]
     assert [r["step"] for r in steps] == [1, 2]
     assert {"step", "epoch", "loss", "lr", "images_per_sec", "elapsed"} <= steps[0].keys()
     assert records[-1]["kind"] == "epoch" and records[-1]["epoch"] == 1
+    assert 0 <= records[-1]["recognised"] <= 1 and 0 <= records[-1]["class_entropy"] <= 1  # the previews, rated
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["timesteps"] == 20 and config["base_channels"] == 8
     final = torch.load(tiny_run / "model_final.pt", weights_only=True)
@@ -60,8 +67,23 @@ def test_train_writes_every_file(tiny_run):
 
 def test_sample_with_intermediate_frames_and_export(tiny_run, tmp_path):
     out = tmp_path / "s" / "samples.png"
-    assert main(["sample", "--checkpoint", str(tiny_run / "model_final.pt"), "--num_images", "4",
-                 "--output", str(out), "--show_intermediate", "--export_dir", str(tmp_path / "png")]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(tiny_run / "model_final.pt"),
+                "--num_images",
+                "4",
+                "--output",
+                str(out),
+                "--show_intermediate",
+                "--export_dir",
+                str(tmp_path / "png"),
+            ]
+        )
+        == 0
+    )
     assert out.exists()
     frames = sorted((out.parent / "intermediate").glob("step_*.png"))
     assert len(frames) == 20 and (out.parent / "intermediate" / "step_0000.png") in frames
@@ -75,14 +97,30 @@ def test_sample_with_intermediate_frames_and_export(tiny_run, tmp_path):
 def test_ddim_sampling_is_reproducible(tiny_run, tmp_path):
     paths = [tmp_path / f"{i}.png" for i in range(2)]
     for p in paths:
-        assert main(["sample", "--checkpoint", str(tiny_run / "model_final.pt"), "--num_images", "2",
-                     "--sampler", "ddim", "--steps", "5", "--output", str(p)]) == 0
+        assert (
+            main(
+                [
+                    "sample",
+                    "--checkpoint",
+                    str(tiny_run / "model_final.pt"),
+                    "--num_images",
+                    "2",
+                    "--sampler",
+                    "ddim",
+                    "--steps",
+                    "5",
+                    "--output",
+                    str(p),
+                ]
+            )
+            == 0
+        )
     assert paths[0].read_bytes() == paths[1].read_bytes()
 
 
-def test_resume_continues_the_step_count_and_the_loss_curve(tiny_run, tmp_path):
+def test_resume_continues_the_step_count_and_the_loss_curve(tiny_train_args, tmp_path):
     run = tmp_path / "run"
-    assert main(["train", *TINY_TRAIN_ARGS, "--output_dir", str(run)]) == 0
+    assert main(["train", *tiny_train_args, "--output_dir", str(run)]) == 0
     first = read_metrics(run)
     assert main(["train", "--resume", str(run / "checkpoint.pt"), "--epochs", "2"]) == 0
     records = read_metrics(run)
@@ -95,8 +133,18 @@ def test_resume_continues_the_step_count_and_the_loss_curve(tiny_run, tmp_path):
 
 def test_resume_is_exact(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    args = ["--batch_size", "16", "--max_images", "32", "--timesteps", "20", "--base_channels", "8",
-            "--precision", "fp32"]
+    args = [
+        "--batch_size",
+        "16",
+        "--max_images",
+        "32",
+        "--timesteps",
+        "20",
+        "--base_channels",
+        "8",
+        "--precision",
+        "fp32",
+    ]
     assert main(["train", *args, "--epochs", "2", "--output_dir", str(straight)]) == 0
     assert main(["train", *args, "--epochs", "1", "--output_dir", str(split)]) == 0
     assert main(["train", "--resume", str(split / "checkpoint.pt"), "--epochs", "2"]) == 0
@@ -109,9 +157,29 @@ def test_resume_is_exact(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ddpm_tui", "train", "--epochs", "50", "--batch_size", "16",
-                             "--max_images", "64", "--timesteps", "20", "--base_channels", "8",
-                             "--output_dir", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ddpm_tui",
+            "train",
+            "--epochs",
+            "50",
+            "--batch_size",
+            "16",
+            "--max_images",
+            "64",
+            "--timesteps",
+            "20",
+            "--base_channels",
+            "8",
+            "--output_dir",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (run / "checkpoint.pt").exists():
         time.sleep(0.2)
@@ -126,9 +194,9 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tmp_path):
     assert steps == list(range(1, state["step"] + 1))
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_train_args, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    assert main(["train", *TINY_TRAIN_ARGS, "--output_dir", str(run)]) == 0
+    assert main(["train", *tiny_train_args, "--output_dir", str(run)]) == 0
     before = (run / "checkpoint.pt").read_bytes()
     import core.trainer
 
@@ -156,8 +224,15 @@ def bad_files(tmp_path_factory, tiny_run) -> dict[str, Path]:
     torch.save({"format": "ddpm-tui", "model": RunsCode()}, evil)
     a_file = folder / "a_file"
     a_file.write_text("x")
-    return {"truncated": truncated, "foreign": foreign, "evil": evil, "a_file": a_file,
-            "missing": folder / "missing.pt", "model": tiny_run / "model_final.pt", "empty_dir": folder}
+    return {
+        "truncated": truncated,
+        "foreign": foreign,
+        "evil": evil,
+        "a_file": a_file,
+        "missing": folder / "missing.pt",
+        "model": tiny_run / "model_final.pt",
+        "empty_dir": folder,
+    }
 
 
 BAD_INPUTS = [
@@ -218,14 +293,16 @@ def test_dashed_and_underscored_flags_are_the_same():
     assert (a.batch_size, a.base_channels) == (b.batch_size, b.base_channels) == (7, 16)
 
 
-
 def test_model_preset_and_an_explicit_width_combine():
     from ddpm_tui.cli import build_parser
     from ddpm_tui.flags import setting_overrides
 
     parser = build_parser()
     assert setting_overrides(parser.parse_args(["train", "--model", "base"])) == {
-        "base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2}
+        "base_channels": 64,
+        "channel_mults": (1, 2, 2),
+        "num_res_blocks": 2,
+    }
     given = setting_overrides(parser.parse_args(["train", "--model", "large", "--base_channels", "96"]))
     assert given["base_channels"] == 96 and given["num_res_blocks"] == 2
     assert setting_overrides(parser.parse_args(["train"])) == {}

@@ -7,7 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from core import NoiseSchedule, UNet, count_parameters, guided, l_simple, load_model, per_class_accuracy, sample
+from core import (
+    NoiseSchedule,
+    UNet,
+    count_parameters,
+    guided,
+    l_simple,
+    last_step,
+    load_model,
+    per_class_accuracy,
+    sample,
+)
 from ddpm_tui.cli import main
 
 
@@ -65,9 +75,7 @@ def test_a_conditional_model_draws_the_class_it_is_asked_for():
     def draw(label: int, scale: float) -> torch.Tensor:
         x_T = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(1))
         predictor = guided(model, torch.full((64,), label), scale, model.null_class)
-        for step in sample(predictor, s, x_T, "dpm++", 10):
-            pass
-        return step.x.mean(dim=(1, 2, 3))
+        return last_step(sample(predictor, s, x_T, "dpm++", 10)).x.mean(dim=(1, 2, 3))
 
     for scale in (1.0, 3.0):
         assert (draw(0, scale) < 0).float().mean() > 0.95
@@ -92,8 +100,22 @@ def test_sample_a_class_or_a_row_per_class(conditional_run, tmp_path, capsys):
     base = ["sample", "--checkpoint", str(conditional_run / "model_final.pt"), "--sampler", "dpm++", "--steps", "5"]
     assert main([*base, "--class_label", "3", "--num_images", "4", "--output", str(tmp_path / "three.png")]) == 0
     assert "class 3 (3), guidance w = 3" in capsys.readouterr().out
-    assert main([*base, "--class_label", "all", "--num_images", "20", "--guidance_scale", "1",
-                 "--output", str(tmp_path / "all.png")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--class_label",
+                "all",
+                "--num_images",
+                "20",
+                "--guidance_scale",
+                "1",
+                "--output",
+                str(tmp_path / "all.png"),
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "all.png").size == (2 * 30 + 2, 10 * 30 + 2)  # a row of 2 per class
 
 
@@ -104,8 +126,24 @@ def test_class_label_on_an_unconditional_model_is_one_line(tiny_run, capsys):
 
 
 def test_eval_reports_per_class_accuracy(conditional_run, capsys):
-    assert main(["eval", "--checkpoint", str(conditional_run / "model_final.pt"), "--num_images", "20",
-                 "--sampler", "dpm++", "--steps", "5", "--guidance_scale", "0"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(conditional_run / "model_final.pt"),
+                "--num_images",
+                "20",
+                "--sampler",
+                "dpm++",
+                "--steps",
+                "5",
+                "--guidance_scale",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Per-class accuracy, w = 0" in out and "Mean per-class accuracy" in out
     assert out.count("%") >= 10

@@ -38,8 +38,7 @@ async def test_two_by_two_image_gives_two_cells_with_the_right_colours(monkeypat
         widget = app.query_one(HalfBlockImage)
         assert widget.size.width == 2 and widget.size.height == 1
         segments = list(widget.render_line(0))
-        cells = [(seg.text, seg.style.color.triplet, seg.style.bgcolor.triplet) for seg in segments
-                 for _ in seg.text]
+        cells = [(seg.text, seg.style.color.triplet, seg.style.bgcolor.triplet) for seg in segments for _ in seg.text]
         assert [c[0] for c in cells] == ["▀", "▀"]
         assert cells[0][1:] == ((0, 0, 0), (255, 0, 0))
         assert cells[1][1:] == ((255, 255, 255), (0, 0, 255))

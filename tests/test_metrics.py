@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_TRAIN_ARGS
 from core import Evaluator, class_entropy, export_images, frechet_distance, load_classifier, recognised_share
 from ddpm_tui.cli import main
 
@@ -63,10 +62,10 @@ def test_eval_of_an_image_folder(evaluator, tmp_path, capsys):
     assert "(32, 32) pixels" in capsys.readouterr().err
 
 
-def test_compare_prints_a_row_per_run(evaluator, tmp_path, capsys):
+def test_compare_prints_a_row_per_run(evaluator, tiny_train_args, tmp_path, capsys):
     runs = [tmp_path / "a", tmp_path / "b"]
-    for run, width in zip(runs, ("8", "16")):
-        args = [a if a != "8" else width for a in TINY_TRAIN_ARGS]
+    for run, width in zip(runs, ("8", "16"), strict=True):
+        args = [a if a != "8" else width for a in tiny_train_args]
         assert main(["train", *args, "--output_dir", str(run)]) == 0
     capsys.readouterr()
     assert main(["compare", *map(str, runs), "--num_images", "20", "--steps", "5"]) == 0

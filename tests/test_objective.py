@@ -24,8 +24,9 @@ def test_lognormal_density_puts_the_closed_form_mass_on_each_band_of_noise_level
     sigma = s.log_sigmas().double().exp()
     for low, high in ((0.15, 2.5), (0.5, 1.0), (0.02, 0.1)):
         band = (sigma > low) & (sigma < high)
-        closed = (normal_cdf((math.log(high) - LOGNORMAL_MEAN) / LOGNORMAL_STD)
-                  - normal_cdf((math.log(low) - LOGNORMAL_MEAN) / LOGNORMAL_STD))
+        closed = normal_cdf((math.log(high) - LOGNORMAL_MEAN) / LOGNORMAL_STD) - normal_cdf(
+            (math.log(low) - LOGNORMAL_MEAN) / LOGNORMAL_STD
+        )
         assert p[band].sum().item() == pytest.approx(closed, abs=0.01)  # rounding to whole steps
     log_sigma_mean = (p * sigma.log()).sum().item()
     assert log_sigma_mean == pytest.approx(LOGNORMAL_MEAN, abs=0.05)

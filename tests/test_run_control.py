@@ -24,9 +24,29 @@ def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
 
 def test_pause_resume_and_stop_are_obeyed(tmp_path: Path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ddpm_tui", "train", "--epochs", "100", "--batch_size", "8",
-                             "--max_images", "64", "--timesteps", "20", "--base_channels", "8",
-                             "--output_dir", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ddpm_tui",
+            "train",
+            "--epochs",
+            "100",
+            "--batch_size",
+            "8",
+            "--max_images",
+            "64",
+            "--timesteps",
+            "20",
+            "--base_channels",
+            "8",
+            "--output_dir",
+            str(run),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: (s := read_status(run)) and s.state == "running" and s.step > 0, what="running")
         send_request(run, "pause")
@@ -55,8 +75,9 @@ def test_a_failed_run_reports_its_error(tmp_path, monkeypatch):
     from core import TrainConfig, Trainer, TrainingError
 
     monkeypatch.setattr(core.trainer, "l_simple", lambda *a, **k: torch.tensor(float("inf"), requires_grad=True))
-    trainer = Trainer(TrainConfig(epochs=1, batch_size=8, max_images=16, timesteps=10, base_channels=8,
-                                  output_dir=str(tmp_path)))
+    trainer = Trainer(
+        TrainConfig(epochs=1, batch_size=8, max_images=16, timesteps=10, base_channels=8, output_dir=str(tmp_path))
+    )
     with pytest.raises(TrainingError):
         list(trainer.run())
     status = read_status(tmp_path)

@@ -49,7 +49,7 @@ def test_derived_quantities(name):
     precision = 1 / (1 - s.alpha_bars_prev[1:]) + s.alphas[1:] / s.betas[1:]
     torch.testing.assert_close(s.posterior_variance[1:], 1 / precision, rtol=1e-4, atol=1e-8)
     x0, xt = torch.tensor(0.7), torch.tensor(-0.3)
-    mean = (s.alpha_bars_prev[1:].sqrt() * x0 / (1 - s.alpha_bars_prev[1:]) + s.alphas[1:].sqrt() * xt / s.betas[1:])
+    mean = s.alpha_bars_prev[1:].sqrt() * x0 / (1 - s.alpha_bars_prev[1:]) + s.alphas[1:].sqrt() * xt / s.betas[1:]
     mean = mean / precision
     t = torch.arange(1, 100)
     got = s.posterior_mean(x0.expand(99, 1), xt.expand(99, 1), t).squeeze(1)

@@ -94,11 +94,13 @@ def test_convolving_before_upsampling_costs_a_quarter_at_the_upsampled_resolutio
     counts = {}
     for order in ("resize_conv", "conv_resize"):
         model, macs = UNet(1, 32, upsample=order), []
-        hooks = [m.conv.register_forward_hook(lambda mod, i, o: macs.append(mod.weight.numel() * i[0].shape[-1] *
-                                                                            i[0].shape[-2]))
-                 for m in model.modules() if m.__class__.__name__ == "Upsample"]
+
+        def count(module, inputs, output, macs=macs):
+            macs.append(module.weight.numel() * inputs[0].shape[-1] * inputs[0].shape[-2])
+
+        for m in model.modules():
+            if m.__class__.__name__ == "Upsample":
+                m.conv.register_forward_hook(count)
         model(torch.randn(1, 1, 28, 28), torch.tensor([1]))
-        for h in hooks:
-            h.remove()
         counts[order] = sum(macs)
     assert counts["resize_conv"] == 4 * counts["conv_resize"]

@@ -38,17 +38,39 @@ def run(args: argparse.Namespace) -> int:
         dataset = scored_dataset(config["dataset"])
         if dataset not in evaluators:
             evaluators[dataset] = core.Evaluator(classifier(dataset))
-        result = evaluate_checkpoint(model, args.num_images, args.sampler, args.steps, 0, args.device,
-                                     evaluators[dataset])
+        result = evaluate_checkpoint(
+            model, args.num_images, args.sampler, args.steps, 0, args.device, evaluators[dataset]
+        )
         rows.append((run_dir, config, steps, result))
-    t = table("run", "data", "params", "epochs", "min", "img/s", "FD", "floor", "recog.", "entropy",
-              title=f"{args.num_images} samples per run ({args.sampler}); FD floor: real vs real")
+    t = table(
+        "run",
+        "data",
+        "params",
+        "epochs",
+        "min",
+        "img/s",
+        "FD",
+        "floor",
+        "recog.",
+        "entropy",
+        title=f"{args.num_images} samples per run ({args.sampler}); FD floor: real vs real",
+    )
     for run_dir, config, steps, result in rows:
         rates = sorted(r["images_per_sec"] for r in steps)
         s, f = result["scores"], result["floor"]
-        t.add_row(run_dir.name, config["dataset"], f"{config['parameters'] / 1e6:.2f}M", str(config["epochs"]),
-                  f"{steps[-1]['elapsed'] / 60:.1f}" if steps else "-", f"{rates[len(rates) // 2]:.0f}" if rates else "-",
-                  f"{s['frechet_distance']:.2f}", f"{f['frechet_distance']:.2f}", f"{s['recognised']:.1%}",
-                  f"{s['class_entropy']:.3f}")
+        minutes = f"{steps[-1]['elapsed'] / 60:.1f}" if steps else "-"
+        rate = f"{rates[len(rates) // 2]:.0f}" if rates else "-"
+        t.add_row(
+            run_dir.name,
+            config["dataset"],
+            f"{config['parameters'] / 1e6:.2f}M",
+            str(config["epochs"]),
+            minutes,
+            rate,
+            f"{s['frechet_distance']:.2f}",
+            f"{f['frechet_distance']:.2f}",
+            f"{s['recognised']:.1%}",
+            f"{s['class_entropy']:.3f}",
+        )
     console.print(t)
     return 0

@@ -21,10 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     add_flag(source, "checkpoint", type=Path, help="generate from this model, then score")
     add_flag(source, "images", type=Path, help="score the PNG images in this folder")
-    add_flag(parser, "dataset", choices=core.DATASETS, help="the data to compare with (default: the checkpoint's, "
-                                                             "or mnist)")
-    add_flag(parser, "num_images", type=positive_int, default=1000,
-             help="images to generate; a conditional model draws every class equally often")
+    add_flag(
+        parser, "dataset", choices=core.DATASETS, help="the data to compare with (default: the checkpoint's, or mnist)"
+    )
+    add_flag(
+        parser,
+        "num_images",
+        type=positive_int,
+        default=1000,
+        help="images to generate; a conditional model draws every class equally often",
+    )
     add_sampling_flags(parser, core.FAST_SAMPLER)
     add_flag(parser, "retrain_classifier", action="store_true", help="train the scoring classifier again, here")
 
@@ -43,15 +49,28 @@ def classifier(dataset: str, retrain: bool = False) -> core.Classifier:
     return loaded
 
 
-def evaluate_checkpoint(path: Path, num_images: int, sampler: str, steps: int | None, seed: int, device_name: str,
-                        evaluator: core.Evaluator | None = None,
-                        guidance_scale: float = core.DEFAULT_GUIDANCE) -> dict:
+def evaluate_checkpoint(
+    path: Path,
+    num_images: int,
+    sampler: str,
+    steps: int | None,
+    seed: int,
+    device_name: str,
+    evaluator: core.Evaluator | None = None,
+    guidance_scale: float = core.DEFAULT_GUIDANCE,
+) -> dict:
     """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it.
 
     A class-conditional model draws every class equally often with guidance ``guidance_scale``, and the
     result adds each class's accuracy."""
-    settings = {"checkpoint": path.name, "num_images": num_images, "sampler": sampler, "steps": steps, "seed": seed,
-                "guidance_scale": guidance_scale}
+    settings = {
+        "checkpoint": path.name,
+        "num_images": num_images,
+        "sampler": sampler,
+        "steps": steps,
+        "seed": seed,
+        "guidance_scale": guidance_scale,
+    }
     cache = path.parent / "eval.json"
     if cache.exists():
         try:
@@ -66,24 +85,42 @@ def evaluate_checkpoint(path: Path, num_images: int, sampler: str, steps: int | 
     evaluator = evaluator or core.Evaluator(classifier(scored_dataset(loaded.config.dataset)))
     start = time.perf_counter()
     with console.status(f"generating {num_images} images ({sampler})"), core.autocast(device, core.use_bf16(device)):
-        images, labels = core.generate(loaded.model, loaded.schedule, num_images, loaded.image_shape, sampler, steps,
-                                       seed, device=device, guidance_scale=guidance_scale)
+        images, labels = core.generate(
+            loaded.model,
+            loaded.schedule,
+            num_images,
+            loaded.image_shape,
+            sampler,
+            steps,
+            seed,
+            device=device,
+            guidance_scale=guidance_scale,
+        )
     seconds = time.perf_counter() - start
-    result = {"settings": settings, "mtime": path.stat().st_mtime, "dataset": loaded.config.dataset,
-              "sampling_seconds": seconds, "scores": evaluator.score(images, labels).to_dict(),
-              "floor": evaluator.floor(num_images).to_dict(),
-              "classifier_accuracy": evaluator.classifier.test_accuracy}
+    result = {
+        "settings": settings,
+        "mtime": path.stat().st_mtime,
+        "dataset": loaded.config.dataset,
+        "sampling_seconds": seconds,
+        "scores": evaluator.score(images, labels).to_dict(),
+        "floor": evaluator.floor(num_images).to_dict(),
+        "classifier_accuracy": evaluator.classifier.test_accuracy,
+    }
     cache.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
 def scores_table(title: str, rows: dict[str, tuple[core.Scores, core.Scores]]) -> None:
-    t = table("images", "Frechet distance (lower is better)", "recognised (conf >= 0.9)", "class entropy",
-              title=title)
+    t = table("images", "Frechet distance (lower is better)", "recognised (conf >= 0.9)", "class entropy", title=title)
     for name, (scores, floor) in rows.items():
         t.add_row(name, f"{scores.frechet_distance:.2f}", f"{scores.recognised:.1%}", f"{scores.class_entropy:.3f}")
-        t.add_row(f"real floor ({floor.count})", f"{floor.frechet_distance:.2f}", f"{floor.recognised:.1%}",
-                  f"{floor.class_entropy:.3f}", style="dim")
+        t.add_row(
+            f"real floor ({floor.count})",
+            f"{floor.frechet_distance:.2f}",
+            f"{floor.recognised:.1%}",
+            f"{floor.class_entropy:.3f}",
+            style="dim",
+        )
     console.print(t)
 
 
@@ -94,27 +131,44 @@ def run(args: argparse.Namespace) -> int:
         images = core.load_image_folder(args.images)
         evaluator = core.Evaluator(classifier(dataset, args.retrain_classifier))
         if images.shape[1:] != evaluator.floor_pool.shape[1:]:
-            fail(f"the images are {tuple(images.shape[2:])} pixels; {dataset} images are "
-                 f"{tuple(evaluator.floor_pool.shape[2:])}")
-        scores_table(f"{len(images)} images from {args.images} vs held-out {dataset}",
-                     {str(args.images): (evaluator.score(images), evaluator.floor(len(images)))})
+            fail(
+                f"the images are {tuple(images.shape[2:])} pixels; {dataset} images are "
+                f"{tuple(evaluator.floor_pool.shape[2:])}"
+            )
+        scores_table(
+            f"{len(images)} images from {args.images} vs held-out {dataset}",
+            {str(args.images): (evaluator.score(images), evaluator.floor(len(images)))},
+        )
         return 0
     if args.retrain_classifier:
         dataset = args.dataset or core.load_model(args.checkpoint).config.dataset
         core.load_classifier(scored_dataset(dataset), retrain=True)
-    result = evaluate_checkpoint(args.checkpoint, args.num_images, args.sampler, args.steps, args.seed, args.device,
-                                 guidance_scale=args.guidance_scale)
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.num_images,
+        args.sampler,
+        args.steps,
+        args.seed,
+        args.device,
+        guidance_scale=args.guidance_scale,
+    )
     scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
-    scores_table(f"{args.num_images} samples ({args.sampler}) vs held-out {result['dataset']}",
-                 {str(args.checkpoint): (scores, floor)})
+    scores_table(
+        f"{args.num_images} samples ({args.sampler}) vs held-out {result['dataset']}",
+        {str(args.checkpoint): (scores, floor)},
+    )
     if scores.class_accuracy is not None:
         names = core.CLASS_NAMES[result["dataset"]]
         t = table("requested class", "drawn as that class", title=f"Per-class accuracy, w = {args.guidance_scale:g}")
-        for name, accuracy in zip(names, scores.class_accuracy):
+        for name, accuracy in zip(names, scores.class_accuracy, strict=True):
             t.add_row(name, f"{accuracy:.1%}")
         console.print(t)
-        console.print(f"Mean per-class accuracy {scores.mean_class_accuracy:.1%} with guidance w = "
-                      f"{args.guidance_scale:g} (chance: {1 / len(names):.0%})")
-    console.print(f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor; "
-                  f"sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}")
+        console.print(
+            f"Mean per-class accuracy {scores.mean_class_accuracy:.1%} with guidance w = "
+            f"{args.guidance_scale:g} (chance: {1 / len(names):.0%})"
+        )
+    console.print(
+        f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor; "
+        f"sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}"
+    )
     return 0

@@ -16,19 +16,28 @@ from ..flags import add_flag, class_label, non_negative_float, positive_int
 NAME = "sample"
 HELP = "generate images from a trained model (the reverse process)"
 STEPS_HELP = ", ".join(f"{name} (default {steps})" for name, steps in core.DEFAULT_STEPS.items())
-SAMPLER_HELP = (f"ddpm: all T steps of Algorithm 2 (the default, as the guide does it); {core.FAST_SAMPLER}: the "
-                f"recommended fast sampler ({core.DEFAULT_STEPS[core.FAST_SAMPLER]} steps, about as good); "
-                "ddim and dpm++: deterministic")
-GUIDANCE_HELP = ("classifier-free guidance w: 0 ignores the label, 1 is the plain conditional model, "
-                 f"larger sharpens and loses variety (default {core.DEFAULT_GUIDANCE:g})")
+SAMPLER_HELP = (
+    f"ddpm: all T steps of Algorithm 2 (the default, as the guide does it); {core.FAST_SAMPLER}: the "
+    f"recommended fast sampler ({core.DEFAULT_STEPS[core.FAST_SAMPLER]} steps, about as good); "
+    "ddim and dpm++: deterministic"
+)
+GUIDANCE_HELP = (
+    "classifier-free guidance w: 0 ignores the label, 1 is the plain conditional model, "
+    f"larger sharpens and loses variety (default {core.DEFAULT_GUIDANCE:g})"
+)
 
 
 def add_sampling_flags(parser: argparse.ArgumentParser, sampler: str) -> None:
     """The flags every command that samples shares: sampler, steps, guidance, seed and device."""
     add_flag(parser, "sampler", choices=core.SAMPLERS, default=sampler, help=SAMPLER_HELP)
     add_flag(parser, "steps", type=positive_int, help=f"steps for {STEPS_HELP}; ddpm always runs all T")
-    add_flag(parser, "guidance_scale", type=non_negative_float, default=core.DEFAULT_GUIDANCE,
-             help="conditional models: " + GUIDANCE_HELP)
+    add_flag(
+        parser,
+        "guidance_scale",
+        type=non_negative_float,
+        default=core.DEFAULT_GUIDANCE,
+        help="conditional models: " + GUIDANCE_HELP,
+    )
     add_flag(parser, "seed", type=int, default=0)
     add_flag(parser, "device", choices=core.DEVICES, default="auto")
 
@@ -37,13 +46,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "checkpoint", type=Path, required=True, help="e.g. outputs/model_final.pt")
     add_flag(parser, "num_images", type=positive_int, default=64)
     add_flag(parser, "output", type=Path, default=Path("outputs/samples.png"))
-    add_flag(parser, "show_intermediate", action="store_true",
-             help="also write outputs/intermediate/step_XXXX.png frames and denoising.gif")
+    add_flag(
+        parser,
+        "show_intermediate",
+        action="store_true",
+        help="also write outputs/intermediate/step_XXXX.png frames and denoising.gif",
+    )
     add_sampling_flags(parser, "ddpm")
-    add_flag(parser, "eta", type=non_negative_float, default=0.0,
-             help="DDIM stochasticity: 0 deterministic, 1 like DDPM")
-    add_flag(parser, "class_label", type=class_label,
-             help="conditional models: draw this class, or 'all' for one row per class (default all)")
+    add_flag(
+        parser, "eta", type=non_negative_float, default=0.0, help="DDIM stochasticity: 0 deterministic, 1 like DDPM"
+    )
+    add_flag(
+        parser,
+        "class_label",
+        type=class_label,
+        help="conditional models: draw this class, or 'all' for one row per class (default all)",
+    )
     add_flag(parser, "export_dir", type=Path, help="also write every image as its own PNG here")
     add_flag(parser, "precision", choices=core.PRECISIONS, default="auto")
 
@@ -52,18 +70,33 @@ def run(args: argparse.Namespace) -> int:
     """Generate images from a checkpoint, optionally saving the denoising as frames and a GIF."""
     device = core.resolve_device(args.device)
     loaded = core.load_model(args.checkpoint, device)
-    plan = core.plan_sampling(loaded.model, loaded.schedule, loaded.image_shape, args.num_images, args.sampler,
-                              args.steps, args.class_label, args.guidance_scale, args.seed, device)
+    plan = core.plan_sampling(
+        loaded.model,
+        loaded.schedule,
+        loaded.image_shape,
+        args.num_images,
+        args.sampler,
+        args.steps,
+        args.class_label,
+        args.guidance_scale,
+        args.seed,
+        device,
+    )
     for target in filter(None, (args.output.parent, args.export_dir)):
         core.check_writable(target)
     core.configure_for_speed(device)
     bf16 = core.use_bf16(device, args.precision)
     cfg = loaded.config
-    console.print(f"[bold]Model:[/] {args.checkpoint} ({core.count_parameters(loaded.model):,} parameters, "
-                  f"{cfg.dataset}, {cfg.schedule} schedule, T = {loaded.schedule.timesteps})")
+    console.print(
+        f"[bold]Model:[/] {args.checkpoint} ({core.count_parameters(loaded.model):,} parameters, "
+        f"{cfg.dataset}, {cfg.schedule} schedule, T = {loaded.schedule.timesteps})"
+    )
     if plan.labels is not None:
-        what = "one row per class" if plan.row_length else \
-            f"class {args.class_label} ({core.CLASS_NAMES[cfg.dataset][args.class_label]})"
+        what = (
+            "one row per class"
+            if plan.row_length
+            else f"class {args.class_label} ({core.CLASS_NAMES[cfg.dataset][args.class_label]})"
+        )
         console.print(f"[bold]Classes:[/] {what}, guidance w = {args.guidance_scale:g}")
     frames: list[tuple[int, torch.Tensor]] = [(loaded.schedule.timesteps, plan.x_T.float().cpu())]
     keep = set(core.snapshot_indices(len(plan.timesteps)))
@@ -78,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
 
     path = core.save_grid(images, args.output, nrow=plan.row_length)
-    console.print(f"{plan.count} images in {seconds:.1f}s ({args.sampler}, {step.total} steps, "
-                  f"{core.device_label(device, bf16)}) -> [bold]{path}[/]")
+    console.print(
+        f"{plan.count} images in {seconds:.1f}s ({args.sampler}, {step.total} steps, "
+        f"{core.device_label(device, bf16)}) -> [bold]{path}[/]"
+    )
     if args.show_intermediate:
         folder = args.output.parent / "intermediate"
         for t, x in frames[1:]:

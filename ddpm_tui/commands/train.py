@@ -15,9 +15,13 @@ HELP = "train a U-Net to predict noise"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flag(parser, "model", choices=tuple(core.MODEL_PRESETS),
-             help="U-Net size preset: tiny, small (default), base or large (see the README's table); explicit "
-                  "--base_channels, --channel_mults or --num_res_blocks override it")
+    add_flag(
+        parser,
+        "model",
+        choices=tuple(core.MODEL_PRESETS),
+        help="U-Net size preset: tiny, small (default), base or large (see the README's table); explicit "
+        "--base_channels, --channel_mults or --num_res_blocks override it",
+    )
     add_setting_flags(parser)
     add_flag(parser, "resume", type=Path, help="continue from a checkpoint.pt")
 
@@ -36,10 +40,15 @@ def run(args: argparse.Namespace) -> int:
             for event in trainer.run():
                 if isinstance(event, core.StepEvent):
                     if task is None:
-                        task = progress.add_task(f"epoch {event.epoch}/{trainer.config.epochs}",
-                                                 total=event.batches, completed=event.batch - 1, info="")
-                    progress.update(task, completed=event.batch,
-                                    info=f"loss {event.loss:.4f}  {event.images_per_sec:.0f} img/s")
+                        task = progress.add_task(
+                            f"epoch {event.epoch}/{trainer.config.epochs}",
+                            total=event.batches,
+                            completed=event.batch - 1,
+                            info="",
+                        )
+                    progress.update(
+                        task, completed=event.batch, info=f"loss {event.loss:.4f}  {event.images_per_sec:.0f} img/s"
+                    )
                 elif isinstance(event, core.EpochEvent):
                     if task is not None:
                         progress.remove_task(task)
@@ -57,28 +66,37 @@ def _print_setup(trainer: core.Trainer) -> None:
     cfg = trainer.config
     console.print(f"[bold]Data:[/] {trainer.data.source}")
     kind = ", class-conditional (labels dropped 10% of the time)" if cfg.conditional else ""
-    console.print(f"[bold]Model:[/] U-Net '{cfg.model_name}' (base_channels {cfg.base_channels}, levels "
-                  f"{'x'.join(map(str, cfg.channel_mults))}, {cfg.num_res_blocks} blocks per level), "
-                  f"{trainer.param_count:,} parameters{kind}, predicting {cfg.prediction}")
+    console.print(
+        f"[bold]Model:[/] U-Net '{cfg.model_name}' (base_channels {cfg.base_channels}, levels "
+        f"{'x'.join(map(str, cfg.channel_mults))}, {cfg.num_res_blocks} blocks per level), "
+        f"{trainer.param_count:,} parameters{kind}, predicting {cfg.prediction}"
+    )
     console.print(f"[bold]Device:[/] {trainer.device_label}   [bold]Schedule:[/] {cfg.schedule}, T = {cfg.timesteps}")
     resumed = f", resuming at step {trainer.step} (epoch {trainer.epoch + 1})" if trainer.step else ""
-    console.print(f"[bold]Run:[/] {cfg.epochs} epochs x {trainer.batches_per_epoch} steps of {cfg.batch_size} "
-                  f"images into {trainer.output_dir}/{resumed}")
+    console.print(
+        f"[bold]Run:[/] {cfg.epochs} epochs x {trainer.batches_per_epoch} steps of {cfg.batch_size} "
+        f"images into {trainer.output_dir}/{resumed}"
+    )
 
 
 def _epoch_line(event: core.EpochEvent, trainer: core.Trainer) -> str:
     where = f"  samples: {event.sample_path}" if event.sample_path else ""
-    rated = "" if event.recognised is None else \
-        f"  recognised {event.recognised:.0%}  entropy {event.class_entropy:.2f}"
-    return (f"epoch {event.epoch:3d}/{trainer.config.epochs}  loss {event.mean_loss:.4f}{rated}  "
-            f"{event.seconds:.1f}s  {trainer.device_label}{where}")
+    rated = (
+        "" if event.recognised is None else f"  recognised {event.recognised:.0%}  entropy {event.class_entropy:.2f}"
+    )
+    return (
+        f"epoch {event.epoch:3d}/{trainer.config.epochs}  loss {event.mean_loss:.4f}{rated}  "
+        f"{event.seconds:.1f}s  {trainer.device_label}{where}"
+    )
 
 
 def _finished(event: core.FinishedEvent, trainer: core.Trainer) -> int:
     minutes = event.elapsed / 60
     if event.completed:
-        console.print(f"[green]Done[/] in {minutes:.1f} min ({event.step} steps). "
-                      f"Model: [bold]{event.model_path}[/]  loss curve: {trainer.output_dir / 'training_loss.png'}")
+        console.print(
+            f"[green]Done[/] in {minutes:.1f} min ({event.step} steps). "
+            f"Model: [bold]{event.model_path}[/]  loss curve: {trainer.output_dir / 'training_loss.png'}"
+        )
         console.print(f"Next: ddpm-tui sample --checkpoint {event.model_path} --show_intermediate")
         return 0
     console.print(f"[yellow]Stopped[/] at step {event.step}; state saved to [bold]{event.checkpoint_path}[/]")

@@ -8,8 +8,12 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-GLOBAL_KEYS = [("1 / 2 / 3", "Noise, Train and Sample screens"), ("ctrl+p", "command palette"),
-               ("?", "this help"), ("q", "quit (asks first if training or sampling would stop)")]
+GLOBAL_KEYS = [
+    ("1 / 2 / 3", "Noise, Train and Sample screens"),
+    ("ctrl+p", "command palette"),
+    ("?", "this help"),
+    ("q", "quit (asks first if training or sampling would stop)"),
+]
 
 
 def key_table(screens: dict[str, type]) -> str:

@@ -58,7 +58,7 @@ class NoiseScreen(Screen):
     def __init__(self, timesteps: int = 1000, seed: int = 0) -> None:
         super().__init__()
         self.timesteps = timesteps
-        self.schedule_name = "linear"
+        self.schedule_name = core.TrainConfig().schedule
         self.dataset = "mnist"
         self.unavailable: set[str] = set()
         self.schedule = core.NoiseSchedule.create(self.schedule_name, timesteps)
@@ -133,8 +133,9 @@ class NoiseScreen(Screen):
                 f"ᾱ_t = {alpha_bar:.4f}\n"
                 f"x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε = [b]{signal:.3f}[/b]·x_0 + [b]{noise:.3f}[/b]·ε"
             )
-            self.query_one(Markdown).update(EXPLANATION.format(
-                schedule=s.name, t=t, alpha_bar=alpha_bar, signal=signal, noise=noise))
+            self.query_one(Markdown).update(
+                EXPLANATION.format(schedule=s.name, t=t, alpha_bar=alpha_bar, signal=signal, noise=noise)
+            )
             self.draw_chart()
 
     def draw_chart(self) -> None:
@@ -217,4 +218,3 @@ class NoiseScreen(Screen):
     def alpha_bar(self) -> float:
         """ᾱ_t at the shown t (what the screen displays)."""
         return self.schedule.alpha_bars[self.t].item()
-

@@ -121,31 +121,56 @@ class SampleScreen(Screen):
         with Vertical(id="sample-body"):
             with Grid(id="sample-form"):
                 yield Label("Checkpoint")
-                yield Input(self.defaults.get("checkpoint", checkpoints[0][0] if checkpoints else ""),
-                            placeholder="path to a .pt file", id="checkpoint", compact=True)
+                yield Input(
+                    self.defaults.get("checkpoint", checkpoints[0][0] if checkpoints else ""),
+                    placeholder="path to a .pt file",
+                    id="checkpoint",
+                    compact=True,
+                )
                 yield Label("Found")
                 yield Select(checkpoints, prompt="runs under " + str(self.root), id="found", compact=True)
                 yield Label("Sampler")
                 sampler = self.chosen_sampler = self.defaults.get("sampler", core.FAST_SAMPLER)
-                yield Select([(s, s) for s in core.SAMPLERS], value=sampler, allow_blank=False, id="sampler",
-                             compact=True)
+                yield Select(
+                    [(s, s) for s in core.SAMPLERS], value=sampler, allow_blank=False, id="sampler", compact=True
+                )
                 yield Label("Steps")
-                yield Input(self.defaults.get("steps", str(core.DEFAULT_STEPS.get(sampler, ""))), id="steps",
-                            compact=True, disabled=sampler == "ddpm",
-                            validators=[Integer(minimum=1, failure_description="steps must be positive")])
+                yield Input(
+                    self.defaults.get("steps", str(core.DEFAULT_STEPS.get(sampler, ""))),
+                    id="steps",
+                    compact=True,
+                    disabled=sampler == "ddpm",
+                    validators=[Integer(minimum=1, failure_description="steps must be positive")],
+                )
                 yield Label("Class")
-                yield Select([("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)],
-                             value=self.defaults.get("class_label", core.ALL_CLASSES), allow_blank=False, id="class_label",
-                             compact=True)
+                yield Select(
+                    [("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)],
+                    value=self.defaults.get("class_label", core.ALL_CLASSES),
+                    allow_blank=False,
+                    id="class_label",
+                    compact=True,
+                )
                 yield Label("Guidance w")
-                yield Input(self.defaults.get("guidance_scale", "3"), id="guidance_scale", compact=True,
-                            validators=[Number(minimum=0, failure_description="guidance must be 0 or more")])
+                yield Input(
+                    self.defaults.get("guidance_scale", "3"),
+                    id="guidance_scale",
+                    compact=True,
+                    validators=[Number(minimum=0, failure_description="guidance must be 0 or more")],
+                )
                 yield Label("Images")
-                yield Input(self.defaults.get("num_images", "16"), id="num_images", compact=True,
-                            validators=[Integer(minimum=1, maximum=256, failure_description="images: 1 to 256")])
+                yield Input(
+                    self.defaults.get("num_images", "16"),
+                    id="num_images",
+                    compact=True,
+                    validators=[Integer(minimum=1, maximum=256, failure_description="images: 1 to 256")],
+                )
                 yield Label("Seed")
-                yield Input(self.defaults.get("seed", "0"), id="seed", compact=True,
-                            validators=[Integer(failure_description="the seed must be an integer")])
+                yield Input(
+                    self.defaults.get("seed", "0"),
+                    id="seed",
+                    compact=True,
+                    validators=[Integer(failure_description="the seed must be an integer")],
+                )
             with Horizontal(id="sample-buttons"):
                 yield Button("Generate (f5)", id="generate", variant="success", compact=True)
                 yield Button("Export (e)", id="export", compact=True)
@@ -217,9 +242,18 @@ class SampleScreen(Screen):
             device = core.resolve_device("auto")
             loaded = core.load_model(values["checkpoint"], device)
             steps = values["steps"] if values["sampler"] != "ddpm" else None
-            plan = core.plan_sampling(loaded.model, loaded.schedule, loaded.image_shape, values["num_images"],
-                                      values["sampler"], steps, values["class_label"], values["guidance_scale"],
-                                      values["seed"], device)
+            plan = core.plan_sampling(
+                loaded.model,
+                loaded.schedule,
+                loaded.image_shape,
+                values["num_images"],
+                values["sampler"],
+                steps,
+                values["class_label"],
+                values["guidance_scale"],
+                values["seed"],
+                device,
+            )
             self.post_message(SampleStarted(loaded.config.dataset))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))
             start, last_post = time.perf_counter(), 0.0
@@ -231,8 +265,9 @@ class SampleScreen(Screen):
                     now = time.perf_counter()
                     if keep or now - last_post > 1 / LIVE_FPS:
                         frame = Frame(step.t, step.x.float().cpu(), step.x0_pred.float().cpu())
-                        self.post_message(SampleProgress(frame, step.index, step.total, now - start, keep,
-                                                         step.is_last))
+                        self.post_message(
+                            SampleProgress(frame, step.index, step.total, now - start, keep, step.is_last)
+                        )
                         last_post = now
         except (core.CheckpointError, ValueError, core.DeviceError) as err:
             self.post_message(SampleFailed(str(err)))
@@ -249,13 +284,16 @@ class SampleScreen(Screen):
         self.show_frame(frame)
         sampler = str(self.query_one("#sampler", Select).value)
         self.query_one("#sample-status", Static).update(
-            f"{sampler} step {message.index + 1}/{message.total}  t = {frame.t}  {message.seconds:.1f}s")
+            f"{sampler} step {message.index + 1}/{message.total}  t = {frame.t}  {message.seconds:.1f}s"
+        )
         if message.done:
             self.sampling = False
             self.images = frame.x
             self.position = len(self.frames) - 1
-            self.notify(f"{len(frame.x)} images in {message.seconds:.1f}s ({sampler}, {message.total} steps); "
-                        "left/right scrub through the steps, e exports")
+            self.notify(
+                f"{len(frame.x)} images in {message.seconds:.1f}s ({sampler}, {message.total} steps); "
+                "left/right scrub through the steps, e exports"
+            )
 
     @on(SampleFailed)
     def show_failure(self, message: SampleFailed) -> None:
@@ -278,7 +316,8 @@ class SampleScreen(Screen):
         frame = self.frames[self.position]
         self.show_frame(frame)
         self.query_one("#sample-status", Static).update(
-            f"step {self.position + 1}/{len(self.frames)} stored  t = {frame.t}  (left/right to scrub)")
+            f"step {self.position + 1}/{len(self.frames)} stored  t = {frame.t}  (left/right to scrub)"
+        )
 
     @on(Button.Pressed, "#export")
     def action_export(self) -> None:
@@ -304,8 +343,10 @@ class SampleScreen(Screen):
             self.notify("generate images first (f5)", severity="warning")
             return
         if self.dataset not in core.SCORED_DATASETS:
-            self.notify(f"scores exist for {' and '.join(core.SCORED_DATASETS)}; {self.dataset} has no scoring "
-                        "classifier", severity="warning")
+            self.notify(
+                f"scores exist for {' and '.join(core.SCORED_DATASETS)}; {self.dataset} has no scoring classifier",
+                severity="warning",
+            )
             return
         self.notify(f"scoring {len(self.images)} images with the {self.dataset} classifier")
         self.score_images(self.images, self.dataset)
@@ -314,11 +355,15 @@ class SampleScreen(Screen):
     def score_images(self, images: torch.Tensor, dataset: str) -> None:
         evaluator = core.Evaluator(core.load_classifier(dataset))
         scores, floor = evaluator.score(images), evaluator.floor(len(images))
-        self.post_message(Scored(scores,
-            f"{len(images)} images: Frechet distance {scores.frechet_distance:.1f} (real: "
-            f"{floor.frechet_distance:.1f}), recognised {scores.recognised:.0%} (real: {floor.recognised:.0%}), "
-            f"class entropy {scores.class_entropy:.2f} (real: {floor.class_entropy:.2f}). "
-            "Few images make the distance noisy: use `ddpm-tui eval` for 1,000."))
+        self.post_message(
+            Scored(
+                scores,
+                f"{len(images)} images: Frechet distance {scores.frechet_distance:.1f} (real: "
+                f"{floor.frechet_distance:.1f}), recognised {scores.recognised:.0%} (real: {floor.recognised:.0%}), "
+                f"class entropy {scores.class_entropy:.2f} (real: {floor.class_entropy:.2f}). "
+                "Few images make the distance noisy: use `ddpm-tui eval` for 1,000.",
+            )
+        )
 
     @on(Scored)
     def show_scores(self, message: Scored) -> None:

@@ -20,34 +20,53 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.validation import Function, Integer, Number
-from textual.widgets import (Button, Footer, Header, Input, Label, Markdown, ProgressBar, Select, Static, Switch,
-                             TabbedContent, TabPane, Tabs)
+from textual.widgets import (
+    Button,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Markdown,
+    ProgressBar,
+    Select,
+    Static,
+    Switch,
+    TabbedContent,
+    TabPane,
+    Tabs,
+)
 from textual.worker import get_current_worker
-from textual_plotext import PlotextPlot
 
 import core
 
 from ..follow import RunFollower, RunUpdate
-from ..widgets import HalfBlockImage, QualityChart
+from ..widgets import HalfBlockImage, LossChart, QualityChart
 
 POLL_S = 0.25
-CHART_WINDOW = 200
 CHART_EVERY_S = 1.0
 
 EXPLANATION = """\
 ### What you are seeing
 
-The network ε_θ(x_t, t) sees a noisy image and the step t and guesses the noise ε that was added.
-The loss is the mean squared error of that guess (**L_simple**). An untrained network guesses ~0, so
-the loss starts near **1**, the variance of ε. {loss_line}
+The network sees a noisy image x_t and the step t and predicts {target}. The loss is the mean
+squared error of that prediction (**L_simple**). An untrained network predicts 0, so the loss starts
+near **1**. {loss_line}
 
-**Why predict noise?** The noise is always N(0, I): one well-scaled target for every t, whereas the
-clean image would be easy to guess at small t and impossible at large t.
+**Why predict the noise (or v)?** Its scale is the same at every t (the noise is always N(0, I)),
+whereas the clean image would be easy to guess at small t and impossible at large t; from the
+prediction, the clean image follows in one line, x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t).
 **Time embedding.** t enters as sinusoids (like a Transformer's positions) through an MLP, added to
 every residual block, so one network serves all {timesteps} steps.
 **Skip connections.** The U-Net's down path halves the resolution twice; each up-path block gets the
 matching down-path activations concatenated, so fine strokes need not squeeze through the bottleneck.
+**Preview quality** (the chart beside the loss): after each epoch the scoring classifier rates the
+64 preview images, the share it recognises and how evenly they spread over the classes.
 """
+
+TARGETS = {
+    "eps": "the noise ε that was added",
+    "v": "the velocity v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0, a mix of the noise and the image",
+}
 
 
 @dataclass
@@ -65,20 +84,43 @@ def positive_int(name: str) -> list:
 
 
 DEFAULTS = core.TrainConfig()
+CHOICES = {"dataset": "Dataset", "schedule": "Schedule"}  # settings picked from their choices
 FIELDS = [
     FormField("epochs", "Epochs", str(DEFAULTS.epochs), positive_int("epochs")),
     FormField("batch_size", "Batch size", str(DEFAULTS.batch_size), positive_int("batch size")),
-    FormField("lr", "Learning rate", f"{DEFAULTS.lr:g}", [Number(minimum=1e-8, maximum=1.0,
-                                                                 failure_description="learning rate must be in (0, 1]")]),
-    FormField("timesteps", "Timesteps T", str(DEFAULTS.timesteps),
-              [Integer(minimum=2, failure_description="T must be at least 2")]),
-    FormField("base_channels", "Base channels", str(DEFAULTS.base_channels), [
-        Integer(minimum=8, maximum=256, failure_description="base channels must be 8 to 256"),
-        Function(lambda v: v.isdigit() and int(v) % 8 == 0, "base channels must be a multiple of 8")]),
-    FormField("max_images", "Max images", "", [
-        Function(lambda v: v == "" or (v.isdigit() and int(v) > 0), "images must be blank or a positive integer")]),
-    FormField("output_dir", "Output folder", DEFAULTS.output_dir, [
-        Function(lambda v: v.strip() != "", "the output folder cannot be empty")]),
+    FormField(
+        "lr",
+        "Learning rate",
+        f"{DEFAULTS.lr:g}",
+        [Number(minimum=1e-8, maximum=1.0, failure_description="learning rate must be in (0, 1]")],
+    ),
+    FormField(
+        "timesteps",
+        "Timesteps T",
+        str(DEFAULTS.timesteps),
+        [Integer(minimum=2, failure_description="T must be at least 2")],
+    ),
+    FormField(
+        "base_channels",
+        "Base channels",
+        str(DEFAULTS.base_channels),
+        [
+            Integer(minimum=8, maximum=256, failure_description="base channels must be 8 to 256"),
+            Function(lambda v: v.isdigit() and int(v) % 8 == 0, "base channels must be a multiple of 8"),
+        ],
+    ),
+    FormField(
+        "max_images",
+        "Max images",
+        "",
+        [Function(lambda v: v == "" or (v.isdigit() and int(v) > 0), "images must be blank or a positive integer")],
+    ),
+    FormField(
+        "output_dir",
+        "Output folder",
+        DEFAULTS.output_dir,
+        [Function(lambda v: v.strip() != "", "the output folder cannot be empty")],
+    ),
 ]
 
 
@@ -114,14 +156,9 @@ class TrainScreen(Screen):
         self.watch_folder = watch
         self.run_folder: Path | None = None
         self.process: subprocess.Popen | None = None
-        self.losses: list[float] = []
-        self.smoothed: list[float] = []
-        self.steps: list[int] = []
         self.last_step: dict = {}
         self.status: core.RunStatus | None = None
         self.config: dict = {}
-        self.log_scale = True
-        self.windowed = False
         self._last_chart = 0.0
 
     def compose(self) -> ComposeResult:
@@ -129,21 +166,31 @@ class TrainScreen(Screen):
         with TabbedContent(initial="setup", id="train-tabs"):
             with TabPane("Setup", id="setup"):
                 with Grid(id="train-form"):
-                    yield Label("Dataset")
-                    yield Select([(d, d) for d in core.DATASETS], value=self.defaults.get("dataset", DEFAULTS.dataset),
-                                 allow_blank=False, id="dataset", compact=True)
-                    yield Label("Schedule")
-                    yield Select([(s, s) for s in core.SCHEDULES],
-                                 value=self.defaults.get("schedule", DEFAULTS.schedule), allow_blank=False, id="schedule",
-                                 compact=True)
+                    for name, label in CHOICES.items():
+                        yield Label(label)
+                        yield Select(
+                            [(c, c) for c in core.setting_choices(name)],
+                            value=self.defaults.get(name, getattr(DEFAULTS, name)),
+                            allow_blank=False,
+                            id=name,
+                            compact=True,
+                        )
                     for f in FIELDS:
                         yield Label(f.label)
-                        yield Input(self.defaults.get(f.flag, f.default), id=f.flag, validators=f.validators,
-                                    placeholder="all" if f.flag == "max_images" else "",
-                                    valid_empty=f.flag == "max_images", compact=True)
+                        yield Input(
+                            self.defaults.get(f.flag, f.default),
+                            id=f.flag,
+                            validators=f.validators,
+                            placeholder="all" if f.flag == "max_images" else "",
+                            valid_empty=f.flag == "max_images",
+                            compact=True,
+                        )
                     yield Label("Conditional")
-                    yield Switch(self.defaults.get("conditional") == "1", id="conditional",
-                                 tooltip="learn class-conditional generation for classifier-free guidance")
+                    yield Switch(
+                        self.defaults.get("conditional") == "1",
+                        id="conditional",
+                        tooltip="learn class-conditional generation for classifier-free guidance",
+                    )
                 yield Label("", id="form-message")
                 with Horizontal(id="train-buttons"):
                     yield Button("Start (ctrl+s)", id="start", variant="success", compact=True)
@@ -161,11 +208,13 @@ class TrainScreen(Screen):
                     yield Static("", id="run-stats")
                     yield Static("", id="run-error")
                     with Horizontal(id="charts"):
-                        yield PlotextPlot(id="loss-chart")
+                        yield LossChart(id="loss-chart")
                         yield QualityChart(id="quality-chart")
             with TabPane("Samples", id="samples"):
-                yield Static("Samples appear after each epoch (the same noise every epoch, so they compare).",
-                             id="sample-caption")
+                yield Static(
+                    "Samples appear after each epoch (the same noise every epoch, so they compare).",
+                    id="sample-caption",
+                )
                 yield HalfBlockImage(id="sample-grid")
             with TabPane("Learn", id="learn"):
                 yield Markdown(id="train-explanation")
@@ -197,8 +246,9 @@ class TrainScreen(Screen):
         return not problems
 
     def form_args(self) -> list[str]:
-        args = ["--dataset", str(self.query_one("#dataset", Select).value),
-                "--schedule", str(self.query_one("#schedule", Select).value)]
+        args = []
+        for name in CHOICES:
+            args += [f"--{name}", str(self.query_one(f"#{name}", Select).value)]
         if self.query_one("#conditional", Switch).value:
             args.append("--conditional")
         for f in FIELDS:
@@ -230,9 +280,13 @@ class TrainScreen(Screen):
             self.notify(str(err), severity="error")
             return
         log = open(folder / "train.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "ddpm_tui", "train", *self.form_args()],
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ddpm_tui", "train", *self.form_args()],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         (folder / "status.json").unlink(missing_ok=True)
         self.notify(f"training started (pid {self.process.pid}); it keeps running if you close the app")
@@ -264,19 +318,18 @@ class TrainScreen(Screen):
         self.query_one(TabbedContent).active = name
 
     def action_toggle_log(self) -> None:
-        self.log_scale = not self.log_scale
-        self.draw_chart()
+        self.loss_chart.toggle_log_scale()
 
     def action_toggle_window(self) -> None:
-        self.windowed = not self.windowed
-        self.draw_chart()
+        self.loss_chart.toggle_window()
 
     # ----- following a run ------------------------------------------------------------------------
 
     def follow(self, folder: Path) -> None:
         """Start (or restart) the follower thread on ``folder``, clearing what was shown."""
         self.run_folder = folder
-        self.losses, self.smoothed, self.steps, self.last_step, self.config = [], [], [], {}, {}
+        self.last_step, self.config = {}, {}
+        self.loss_chart.reset()
         self.status = None
         self.query_one(QualityChart).reset()
         self.show_tab("dashboard")
@@ -293,8 +346,9 @@ class TrainScreen(Screen):
             if process is not None and process.poll() is not None and not update.status:
                 status = core.read_status(folder)
                 if status is None or status.state in ("running", "paused"):
-                    update.status = core.RunStatus(process.pid, "failed", 0, 0, time.time(),
-                                                   error=_log_tail(folder / "train.log"))
+                    update.status = core.RunStatus(
+                        process.pid, "failed", 0, 0, time.time(), error=_log_tail(folder / "train.log")
+                    )
                 process = None
                 self.post_message(ProcessEnded())
             if update:
@@ -311,18 +365,15 @@ class TrainScreen(Screen):
         with self.app.batch_update():
             if update.config:
                 self.config = update.config
+            steps = [record for record in update.records if record.get("kind") == "step"]
+            epochs = [record for record in update.records if record.get("kind") == "epoch"]
+            self.loss_chart.add_steps(steps)
+            self.last_step = steps[-1] if steps else self.last_step
             quality = self.query_one(QualityChart)
-            for record in update.records:
-                if record.get("kind") == "step":
-                    self.losses.append(record["loss"])
-                    self.steps.append(record["step"])
-                    self.last_step = record
-                elif record.get("kind") == "epoch":
-                    quality.add_epoch(record)
-            if any(record.get("kind") == "epoch" for record in update.records):
+            for record in epochs:
+                quality.add_epoch(record)
+            if epochs:
                 quality.draw()
-            if update.records:
-                self.smoothed = core.smooth(self.losses).tolist()
             if update.status is not None:
                 self.status = update.status
                 self.validate_form()
@@ -332,7 +383,7 @@ class TrainScreen(Screen):
             ended = self.status is not None and self.status.state in ("finished", "failed", "stopped")
             if update.records and (ended or time.monotonic() - self._last_chart >= CHART_EVERY_S):
                 self._last_chart = time.monotonic()
-                self.draw_chart()
+                self.loss_chart.draw()
                 self.update_explanation()
 
     def draw_dashboard(self) -> None:
@@ -355,24 +406,8 @@ class TrainScreen(Screen):
         self.query_one("#run-stats", Static).update(
             f"epoch {s['epoch']}/{epochs}  step {s['step']}/{total}  loss {s['loss']:.4f}  "
             f"{s['images_per_sec']:.0f} img/s  elapsed {_clock(s['elapsed'])}  ETA {_clock(eta)}\n"
-            f"{cfg.get('device', '')}  {cfg.get('parameters', 0):,} parameters  {cfg.get('data_source', '')}")
-
-    def draw_chart(self) -> None:
-        chart = self.query_one("#loss-chart", PlotextPlot)
-        plt = chart.plt
-        plt.clear_data()
-        plt.clear_figure()
-        steps, losses = self.steps, self.losses
-        if self.windowed:
-            steps, losses = steps[-CHART_WINDOW:], losses[-CHART_WINDOW:]
-        if losses:
-            plt.plot(steps, losses, label="loss")
-            plt.plot(steps, self.smoothed[-len(losses):], label="smoothed")
-            if self.log_scale:
-                plt.yscale("log")
-        plt.title("training loss" + (" (last 200 steps)" if self.windowed else ""))
-        plt.xlabel("step")
-        chart.refresh()
+            f"{cfg.get('device', '')}  {cfg.get('parameters', 0):,} parameters  {cfg.get('data_source', '')}"
+        )
 
     def show_samples(self, path: Path) -> None:
         size = self.config.get("image_shape", [1, 28, 28])[-1]
@@ -384,18 +419,28 @@ class TrainScreen(Screen):
         shrink = 2 if self.size.height < 40 else 1
         columns = max(1, (self.size.width - 4) // (size // shrink + 1))
         widget.update(images[: columns * 2], columns=columns, shrink=shrink)
-        self.query_one("#sample-caption", Static).update(f"{path.name}: the first {min(len(images), columns * 2)} "
-                                                         "of 64 samples (same noise every epoch)")
+        self.query_one("#sample-caption", Static).update(
+            f"{path.name}: the first {min(len(images), columns * 2)} of 64 samples (same noise every epoch)"
+        )
+
+    @property
+    def loss_chart(self) -> LossChart:
+        return self.query_one(LossChart)
 
     def update_explanation(self) -> None:
-        if self.losses:
-            line = (f"Now, after {self.steps[-1]} steps, it is **{self.losses[-1]:.4f}** "
-                    f"(smoothed {self.smoothed[-1]:.4f}): the model names most of the noise.")
+        chart = self.loss_chart
+        if chart.losses:
+            line = (
+                f"Now, after {chart.steps[-1]} steps, it is **{chart.losses[-1]:.4f}** "
+                f"(smoothed {chart.smoothed[-1]:.4f})."
+            )
         else:
             line = "Start a run to watch it fall."
         timesteps = self.config.get("timesteps", 1000)
-        self.query_one("#train-explanation", Markdown).update(EXPLANATION.format(loss_line=line,
-                                                                                 timesteps=timesteps))
+        target = TARGETS[self.config.get("prediction", DEFAULTS.prediction)]
+        self.query_one("#train-explanation", Markdown).update(
+            EXPLANATION.format(loss_line=line, timesteps=timesteps, target=target)
+        )
 
 
 def _clock(seconds: float) -> str:

@@ -49,8 +49,9 @@ def to_rgb_grid(images, columns: int | None = None, gap: int = 1, scale: int = 1
     grid[:] = GAP_RGB
     for i, image in enumerate(pixels):
         r, c = divmod(i, columns)
-        grid[r * (height + gap): r * (height + gap) + height,
-             c * (width + gap): c * (width + gap) + width] = image.transpose(1, 2, 0)
+        grid[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = (
+            image.transpose(1, 2, 0)
+        )
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return grid
@@ -66,8 +67,18 @@ class HalfBlockImage(Widget):
     }
     """
 
-    def __init__(self, images=None, *, columns: int | None = None, scale: int = 1, gap: int = 1, shrink: int = 1,
-                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        images=None,
+        *,
+        columns: int | None = None,
+        scale: int = 1,
+        gap: int = 1,
+        shrink: int = 1,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.columns = columns
         self.scale = scale
