@@ -164,7 +164,7 @@ async def test_pause_resume_stop_and_quitting_leaves_the_run_going(tmp_path):
     status = core.read_status(run)
     assert status.active and status.pid == pid  # the app is gone, the run goes on
     core.send_request(run, "stop")
-    assert process.wait(timeout=60) == 130  # reaped here only because the test process is its parent
+    assert process.popen.wait(timeout=60) == 130  # reaped here only because the test process is its parent
     assert core.read_status(run).state == "stopped"
 
 

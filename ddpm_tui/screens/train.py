@@ -7,19 +7,15 @@ background thread (see :mod:`ddpm_tui.follow`) and steers the run through its co
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.validation import Function, Integer, Number
 from textual.widgets import (
     Button,
     Footer,
@@ -28,9 +24,7 @@ from textual.widgets import (
     Label,
     Markdown,
     ProgressBar,
-    Select,
     Static,
-    Switch,
     TabbedContent,
     TabPane,
     Tabs,
@@ -40,7 +34,8 @@ from textual.worker import get_current_worker
 import core
 
 from ..follow import RunFollower, RunUpdate
-from ..widgets import HalfBlockImage, LossChart, QualityChart
+from ..run_process import TrainingProcess
+from ..widgets import HalfBlockImage, LossChart, QualityChart, TrainForm
 
 POLL_S = 0.25
 CHART_EVERY_S = 1.0
@@ -67,61 +62,6 @@ TARGETS = {
     "eps": "the noise ε that was added",
     "v": "the velocity v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0, a mix of the noise and the image",
 }
-
-
-@dataclass
-class FormField:
-    """One setting of the form: its flag, label, default text and validators."""
-
-    flag: str
-    label: str
-    default: str
-    validators: list
-
-
-def positive_int(name: str) -> list:
-    return [Integer(minimum=1, failure_description=f"{name} must be a positive integer")]
-
-
-DEFAULTS = core.TrainConfig()
-CHOICES = {"dataset": "Dataset", "schedule": "Schedule"}  # settings picked from their choices
-FIELDS = [
-    FormField("epochs", "Epochs", str(DEFAULTS.epochs), positive_int("epochs")),
-    FormField("batch_size", "Batch size", str(DEFAULTS.batch_size), positive_int("batch size")),
-    FormField(
-        "lr",
-        "Learning rate",
-        f"{DEFAULTS.lr:g}",
-        [Number(minimum=1e-8, maximum=1.0, failure_description="learning rate must be in (0, 1]")],
-    ),
-    FormField(
-        "timesteps",
-        "Timesteps T",
-        str(DEFAULTS.timesteps),
-        [Integer(minimum=2, failure_description="T must be at least 2")],
-    ),
-    FormField(
-        "base_channels",
-        "Base channels",
-        str(DEFAULTS.base_channels),
-        [
-            Integer(minimum=8, maximum=256, failure_description="base channels must be 8 to 256"),
-            Function(lambda v: v.isdigit() and int(v) % 8 == 0, "base channels must be a multiple of 8"),
-        ],
-    ),
-    FormField(
-        "max_images",
-        "Max images",
-        "",
-        [Function(lambda v: v == "" or (v.isdigit() and int(v) > 0), "images must be blank or a positive integer")],
-    ),
-    FormField(
-        "output_dir",
-        "Output folder",
-        DEFAULTS.output_dir,
-        [Function(lambda v: v.strip() != "", "the output folder cannot be empty")],
-    ),
-]
 
 
 class ProcessEnded(Message):
@@ -155,7 +95,7 @@ class TrainScreen(Screen):
         self.defaults = defaults or {}
         self.watch_folder = watch
         self.run_folder: Path | None = None
-        self.process: subprocess.Popen | None = None
+        self.process: TrainingProcess | None = None
         self.last_step: dict = {}
         self.status: core.RunStatus | None = None
         self.config: dict = {}
@@ -165,32 +105,7 @@ class TrainScreen(Screen):
         yield Header()
         with TabbedContent(initial="setup", id="train-tabs"):
             with TabPane("Setup", id="setup"):
-                with Grid(id="train-form"):
-                    for name, label in CHOICES.items():
-                        yield Label(label)
-                        yield Select(
-                            [(c, c) for c in core.setting_choices(name)],
-                            value=self.defaults.get(name, getattr(DEFAULTS, name)),
-                            allow_blank=False,
-                            id=name,
-                            compact=True,
-                        )
-                    for f in FIELDS:
-                        yield Label(f.label)
-                        yield Input(
-                            self.defaults.get(f.flag, f.default),
-                            id=f.flag,
-                            validators=f.validators,
-                            placeholder="all" if f.flag == "max_images" else "",
-                            valid_empty=f.flag == "max_images",
-                            compact=True,
-                        )
-                    yield Label("Conditional")
-                    yield Switch(
-                        self.defaults.get("conditional") == "1",
-                        id="conditional",
-                        tooltip="learn class-conditional generation for classifier-free guidance",
-                    )
+                yield TrainForm(self.defaults, id="train-form")
                 yield Label("", id="form-message")
                 with Horizontal(id="train-buttons"):
                     yield Button("Start (ctrl+s)", id="start", variant="success", compact=True)
@@ -225,7 +140,7 @@ class TrainScreen(Screen):
         self.query_one(QualityChart).draw()
         self.validate_form()
         self.update_explanation()
-        folder = self.watch_folder or self.query_one("#output_dir", Input).value
+        folder = self.watch_folder or self.query_one(TrainForm).output_dir
         status = core.read_status(folder)
         if self.watch_folder or (status is not None and status.active):
             self.follow(Path(folder))
@@ -235,27 +150,13 @@ class TrainScreen(Screen):
     @on(Input.Changed)
     def validate_form(self) -> bool:
         """Show the first invalid field's message; Start is enabled only when every field is valid."""
-        problems = []
-        for f in FIELDS:
-            widget = self.query_one(f"#{f.flag}", Input)
-            result = widget.validate(widget.value)
-            if result is not None and not result.is_valid:
-                problems.append(result.failure_descriptions[0])
+        problems = self.query_one(TrainForm).problems()
         self.query_one("#form-message", Label).update(f"[red]{problems[0]}[/]" if problems else "")
         self.query_one("#start", Button).disabled = bool(problems) or self.running
         return not problems
 
     def form_args(self) -> list[str]:
-        args = []
-        for name in CHOICES:
-            args += [f"--{name}", str(self.query_one(f"#{name}", Select).value)]
-        if self.query_one("#conditional", Switch).value:
-            args.append("--conditional")
-        for f in FIELDS:
-            value = self.query_one(f"#{f.flag}", Input).value.strip()
-            if value:
-                args += [f"--{f.flag}", value]
-        return args
+        return self.query_one(TrainForm).args()
 
     @property
     def running(self) -> bool:
@@ -268,7 +169,7 @@ class TrainScreen(Screen):
         """Launch ``ddpm-tui train`` as its own process (new session: it survives the terminal)."""
         if not self.validate_form() or self.running:
             return
-        folder = Path(self.query_one("#output_dir", Input).value.strip())
+        folder = Path(self.query_one(TrainForm).output_dir)
         status = core.read_status(folder)
         if status is not None and status.active:
             self.notify(f"a run is already going in {folder}; following it", severity="warning")
@@ -279,16 +180,7 @@ class TrainScreen(Screen):
         except core.OutputError as err:
             self.notify(str(err), severity="error")
             return
-        log = open(folder / "train.log", "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ddpm_tui", "train", *self.form_args()],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        (folder / "status.json").unlink(missing_ok=True)
+        self.process = TrainingProcess(folder, self.form_args())
         self.notify(f"training started (pid {self.process.pid}); it keeps running if you close the app")
         self.follow(folder)
 
@@ -343,12 +235,8 @@ class TrainScreen(Screen):
         process = self.process
         while not worker.is_cancelled:
             update = follower.poll()
-            if process is not None and process.poll() is not None and not update.status:
-                status = core.read_status(folder)
-                if status is None or status.state in ("running", "paused"):
-                    update.status = core.RunStatus(
-                        process.pid, "failed", 0, 0, time.time(), error=_log_tail(folder / "train.log")
-                    )
+            if process is not None and process.exited() and not update.status:
+                update.status = process.failure()
                 process = None
                 self.post_message(ProcessEnded())
             if update:
@@ -437,7 +325,7 @@ class TrainScreen(Screen):
         else:
             line = "Start a run to watch it fall."
         timesteps = self.config.get("timesteps", 1000)
-        target = TARGETS[self.config.get("prediction", DEFAULTS.prediction)]
+        target = TARGETS[self.config.get("prediction", core.TrainConfig().prediction)]
         self.query_one("#train-explanation", Markdown).update(
             EXPLANATION.format(loss_line=line, timesteps=timesteps, target=target)
         )
@@ -446,10 +334,3 @@ class TrainScreen(Screen):
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}:{secs:02d}"
-
-
-def _log_tail(path: Path, lines: int = 3) -> str:
-    try:
-        return "\n".join(path.read_text().strip().splitlines()[-lines:]) or "the process exited"
-    except OSError:
-        return "the process exited"
