@@ -114,22 +114,18 @@ async def test_training_started_from_the_app_runs_as_its_own_process(tmp_path):
         assert (run / name).exists(), name
 
 
-def start_training(run: Path, epochs: int = 400) -> subprocess.Popen:
+def start_training(run: Path, flags: list[str]) -> subprocess.Popen:
+    """A long tiny run (``flags`` from the ``tiny_train_args`` fixture), detached as the app starts them."""
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "ddpm_tui",
             "train",
+            *flags,
             "--epochs",
-            str(epochs),
+            "400",
             "--batch_size",
-            "8",
-            "--max_images",
-            "32",
-            "--timesteps",
-            "20",
-            "--base_channels",
             "8",
             "--output_dir",
             str(run),
@@ -168,9 +164,9 @@ async def test_pause_resume_stop_and_quitting_leaves_the_run_going(tmp_path):
     assert core.read_status(run).state == "stopped"
 
 
-async def test_reopening_attaches_to_a_running_run_with_its_history(tmp_path):
+async def test_reopening_attaches_to_a_running_run_with_its_history(tiny_train_args, tmp_path):
     run = tmp_path / "run"
-    proc = start_training(run)
+    proc = start_training(run, tiny_train_args)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not ((s := core.read_status(run)) and s.step >= 5):

@@ -86,23 +86,18 @@ def test_training_flips_about_half_of_each_batch(cifar_dir, tmp_path):
     assert flipped == pytest.approx(0.5, abs=0.05)
 
 
-def test_train_and_sample_cifar10_in_colour(cifar_dir, tmp_path):
+def test_train_and_sample_cifar10_in_colour(cifar_dir, tiny_train_args, tmp_path):
     run = tmp_path / "run"
     assert (
         main(
             [
                 "train",
+                *tiny_train_args,
                 "--dataset",
                 "cifar10",
                 "--data_dir",
                 str(cifar_dir),
-                "--epochs",
-                "1",
                 "--batch_size",
-                "8",
-                "--timesteps",
-                "20",
-                "--base_channels",
                 "8",
                 "--output_dir",
                 str(run),

@@ -155,7 +155,7 @@ def test_resume_is_exact(tmp_path):
         torch.testing.assert_close(a["model"][key], b["model"][key])
 
 
-def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tmp_path):
+def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tiny_train_args, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -163,16 +163,11 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tmp_path):
             "-m",
             "ddpm_tui",
             "train",
+            *tiny_train_args,
             "--epochs",
             "50",
             "--batch_size",
             "16",
-            "--max_images",
-            "64",
-            "--timesteps",
-            "20",
-            "--base_channels",
-            "8",
             "--output_dir",
             str(run),
         ],

@@ -22,7 +22,7 @@ def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_pause_resume_and_stop_are_obeyed(tmp_path: Path):
+def test_pause_resume_and_stop_are_obeyed(tiny_train_args: list[str], tmp_path: Path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -30,15 +30,10 @@ def test_pause_resume_and_stop_are_obeyed(tmp_path: Path):
             "-m",
             "ddpm_tui",
             "train",
+            *tiny_train_args,
             "--epochs",
             "100",
             "--batch_size",
-            "8",
-            "--max_images",
-            "64",
-            "--timesteps",
-            "20",
-            "--base_channels",
             "8",
             "--output_dir",
             str(run),
