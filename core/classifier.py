@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -115,11 +116,10 @@ def classifier_split(dataset: str) -> tuple[Dataset, Dataset, Dataset]:
     return train, part(order[:half], "classifier half"), part(order[half:], "reference half")
 
 
-def classifier_payload(classifier: Classifier, image_shape: tuple[int, ...], half: bool = False) -> dict[str, Any]:
-    """What a saved classifier holds: its weights (in fp16 with ``half``, to ship), shape and accuracy."""
-    state = {k: v.half() if half and v.is_floating_point() else v for k, v in classifier.model.state_dict().items()}
+def classifier_payload(classifier: Classifier, image_shape: tuple[int, ...]) -> dict[str, Any]:
+    """What a cached classifier holds: its weights, the image shape and its held-out accuracy."""
     return {
-        "model": state,
+        "model": classifier.model.state_dict(),
         "in_channels": image_shape[0],
         "classes": classifier.model.fc2.out_features,
         "size": list(image_shape[1:]),
@@ -127,18 +127,36 @@ def classifier_payload(classifier: Classifier, image_shape: tuple[int, ...], hal
     }
 
 
-def _read_classifier(source: Any, dataset: str) -> Classifier:
-    with source.open("rb") if hasattr(source, "open") else open(source, "rb") as f:
-        payload = torch.load(f, map_location="cpu", weights_only=True)
-    model = LeNet(payload["in_channels"], payload["classes"])
-    model(torch.zeros(1, payload["in_channels"], *payload["size"]))
+def save_bundled(classifier: Classifier, image_shape: tuple[int, ...], path: Path) -> None:
+    """Write a classifier to ship: plain fp16 arrays in a compressed ``.npz`` (no pickle), ``w.`` before
+    each weight's name."""
+    payload = classifier_payload(classifier, image_shape)
+    arrays = {f"w.{k}": v.half().numpy() if v.is_floating_point() else v.numpy() for k, v in payload["model"].items()}
+    meta = {k: np.asarray(payload[k]) for k in ("in_channels", "classes", "size", "test_accuracy")}
+    np.savez_compressed(path, **arrays, **meta)
+
+
+def _build(payload: dict[str, Any], dataset: str) -> Classifier:
+    model = LeNet(int(payload["in_channels"]), int(payload["classes"]))
+    model(torch.zeros(1, int(payload["in_channels"]), *[int(v) for v in payload["size"]]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()})
     return Classifier(model.eval(), dataset, float(payload["test_accuracy"]))
 
 
+def _read_cached(path: Path, dataset: str) -> Classifier:
+    return _build(torch.load(path, map_location="cpu", weights_only=True), dataset)
+
+
+def _read_bundled(dataset: str) -> Classifier:
+    with resources.as_file(bundled_classifier_path(dataset)) as path, np.load(path) as arrays:
+        model = {k[2:]: torch.from_numpy(arrays[k].copy()) for k in arrays.files if k.startswith("w.")}
+        payload = {k: arrays[k].tolist() for k in arrays.files if not k.startswith("w.")}
+    return _build({**payload, "model": model}, dataset)
+
+
 def bundled_classifier_path(dataset: str):
     """Where the package ships the trained classifier of ``dataset`` (it may not exist)."""
-    return resources.files("core") / "assets" / f"classifier_{dataset}.pt"
+    return resources.files("core") / "assets" / f"classifier_{dataset}.npz"
 
 
 def load_classifier(dataset: str, retrain: bool = False) -> Classifier:
@@ -147,12 +165,11 @@ def load_classifier(dataset: str, retrain: bool = False) -> Classifier:
     path = cache_dir() / "classifiers" / f"{dataset}.pt"
     if path.exists() and not retrain:
         try:
-            return _read_classifier(path, dataset)
+            return _read_cached(path, dataset)
         except Exception:  # a damaged or outdated cache is simply trained again
             path.unlink(missing_ok=True)
-    bundled = bundled_classifier_path(dataset)
-    if bundled.is_file() and not retrain:
-        return _read_classifier(bundled, dataset)
+    if bundled_classifier_path(dataset).is_file() and not retrain:
+        return _read_bundled(dataset)
     train, test, _ = classifier_split(dataset)
     classifier = train_classifier(train, test)
     try:

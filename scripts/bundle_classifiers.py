@@ -1,4 +1,4 @@
-"""Train the scoring classifiers shipped in ``core/assets`` (``classifier_<dataset>.pt``, fp16 weights).
+"""Train the scoring classifiers shipped in ``core/assets`` (``classifier_<dataset>.npz``, fp16 arrays).
 
 A maintainer's tool, run by hand after a change to the classifier or the bundled data; the product
 never runs it. Shipping them means every machine scores samples with the same network, and the first
@@ -13,8 +13,7 @@ from pathlib import Path
 
 import torch
 
-from core.checkpoint import atomic_save
-from core.classifier import SCORED_DATASETS, classifier_payload, classifier_split, train_classifier
+from core.classifier import SCORED_DATASETS, classifier_split, save_bundled, train_classifier
 
 ASSETS = Path(__file__).resolve().parent.parent / "core" / "assets"
 
@@ -24,8 +23,8 @@ def main() -> None:
     for dataset in SCORED_DATASETS:
         train, test, _ = classifier_split(dataset)
         classifier = train_classifier(train, test)
-        path = ASSETS / f"classifier_{dataset}.pt"
-        atomic_save(classifier_payload(classifier, tuple(train.images.shape[1:]), half=True), path)
+        path = ASSETS / f"classifier_{dataset}.npz"
+        save_bundled(classifier, tuple(train.images.shape[1:]), path)
         print(f"{path.name}: held-out accuracy {classifier.test_accuracy:.2%}, {path.stat().st_size:,} bytes")
 
 

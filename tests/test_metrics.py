@@ -73,3 +73,14 @@ def test_compare_prints_a_row_per_run(evaluator, tiny_train_args, tmp_path, caps
     rows = [line for line in out.splitlines() if re.match(r"│\s+(a|b) │ mnist", line)]
     assert len(rows) == 2, out
     assert (runs[0] / "eval.json").exists()
+
+
+def test_the_shipped_classifier_loads_without_training_and_keeps_its_accuracy():
+    """The package's classifier (fp16 arrays, no pickle) scores its held-out half as well as it claims."""
+    from core.classifier import classifier_split
+
+    classifier = load_classifier("mnist")  # the test cache is empty: this is the bundled file
+    _, test, _ = classifier_split("mnist")
+    _, probabilities = classifier.features_and_probabilities(test.images)
+    accuracy = (probabilities.argmax(1) == test.labels).float().mean().item()
+    assert accuracy == pytest.approx(classifier.test_accuracy, abs=0.002) and accuracy > 0.97
