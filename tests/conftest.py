@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,17 @@ _TINY_TRAIN_ARGS = "--epochs 1 --batch_size 32 --max_images 64 --timesteps 20 --
 def tiny_train_args() -> list[str]:
     """``ddpm-tui train`` flags for a run of a few seconds: 64 images, T = 20, a width-8 U-Net."""
     return list(_TINY_TRAIN_ARGS)
+
+
+@pytest.fixture
+def train_command(tiny_train_args: list[str]):
+    """The real ``ddpm-tui train`` command line for a tiny run into ``run``, with ``extra`` flags (later flags
+    win), for tests that start training as its own process."""
+
+    def command(run: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "ddpm_tui", "train", *tiny_train_args, *extra, "--output_dir", str(run)]
+
+    return command
 
 
 @pytest.fixture(autouse=True)

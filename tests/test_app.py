@@ -6,9 +6,7 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -114,26 +112,9 @@ async def test_training_started_from_the_app_runs_as_its_own_process(tmp_path):
         assert (run / name).exists(), name
 
 
-def start_training(run: Path, flags: list[str]) -> subprocess.Popen:
-    """A long tiny run (``flags`` from the ``tiny_train_args`` fixture), detached as the app starts them."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ddpm_tui",
-            "train",
-            *flags,
-            "--epochs",
-            "400",
-            "--batch_size",
-            "8",
-            "--output_dir",
-            str(run),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def start_training(command: list[str]) -> subprocess.Popen:
+    """A training process detached as the app starts them (``command`` from the ``train_command`` fixture)."""
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 async def test_pause_resume_stop_and_quitting_leaves_the_run_going(tmp_path):
@@ -164,9 +145,9 @@ async def test_pause_resume_stop_and_quitting_leaves_the_run_going(tmp_path):
     assert core.read_status(run).state == "stopped"
 
 
-async def test_reopening_attaches_to_a_running_run_with_its_history(tiny_train_args, tmp_path):
+async def test_reopening_attaches_to_a_running_run_with_its_history(train_command, tmp_path):
     run = tmp_path / "run"
-    proc = start_training(run, tiny_train_args)
+    proc = start_training(train_command(run, "--epochs", "400", "--batch_size", "8"))
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not ((s := core.read_status(run)) and s.step >= 5):

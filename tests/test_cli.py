@@ -155,22 +155,10 @@ def test_resume_is_exact(tmp_path):
         torch.testing.assert_close(a["model"][key], b["model"][key])
 
 
-def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(tiny_train_args, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(train_command, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ddpm_tui",
-            "train",
-            *tiny_train_args,
-            "--epochs",
-            "50",
-            "--batch_size",
-            "16",
-            "--output_dir",
-            str(run),
-        ],
+        train_command(run, "--epochs", "50", "--batch_size", "16"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

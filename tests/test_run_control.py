@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,22 +21,10 @@ def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_pause_resume_and_stop_are_obeyed(tiny_train_args: list[str], tmp_path: Path):
+def test_pause_resume_and_stop_are_obeyed(train_command, tmp_path: Path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ddpm_tui",
-            "train",
-            *tiny_train_args,
-            "--epochs",
-            "100",
-            "--batch_size",
-            "8",
-            "--output_dir",
-            str(run),
-        ],
+        train_command(run, "--epochs", "100", "--batch_size", "8"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
