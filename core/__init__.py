@@ -20,6 +20,7 @@ from .data import (
     Dataset,
     forward_examples,
     load_dataset,
+    pick_images,
 )
 
 # Training.
@@ -60,13 +61,22 @@ from .classifier import SCORED_DATASETS, Classifier, load_classifier
 from .metrics import Evaluator, Scores, class_entropy, frechet_distance, per_class_accuracy, recognised_share
 
 # Run files: checkpoints, run control, images and curves.
-from .checkpoint import CheckpointError, LoadedModel, atomic_save, build_model, load_checkpoint, load_model
+from .checkpoint import (
+    CheckpointError,
+    LoadedModel,
+    atomic_save,
+    build_model,
+    find_checkpoints,
+    load_checkpoint,
+    load_model,
+)
 from .curves import smooth
 from .files import OutputError, check_writable
 from .images import (
     export_images,
     load_image_folder,
     plot_forward_grid,
+    plot_inspection,
     plot_schedule,
     read_grid,
     save_gif,
@@ -74,6 +84,26 @@ from .images import (
     snapshot_indices,
 )
 from .run_control import RunStatus, read_status, send_request
+
+# Inside a trained network.
+from .inspect import (
+    INSPECT_TIMESTEPS,
+    PANELS,
+    ErrorProfile,
+    Level,
+    Prediction,
+    describe_levels,
+    embedding_map,
+    error_profile,
+    panels,
+    predict,
+    profile_timesteps,
+    skips_cut,
+    structure_lines,
+    time_sweep,
+    unet_of,
+    wrong_time,
+)
 
 __all__ = [
     # the forward process
@@ -98,6 +128,7 @@ __all__ = [
     "Dataset",
     "forward_examples",
     "load_dataset",
+    "pick_images",
     # training
     "DEVICES",
     "PRECISIONS",
@@ -155,12 +186,14 @@ __all__ = [
     "RunStatus",
     "atomic_save",
     "build_model",
+    "find_checkpoints",
     "check_writable",
     "export_images",
     "load_checkpoint",
     "load_image_folder",
     "load_model",
     "plot_forward_grid",
+    "plot_inspection",
     "plot_schedule",
     "read_grid",
     "read_status",
@@ -169,4 +202,21 @@ __all__ = [
     "send_request",
     "smooth",
     "snapshot_indices",
+    # inside a trained network
+    "INSPECT_TIMESTEPS",
+    "PANELS",
+    "ErrorProfile",
+    "Level",
+    "Prediction",
+    "describe_levels",
+    "embedding_map",
+    "error_profile",
+    "panels",
+    "predict",
+    "profile_timesteps",
+    "skips_cut",
+    "structure_lines",
+    "time_sweep",
+    "unet_of",
+    "wrong_time",
 ]

@@ -133,3 +133,12 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
     schedule = schedule.to(device)
     predictor = noise_predictor(model.to(device).eval(), schedule, config.prediction)
     return LoadedModel(predictor, schedule, config, image_shape, payload)  # type: ignore[arg-type]
+
+
+def find_checkpoints(root: str | Path) -> list[Path]:
+    """``model_final.pt`` and ``checkpoint.pt`` files in ``root`` and one level of run folders below it
+    (a run still training offers its latest ``checkpoint.pt``)."""
+    found: list[Path] = []
+    for pattern in ("model_final.pt", "*/model_final.pt", "checkpoint.pt", "*/checkpoint.pt"):
+        found += sorted(Path(root).glob(pattern))
+    return found

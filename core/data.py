@@ -106,9 +106,17 @@ def forward_examples(data: Dataset, count: int, generator: torch.Generator) -> t
     ``MAX_FORWARD_ROWS`` (what one figure can show); ``ValueError`` otherwise."""
     if not 1 <= count <= MAX_FORWARD_ROWS:
         raise ValueError(f"the forward process is shown for 1 to {MAX_FORWARD_ROWS} images, got {count}")
-    picks = torch.randperm(len(data), generator=generator)[:count]
-    x0 = data.images[picks]
+    x0 = pick_images(data, count, generator)
     return x0, torch.randn(x0.shape, generator=generator)
+
+
+def pick_images(data: Dataset, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` different images of ``data`` drawn at random; ``ValueError`` if it has fewer."""
+    if not 1 <= count <= len(data):
+        raise ValueError(
+            f"the {data.name} {data.split} images number {len(data):,}; ask for 1 to that many, got {count}"
+        )
+    return data.images[torch.randperm(len(data), generator=generator)[:count]]
 
 
 def cache_dir() -> Path:

@@ -159,6 +159,55 @@ def plot_forward_grid(
     return path
 
 
+def plot_inspection(
+    rows: torch.Tensor,
+    titles: Sequence[str],
+    row_labels: Sequence[str],
+    profile: dict[str, Sequence[float]],
+    sweeps: dict[int, tuple[Sequence[int], Sequence[float]]],
+    path: str | Path,
+) -> Path:
+    r"""A labelled figure of the network at several t (``rows`` is N, K, 3, H, W: one row per t, columns
+    titled ``titles``), above two charts: the mean errors of ``profile`` (``"t"`` against each other
+    key) on a log scale, and for each t of ``sweeps`` the noise error when the network is told
+    :math:`t_	ext{model}`, with the true t marked."""
+    plt = _pyplot()
+    path = Path(path)
+    n, k = rows.shape[:2]
+    fig = plt.figure(figsize=(max(1.4 * k, 10), 1.4 * n + 3.6))
+    grid = fig.add_gridspec(n + 1, k, height_ratios=[1] * n + [2.4])
+    images = to_unit(rows)
+    for i in range(n):
+        for j in range(k):
+            ax = fig.add_subplot(grid[i, j])
+            ax.imshow(images[i, j].permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(titles[j], fontsize=9)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=8)
+    half = k // 2
+    errors = fig.add_subplot(grid[n, :half])
+    for key, values in profile.items():
+        if key != "t":
+            errors.plot(profile["t"], values, label=key)
+    errors.set(xlabel="t", yscale="log", title="mean squared error over t")
+    errors.legend(fontsize=7)
+    told = fig.add_subplot(grid[n, half:])
+    for t, (t_models, values) in sweeps.items():
+        (line,) = told.plot(t_models, values, label=f"x_t made at t = {t}")
+        told.axvline(t, color=line.get_color(), linestyle=":", linewidth=1)
+    told.set(xlabel="t_model (the step the network is told)", yscale="log", title="MSE(ε̂, ε) against the t told")
+    told.legend(fontsize=7)
+    for ax in (errors, told):
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def read_grid(path: str | Path, image_size: int, padding: int = 2) -> torch.Tensor:
     """Read back the images of a grid PNG written by :func:`save_grid`, as (B, C, H, W) in [-1, 1]."""
     with Image.open(path) as image:

@@ -162,6 +162,7 @@ class UNet(nn.Module):
         block = {"dropout": dropout, "time_conditioning": time_conditioning}
         self.base_channels = base_channels
         self.num_classes = num_classes
+        self.skips_on = True  # False replaces every skip tensor by zeros (see core.inspect.skips_cut)
         time_dim = 4 * base_channels
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
         self.class_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
@@ -238,7 +239,10 @@ class UNet(nn.Module):
             if isinstance(layer, Upsample):
                 h = layer(h, skips[-1].shape[-2:])
             else:
-                h = _run_stage(layer, torch.cat([h, skips.pop()], dim=1), t_emb)
+                skip = skips.pop()
+                if not self.skips_on:
+                    skip = torch.zeros_like(skip)
+                h = _run_stage(layer, torch.cat([h, skip], dim=1), t_emb)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

@@ -1,4 +1,4 @@
-"""The Textual app: Noise, Train and Sample screens as modes, with help and a command palette."""
+"""The Textual app: Noise, Train, Sample and Model screens as modes, with help and a command palette."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label
 
 from .screens.help import HelpScreen
+from .screens.model import ModelScreen
 from .screens.noise import NoiseScreen
 from .screens.sample import SampleScreen
 from .screens.train import TrainScreen
@@ -61,7 +62,7 @@ class TooSmallScreen(ModalScreen):
 
 
 class DdpmApp(App):
-    """ddpm-tui: watch the forward process, train, and sample."""
+    """ddpm-tui: watch the forward process, train, sample, and look inside the network."""
 
     CSS_PATH = "app.tcss"
     TITLE = "ddpm-tui"
@@ -69,10 +70,11 @@ class DdpmApp(App):
         Binding("1", "switch_mode('noise')", "Noise"),
         Binding("2", "switch_mode('train')", "Train"),
         Binding("3", "switch_mode('sample')", "Sample"),
+        Binding("4", "switch_mode('model')", "Model"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
-    SCREEN_NAMES = {"noise": "Noise", "train": "Train", "sample": "Sample"}
+    SCREEN_NAMES = {"noise": "Noise", "train": "Train", "sample": "Sample", "model": "Model"}
 
     def __init__(
         self,
@@ -89,6 +91,7 @@ class DdpmApp(App):
             "noise": NoiseScreen,
             "train": partial(TrainScreen, {"output_dir": watch or output_dir, **(train_defaults or {})}, watch),
             "sample": partial(SampleScreen, output_dir, sample_defaults),
+            "model": partial(ModelScreen, output_dir),
         }
         for name, factory in factories.items():
             self.add_mode(name, partial(self._open, name, factory))
@@ -108,7 +111,9 @@ class DdpmApp(App):
         yield SystemCommand("Help", "every key of every screen", self.action_help)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen({"Noise": NoiseScreen, "Train": TrainScreen, "Sample": SampleScreen}))
+        self.push_screen(
+            HelpScreen({"Noise": NoiseScreen, "Train": TrainScreen, "Sample": SampleScreen, "Model": ModelScreen})
+        )
 
     def mode_screen(self, mode: str, kind: type[Screen]) -> Screen | None:
         """The screen of ``mode`` if it has been opened."""

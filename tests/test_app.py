@@ -9,10 +9,12 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 import core
 from ddpm_tui.app import DdpmApp, TooSmallScreen
 from ddpm_tui.screens.help import HelpScreen
+from ddpm_tui.screens.model import ModelScreen
 from ddpm_tui.screens.noise import NoiseScreen
 from ddpm_tui.screens.sample import SampleScreen
 from ddpm_tui.screens.train import TrainScreen
@@ -319,3 +321,33 @@ async def test_the_dashboard_charts_each_epochs_preview_quality(tiny_run, tmp_pa
     unrated = QualityChart()  # a dataset without a classifier writes previews without ratings
     unrated.add_epoch({"kind": "epoch", "epoch": 1, "samples": "samples/epoch_001.png", "recognised": None})
     assert not unrated.available and unrated.epochs == []
+
+
+async def test_model_screen_keys_tell_a_wrong_t_and_cut_the_skips(tiny_run):
+    app = DdpmApp(mode="model", output_dir=str(tiny_run))
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ModelScreen)
+        await wait_until(pilot, lambda: screen.look is not None and screen.profiles, what="the first look")
+        T = screen.timesteps
+        assert T == 20 and screen.t == T - 1  # clamped into the model's 0..T-1
+        await pilot.press("left", "left")
+        await wait_until(pilot, lambda: screen.look.right.t == T - 3, what="t moved")
+        look = screen.look
+        expected = core.predict(screen.loaded.model, screen.loaded.schedule, screen.x0, T - 3, screen.eps)
+        assert look.right.mse_eps == pytest.approx(expected.mse_eps, rel=0.05)
+        assert f"MSE(ε̂, ε) = {look.told.mse_eps:.4f}" in str(screen.query_one("#model-numbers").render())
+        assert len(look.sweep) == T  # every t the model could be told
+        await pilot.press("left_square_bracket")
+        await wait_until(pilot, lambda: screen.look.told.t_model == 0, what="a wrong t")
+        assert screen.look.right.t == T - 3
+        await pilot.press("equals_sign", "k")
+        await wait_until(pilot, lambda: screen.look.cut is not None, what="skips cut")
+        assert screen.look.told.t_model == T - 3 and screen.loaded.model.network.skips_on
+        assert "skips cut" in str(screen.query_one("#model-numbers").render())
+        before = screen.x0.clone()
+        await pilot.press("r", "v", "v")
+        assert not torch.equal(screen.x0, before)
+        assert screen.query_one("#model-views").active == "view-skips"
+        structure = str(screen.query_one("#structure").render())
+        assert structure.startswith("28x28") and "parameters in all" in structure

@@ -246,6 +246,13 @@ BAD_INPUTS = [
     (["train", "--model", "huge"], "invalid choice: 'huge'"),
     (["train", "--dataset", "cifar10", "--data_dir", "{empty_dir}"], "has no data_batch_1"),
     (["eval", "--images", "{empty_dir}", "--dataset", "cifar10"], "no scoring classifier"),
+    (["inspect", "--checkpoint", "{missing}"], "checkpoint not found"),
+    (["inspect", "--checkpoint", "{foreign}"], "not a ddpm-tui checkpoint"),
+    (["inspect", "--checkpoint", "{model}", "--t", "5", "20"], "--t 20 is outside this model's 0..19"),
+    (["inspect", "--checkpoint", "{model}", "--t", "-1"], "--t: must be a timestep"),
+    (["inspect", "--checkpoint", "{model}", "--num_images", "0"], "--num_images: must be a positive integer"),
+    (["inspect", "--checkpoint", "{model}", "--t", "5", "--num_images", "99999"], "ask for 1 to that many"),
+    (["inspect", "--checkpoint", "{model}", "--t", "5", "--output", "{a_file}/x.png"], "cannot write"),
 ]
 
 

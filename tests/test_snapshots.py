@@ -33,3 +33,7 @@ def test_sample_screen_without_checkpoint(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snap_compare(DdpmApp(), terminal_size=SIZE, press=["question_mark"])
+
+
+def test_model_screen_without_checkpoint(snap_compare):
+    assert snap_compare(DdpmApp(mode="model"), terminal_size=SIZE)

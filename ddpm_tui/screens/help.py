@@ -9,16 +9,29 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 GLOBAL_KEYS = [
-    ("1 / 2 / 3", "Noise, Train and Sample screens"),
+    ("1 / 2 / 3 / 4", "Noise, Train, Sample and Model screens"),
     ("ctrl+p", "command palette"),
     ("?", "this help"),
     ("q", "quit (asks first if training or sampling would stop)"),
 ]
 
 
+LESSONS = [
+    ("Forward diffusion", "1 Noise: left/right move t, p plays the whole process"),
+    ("Noise schedules", "1 Noise: s switches linear and cosine, l shows the signal-to-noise ratio"),
+    ("Why predict the noise", "4 Model, view Why ε: the noise error stays bounded over t, the image error grows"),
+    ("Reverse diffusion", "3 Sample: f5 generates, left/right scrub from x_T to x_0"),
+    ("Why the network needs t", "4 Model, view Why t (v): [ and ] tell the network a wrong t"),
+    ("Why skip connections", "4 Model, view Skips (v): k cuts them and shows the prediction without"),
+]
+
+
 def key_table(screens: dict[str, type]) -> str:
-    """A Markdown table per screen, built from each screen class's BINDINGS."""
-    parts = ["# Keys", "", "| key | action |", "|---|---|"]
+    """The guide's six lessons with the screen and key that shows each, then a Markdown table of keys per
+    screen, built from each screen class's BINDINGS."""
+    parts = ["# Lessons", "", "| idea | where you see it |", "|---|---|"]
+    parts += [f"| {idea} | {where} |" for idea, where in LESSONS]
+    parts += ["", "# Keys", "", "| key | action |", "|---|---|"]
     parts += [f"| `{k}` | {what} |" for k, what in GLOBAL_KEYS]
     for title, screen in screens.items():
         parts += ["", f"## {title}", "", "| key | action |", "|---|---|"]

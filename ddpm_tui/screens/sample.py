@@ -80,14 +80,6 @@ class SampleFailed(Message):
         self.error = error
 
 
-def find_checkpoints(root: Path) -> list[Path]:
-    """``model_final.pt`` and ``checkpoint.pt`` files in ``root`` and one level of run folders below it."""
-    found = []
-    for pattern in ("model_final.pt", "*/model_final.pt", "checkpoint.pt", "*/checkpoint.pt"):
-        found += sorted(root.glob(pattern))
-    return found
-
-
 class SampleScreen(Screen):
     """Choose a checkpoint and sampler, generate, then scrub through the stored steps and export."""
 
@@ -116,7 +108,7 @@ class SampleScreen(Screen):
         self.chosen_sampler = core.FAST_SAMPLER
 
     def compose(self) -> ComposeResult:
-        checkpoints = [(str(p), str(p)) for p in find_checkpoints(self.root)]
+        checkpoints = [(str(p), str(p)) for p in core.find_checkpoints(self.root)]
         yield Header()
         with Vertical(id="sample-body"):
             with Grid(id="sample-form"):
