@@ -44,6 +44,7 @@ from .samplers import (
     FAST_SAMPLER,
     SAMPLERS,
     NoisePredictor,
+    autoguided,
     ddim_step,
     ddim_timesteps,
     ddpm_step,
@@ -54,7 +55,15 @@ from .samplers import (
     sample,
     sampler_timesteps,
 )
-from .sampling import ALL_CLASSES, DEFAULT_GUIDANCE, SamplingPlan, class_labels, generate, plan_sampling
+from .sampling import (
+    ALL_CLASSES,
+    DEFAULT_AUTOGUIDANCE,
+    DEFAULT_GUIDANCE,
+    SamplingPlan,
+    class_labels,
+    generate,
+    plan_sampling,
+)
 
 # Evaluating.
 from .classifier import SCORED_DATASETS, Classifier, load_classifier
@@ -151,11 +160,13 @@ __all__ = [
     "use_bf16",
     # sampling
     "ALL_CLASSES",
+    "DEFAULT_AUTOGUIDANCE",
     "DEFAULT_GUIDANCE",
     "DEFAULT_STEPS",
     "FAST_SAMPLER",
     "SAMPLERS",
     "NoisePredictor",
+    "autoguided",
     "SamplingPlan",
     "class_labels",
     "plan_sampling",

@@ -108,6 +108,7 @@ class LoadedModel:
     config: TrainConfig
     image_shape: tuple[int, int, int]
     payload: dict[str, Any]
+    guide: nn.Module | None = None  # the early EMA snapshot that autoguides sampling, if the run kept one
 
 
 def build_model(config: TrainConfig, image_shape: tuple[int, ...]) -> UNet:
@@ -117,7 +118,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, ...]) -> UNet:
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
     """Load a checkpoint's network (its EMA weights when it has them) in eval mode, as a noise predictor
-    (see :func:`core.objective.noise_predictor`), with its schedule.
+    (see :func:`core.objective.noise_predictor`), with its schedule, and its autoguidance model (the
+    early EMA snapshot, see ``TrainConfig.guide_at``) when it has one.
 
     The model size, schedule and T always come from the checkpoint itself.
     """
@@ -125,14 +127,17 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
     try:
         config = TrainConfig.from_dict(payload["config"])
         image_shape = tuple(int(v) for v in payload["image_shape"])
-        model = build_model(config, image_shape)
-        model.load_state_dict(payload.get("ema", payload["model"]))
-        schedule = NoiseSchedule.create(config.schedule, config.timesteps)
+        schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(device)
+        networks = [payload.get("ema", payload["model"])] + ([payload["guide"]] if "guide" in payload else [])
+        predictors = []
+        for state in networks:
+            model = build_model(config, image_shape)
+            model.load_state_dict(state)
+            predictors.append(noise_predictor(model.to(device).eval(), schedule, config.prediction))
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not match this version of ddpm-tui ({_first_line(err)})") from None
-    schedule = schedule.to(device)
-    predictor = noise_predictor(model.to(device).eval(), schedule, config.prediction)
-    return LoadedModel(predictor, schedule, config, image_shape, payload)  # type: ignore[arg-type]
+    guide = predictors[1] if len(predictors) > 1 else None
+    return LoadedModel(predictors[0], schedule, config, image_shape, payload, guide)  # type: ignore[arg-type]
 
 
 def find_checkpoints(root: str | Path) -> list[Path]:

@@ -32,6 +32,7 @@ BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
     "grad_clip": 0.0,
     "time_conditioning": "add",
     "upsample": "resize_conv",
+    "guide_at": 0.0,
 }
 
 
@@ -102,6 +103,12 @@ class TrainConfig:
         "conv_resize", "up path: resize then convolve, or convolve at the lower resolution first", UPSAMPLINGS
     )
     ema_decay: float = setting(0.999, "largest decay of the weights' moving average used for sampling", low=0, high=1)
+    guide_at: float = setting(
+        0.25,
+        "keep the EMA weights at this fraction of the epochs as the worse model that autoguides sampling; 0 = none",
+        low=0,
+        high=1,
+    )
     conditional: bool = setting(
         False, "learn class-conditional generation (labels dropped 10% of the time, for classifier-free guidance)"
     )

@@ -315,3 +315,24 @@ def guided(model: Callable[..., torch.Tensor], labels: torch.Tensor, scale: floa
         return eps_uncond + scale * (eps_cond - eps_uncond)
 
     return predict
+
+
+def autoguided(good: NoisePredictor, bad: NoisePredictor, scale: float) -> NoisePredictor:
+    r"""Autoguidance (Karras et al. 2024): guide a model with a worse version of itself.
+
+    .. math::  \tilde\epsilon = \epsilon_\text{bad}(x_t, t) + w\,\big(\epsilon_\text{good}(x_t, t)
+               - \epsilon_\text{bad}(x_t, t)\big)
+
+    Like classifier-free guidance, but the direction is "what the better model knows that the worse one
+    does not" instead of "towards the label", so it needs no labels. ``bad`` is here an early snapshot
+    of the same run's EMA weights, whose errors are a cruder version of the final model's: w > 1
+    extrapolates away from them. w = 1 is the good model alone (one call per step); otherwise two calls.
+    """
+    if scale == 1:
+        return good
+
+    def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_bad = bad(x, t)
+        return eps_bad + scale * (good(x, t) - eps_bad)
+
+    return predict

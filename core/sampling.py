@@ -13,11 +13,22 @@ from dataclasses import dataclass
 
 import torch
 
-from .samplers import NoisePredictor, SamplerStep, guided, last_step, sample, sampler_timesteps
+from .samplers import (
+    DEFAULT_STEPS,
+    NoisePredictor,
+    SamplerStep,
+    autoguided,
+    guided,
+    last_step,
+    sample,
+    sampler_timesteps,
+)
 from .schedule import NoiseSchedule
 
 ALL_CLASSES = "all"
 DEFAULT_GUIDANCE = 3.0
+# Autoguidance by the run's early EMA snapshot (see benchmarks/autoguidance_search.py for how w was chosen).
+DEFAULT_AUTOGUIDANCE = 1.5
 
 
 def class_labels(num_classes: int, class_label: int | str | None, count: int) -> torch.Tensor | None:
@@ -50,6 +61,7 @@ class SamplingPlan:
     labels: torch.Tensor | None
     timesteps: list[int]
     generator: torch.Generator
+    autoguidance: float | None = None  # w when autoguided (two network calls per step), else None
 
     @property
     def count(self) -> int:
@@ -78,15 +90,23 @@ def plan_sampling(
     guidance_scale: float = DEFAULT_GUIDANCE,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    guide: NoisePredictor | None = None,
+    autoguidance: float | None = None,
 ) -> SamplingPlan:
     """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device``
     draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
     each image's class (see :func:`class_labels`) with classifier-free guidance ``guidance_scale``.
-    Raises ``ValueError`` for a bad request."""
+    With a ``guide`` (a worse version of the model) and ``autoguidance`` w other than 1 the prediction
+    is autoguided (see :func:`core.samplers.autoguided`); that costs two network calls per step, so the
+    default step count halves and an image costs the same calls. ``autoguidance=None`` means
+    :data:`DEFAULT_AUTOGUIDANCE` for the samplers whose steps can halve, and none for DDPM, which always
+    runs all T steps. Raises ``ValueError`` for a bad request."""
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
-    return _plan(model, schedule, image_shape, labels, count, sampler, steps, guidance_scale, seed, device)
+    return _plan(
+        model, schedule, image_shape, labels, count, sampler, steps, guidance_scale, seed, device, guide, autoguidance
+    )
 
 
 def _plan(
@@ -100,15 +120,29 @@ def _plan(
     guidance_scale: float,
     seed: int,
     device: torch.device | str,
+    guide: NoisePredictor | None,
+    autoguidance: float | None,
 ) -> SamplingPlan:
+    if autoguidance is None:
+        autoguidance = DEFAULT_AUTOGUIDANCE if sampler in DEFAULT_STEPS else 1.0
+    if autoguidance < 0:
+        raise ValueError(f"autoguidance w must be 0 or more, got {autoguidance:g}")
+    autoguiding = guide is not None and autoguidance != 1
+    if autoguiding and steps is None and sampler in DEFAULT_STEPS:
+        steps = max(1, min(DEFAULT_STEPS[sampler], schedule.timesteps) // 2)
     timesteps = sampler_timesteps(schedule, sampler, steps)
     generator = torch.Generator(device).manual_seed(seed)
     x_T = torch.randn(count if labels is None else len(labels), *image_shape, generator=generator, device=device)
-    predictor = model
+    predictor, worse = model, guide
     if labels is not None:
         labels = labels.to(device)
         predictor = guided(model, labels, guidance_scale, model.null_class)
-    return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator)
+        worse = None if guide is None else guided(guide, labels, guidance_scale, guide.null_class)
+    if autoguiding:
+        predictor = autoguided(predictor, worse, autoguidance)
+    return SamplingPlan(
+        predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance if autoguiding else None
+    )
 
 
 def generate(
@@ -123,16 +157,31 @@ def generate(
     device: torch.device | str = "cpu",
     class_label: int | str | None = None,
     guidance_scale: float = DEFAULT_GUIDANCE,
+    guide: NoisePredictor | None = None,
+    autoguidance: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``count`` finished images (for evaluation) in batches of ``batch`` (batch i seeded ``seed + i``), on
     the CPU in [-1, 1], with the class each was drawn as (None for an unconditional model; by default all
-    classes in equal blocks, as :func:`class_labels` lays them out)."""
+    classes in equal blocks, as :func:`class_labels` lays them out), autoguided as in :func:`plan_sampling`."""
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
     labels = None if labels is None else labels[:count]
     images = []
     for index, start in enumerate(range(0, count, batch)):
         size = min(batch, count - start)
         chunk = None if labels is None else labels[start : start + size]
-        plan = _plan(model, schedule, image_shape, chunk, size, sampler, steps, guidance_scale, seed + index, device)
+        plan = _plan(
+            model,
+            schedule,
+            image_shape,
+            chunk,
+            size,
+            sampler,
+            steps,
+            guidance_scale,
+            seed + index,
+            device,
+            guide,
+            autoguidance,
+        )
         images.append(last_step(plan.run()).x.float().clamp(-1, 1).cpu())
     return torch.cat(images), labels

@@ -5,7 +5,10 @@ after every epoch (with that epoch's sample grid) and a :class:`FinishedEvent` a
 line prints these with Rich; the app draws them. Meanwhile the trainer keeps its run folder up to date:
 
 ``checkpoint.pt``   everything needed to resume exactly (after every epoch, and when stopped)
-``model_final.pt``  the EMA weights and config, when training finishes
+``model_final.pt``  the EMA weights and config, when training finishes, and (like every checkpoint
+                    after that epoch) the EMA weights as they were ``guide_at`` of the way through
+                    the epochs, the worse model that autoguides sampling (see
+                    :func:`core.samplers.autoguided`)
 ``samples/epoch_NNN.png``  64 images from the same fixed noise every epoch, so epochs compare (a
                     class-conditional run draws 8 of each class instead, one row per class); for
                     MNIST and Fashion-MNIST the scoring classifier rates them (share recognised,
@@ -150,6 +153,7 @@ class Trainer:
         self.sample_count = SAMPLE_PER_CLASS * self.model.num_classes if config.conditional else SAMPLE_COUNT
         self.scorer = load_classifier(config.dataset) if config.dataset in SCORED_DATASETS else None
 
+        self.guide: dict[str, torch.Tensor] | None = None
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -168,6 +172,15 @@ class Trainer:
     @property
     def device_label(self) -> str:
         return device_label(self.device, self.bf16)
+
+    @property
+    def guide_epoch(self) -> int | None:
+        """The epoch after which the EMA weights are kept as the autoguidance model; None when there is
+        none (``guide_at`` 0, or a run too short for the guide to differ from the final weights)."""
+        if self.config.guide_at <= 0:
+            return None
+        epoch = max(1, round(self.config.guide_at * self.config.epochs))
+        return epoch if epoch < self.config.epochs else None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -276,6 +289,8 @@ class Trainer:
                     yield event
                 self.epoch += 1
                 self.batch_in_epoch = 0
+                if self.epoch == self.guide_epoch:
+                    self.guide = {name: value.clone() for name, value in self.ema.state_dict().items()}
                 self.epoch_rng_state = self.data_rng.get_state()
                 self.epoch_steps.append(self.step)
                 yield self._end_epoch(metrics, start, epoch_start, epoch_losses)
@@ -283,7 +298,12 @@ class Trainer:
             final = self.output_dir / "model_final.pt"
             ckpt.atomic_save(
                 ckpt.make_payload(
-                    self.config, self.data.image_shape, self.ema.state_dict(), step=self.step, epoch=self.epoch
+                    self.config,
+                    self.data.image_shape,
+                    self.ema.state_dict(),
+                    step=self.step,
+                    epoch=self.epoch,
+                    **self._guide_entry(),
                 ),
                 final,
             )
@@ -367,7 +387,8 @@ class Trainer:
     def generate_samples(self) -> torch.Tensor:
         """The EMA model's preview images, on the CPU: the same seed every epoch so epochs compare, the
         recommended fast sampler with ``sample_steps`` steps (at most T); a conditional run draws
-        ``SAMPLE_PER_CLASS`` of each class, guided with the default w."""
+        ``SAMPLE_PER_CLASS`` of each class, guided with the default w. Previews are never autoguided:
+        they rate the network itself."""
         plan = plan_sampling(
             self.sampling_model(),
             self.schedule,
@@ -401,9 +422,14 @@ class Trainer:
             elapsed=elapsed,
             losses=torch.tensor(self.losses, dtype=torch.float32),
             epoch_steps=torch.tensor(self.epoch_steps, dtype=torch.long),
+            **self._guide_entry(),
         )
         ckpt.atomic_save(payload, self.checkpoint_path)
         return self.checkpoint_path
+
+    def _guide_entry(self) -> dict[str, Any]:
+        """The checkpoint field holding the autoguidance weights, once they exist."""
+        return {} if self.guide is None else {"guide": self.guide}
 
     def _restore(self, payload: dict[str, Any]) -> None:
         try:
@@ -419,6 +445,7 @@ class Trainer:
             self.losses = payload["losses"].tolist()
             self.epoch_steps = payload["epoch_steps"].tolist()
             self.elapsed_before = float(payload["elapsed"])
+            self.guide = payload.get("guide")
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise ckpt.CheckpointError(f"cannot resume from this checkpoint: {err}") from None
 

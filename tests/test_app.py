@@ -243,10 +243,13 @@ async def test_sampler_choice_sets_its_own_step_count(tiny_run, tmp_path):
     )
     async with app.run_test(size=(100, 32)) as pilot:
         steps, sampler = app.screen.query_one("#steps", Input), app.screen.query_one("#sampler", Select)
-        assert sampler.value == core.FAST_SAMPLER and steps.value == str(core.DEFAULT_STEPS[core.FAST_SAMPLER])
+        default = core.DEFAULT_STEPS[core.FAST_SAMPLER]
+        assert sampler.value == core.FAST_SAMPLER and steps.value == ""
+        assert steps.placeholder == f"{default} ({default // 2} autoguided)"
+        steps.value = "7"
         sampler.value = "ddim"
         await pilot.pause()
-        assert steps.value == "50" and not steps.disabled
+        assert steps.value == "" and steps.placeholder.startswith("50 ") and not steps.disabled
         sampler.value = "ddpm"
         await pilot.pause()
         assert steps.disabled

@@ -87,3 +87,19 @@ def test_missing_and_folder(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     with pytest.raises(CheckpointError, match="is a folder"):
         load_checkpoint(tmp_path)
+
+
+def test_the_guide_loads_as_a_second_noise_predictor_and_old_checkpoints_have_none(tmp_path):
+    config = TrainConfig(base_channels=8)
+    torch.manual_seed(0)
+    model, guide = build_model(config, (1, 28, 28)), build_model(config, (1, 28, 28))
+    for p in guide.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    with_guide, without = tmp_path / "with.pt", tmp_path / "without.pt"
+    atomic_save(make_payload(config, (1, 28, 28), model.state_dict(), guide=guide.state_dict()), with_guide)
+    atomic_save(make_payload(config, (1, 28, 28), model.state_dict()), without)
+    loaded = load_model(with_guide)
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 500])
+    expected = noise_predictor(guide.eval(), loaded.schedule, config.prediction)(x, t)
+    assert torch.allclose(loaded.guide(x, t), expected)
+    assert load_model(without).guide is None

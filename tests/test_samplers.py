@@ -7,6 +7,7 @@ import torch
 
 from core import (
     NoiseSchedule,
+    autoguided,
     ddim_step,
     ddim_timesteps,
     ddpm_step,
@@ -250,3 +251,49 @@ def test_dpm_solver_sde_reproduces_the_data_distribution_and_converges_faster_th
     sde = [std_error("dpm++sde", n) for n in (5, 10, 50)]
     assert sde[0] > sde[1] > 0.0 and sde[2] < 0.005
     assert sde[1] < std_error("ddim", 10, eta=1.0) / 4  # second order: far closer for the same network calls
+
+
+def test_autoguidance_extrapolates_from_the_worse_model_past_the_better_one():
+    def good(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x
+
+    def bad(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return 0.2 * x
+
+    x, t = torch.randn(2, 1, 4, 4), torch.tensor([3, 7])
+    assert autoguided(good, bad, 1.0) is good  # w = 1: the good model alone, one call per step
+    assert torch.allclose(autoguided(good, bad, 0.0)(x, t), bad(x, t))
+    assert torch.allclose(autoguided(good, bad, 2.0)(x, t), 0.8 * x)  # 0.2 + 2 * (0.5 - 0.2)
+
+
+def test_an_autoguided_plan_halves_the_default_steps_so_an_image_costs_the_same_calls():
+    import core
+
+    schedule = NoiseSchedule.create("cosine", 1000)
+    calls = {"good": 0, "bad": 0}
+
+    def counting(name: str):
+        def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            calls[name] += 1
+            return torch.zeros_like(x)
+
+        return predict
+
+    good, bad = counting("good"), counting("bad")
+    for sampler, default in core.DEFAULT_STEPS.items():
+        plain = core.plan_sampling(good, schedule, (1, 4, 4), 2, sampler, guide=None)
+        guided_plan = core.plan_sampling(good, schedule, (1, 4, 4), 2, sampler, guide=bad, autoguidance=1.5)
+        assert len(plain.timesteps) == default and plain.autoguidance is None
+        assert len(guided_plan.timesteps) == default // 2 and guided_plan.autoguidance == 1.5
+    plan = core.plan_sampling(good, schedule, (1, 4, 4), 2, "dpm++sde", guide=bad, autoguidance=2.0)
+    last_step(plan.run())
+    assert calls == {"good": 25, "bad": 25}
+    explicit = core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddim", 40, guide=bad, autoguidance=2.0)
+    off = core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddim", guide=bad, autoguidance=1.0)
+    assert len(explicit.timesteps) == 40 and len(off.timesteps) == 50 and off.predictor is good
+    by_default = core.plan_sampling(good, schedule, (1, 4, 4), 2, core.FAST_SAMPLER, guide=bad)
+    ddpm = core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddpm", guide=bad)
+    assert by_default.autoguidance == core.DEFAULT_AUTOGUIDANCE and ddpm.autoguidance is None  # DDPM cannot halve
+    assert core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddpm", guide=bad, autoguidance=2.0).autoguidance == 2
+    with pytest.raises(ValueError, match="autoguidance w must be 0 or more"):
+        core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddim", guide=bad, autoguidance=-1.0)

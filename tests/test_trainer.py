@@ -49,3 +49,29 @@ def test_min_snr_weighting_scales_each_example_by_min_snr_gamma_over_snr():
     assert weighted == pytest.approx(expected, rel=0.01)
     assert weighted < 0.95 * plain  # low-noise steps (SNR > 5, about t < 100 here) count less
     assert not math.isclose(weighted, plain)
+
+
+def _train(config: TrainConfig) -> Trainer:
+    trainer = Trainer(config)
+    for _ in trainer.run():
+        pass
+    return trainer
+
+
+def test_the_guide_is_the_ema_at_its_epoch_and_every_checkpoint_after_keeps_it(tmp_path):
+    """A constant learning rate makes the first epochs of a 2-epoch and a 4-epoch run identical, so the
+    4-epoch run's guide (kept at half its epochs) must equal the 2-epoch run's final EMA weights."""
+    common = dict(
+        max_images=32, batch_size=16, timesteps=20, base_channels=8, lr_schedule="constant", sample_every=100, seed=3
+    )
+    short = _train(TrainConfig(**common, epochs=2, guide_at=0.0, output_dir=str(tmp_path / "short")))
+    long = _train(TrainConfig(**common, epochs=4, guide_at=0.5, output_dir=str(tmp_path / "long")))
+    assert short.guide is None and long.guide_epoch == 2
+    for name, value in short.ema.state_dict().items():
+        assert torch.equal(long.guide[name], value), name
+    assert not torch.equal(long.guide["conv_out.weight"], long.ema.state_dict()["conv_out.weight"])
+    for file in ("checkpoint.pt", "model_final.pt"):
+        saved = torch.load(tmp_path / "long" / file, weights_only=True)["guide"]
+        assert torch.equal(saved["conv_out.weight"], long.guide["conv_out.weight"])
+    resumed = Trainer(TrainConfig(), resume=tmp_path / "long" / "checkpoint.pt")
+    assert torch.equal(resumed.guide["conv_out.weight"], long.guide["conv_out.weight"])

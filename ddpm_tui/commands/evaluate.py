@@ -58,11 +58,13 @@ def evaluate_checkpoint(
     device_name: str,
     evaluator: core.Evaluator | None = None,
     guidance_scale: float = core.DEFAULT_GUIDANCE,
+    autoguidance: float | None = None,
 ) -> dict:
     """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it.
 
     A class-conditional model draws every class equally often with guidance ``guidance_scale``, and the
-    result adds each class's accuracy."""
+    result adds each class's accuracy. A checkpoint that kept an early EMA snapshot is autoguided by it
+    with w = ``autoguidance`` (see :func:`core.plan_sampling`)."""
     settings = {
         "checkpoint": path.name,
         "num_images": num_images,
@@ -70,6 +72,7 @@ def evaluate_checkpoint(
         "steps": steps,
         "seed": seed,
         "guidance_scale": guidance_scale,
+        "autoguidance": autoguidance,
     }
     cache = path.parent / "eval.json"
     if cache.exists():
@@ -95,12 +98,15 @@ def evaluate_checkpoint(
             seed,
             device=device,
             guidance_scale=guidance_scale,
+            guide=loaded.guide,
+            autoguidance=autoguidance,
         )
     seconds = time.perf_counter() - start
     result = {
         "settings": settings,
         "mtime": path.stat().st_mtime,
         "dataset": loaded.config.dataset,
+        "autoguidance": plan_autoguidance(loaded, sampler, autoguidance),
         "sampling_seconds": seconds,
         "scores": evaluator.score(images, labels).to_dict(),
         "floor": evaluator.floor(num_images).to_dict(),
@@ -108,6 +114,13 @@ def evaluate_checkpoint(
     }
     cache.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def plan_autoguidance(loaded: core.LoadedModel, sampler: str, autoguidance: float | None) -> float | None:
+    """The w the core's plan autoguides these samples with, or None when they are not autoguided."""
+    return core.plan_sampling(
+        loaded.model, loaded.schedule, loaded.image_shape, 1, sampler, guide=loaded.guide, autoguidance=autoguidance
+    ).autoguidance
 
 
 def scores_table(title: str, rows: dict[str, tuple[core.Scores, core.Scores]]) -> None:
@@ -151,10 +164,12 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         args.device,
         guidance_scale=args.guidance_scale,
+        autoguidance=args.autoguidance,
     )
     scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
+    how = f"{args.sampler}, autoguided w = {result['autoguidance']:g}" if result.get("autoguidance") else args.sampler
     scores_table(
-        f"{args.num_images} samples ({args.sampler}) vs held-out {result['dataset']}",
+        f"{args.num_images} samples ({how}) vs held-out {result['dataset']}",
         {str(args.checkpoint): (scores, floor)},
     )
     if scores.class_accuracy is not None:

@@ -27,6 +27,13 @@ GUIDANCE_HELP = (
 )
 
 
+AUTOGUIDANCE_HELP = (
+    "w for autoguidance by the run's early EMA weights (checkpoints that kept them, see train --guide_at): "
+    "eps_early + w * (eps - eps_early); 1 turns it off; it costs two network calls per step, so the default "
+    f"step counts halve (default {core.DEFAULT_AUTOGUIDANCE:g}; for ddpm, which always runs all T steps, 1)"
+)
+
+
 def add_sampling_flags(parser: argparse.ArgumentParser, sampler: str) -> None:
     """The flags every command that samples shares: sampler, steps, guidance, seed and device."""
     add_flag(parser, "sampler", choices=core.SAMPLERS, default=sampler, help=SAMPLER_HELP)
@@ -37,6 +44,12 @@ def add_sampling_flags(parser: argparse.ArgumentParser, sampler: str) -> None:
         type=non_negative_float,
         default=core.DEFAULT_GUIDANCE,
         help="conditional models: " + GUIDANCE_HELP,
+    )
+    add_flag(
+        parser,
+        "autoguidance",
+        type=non_negative_float,
+        help=AUTOGUIDANCE_HELP,
     )
     add_flag(parser, "seed", type=int, default=0)
     add_flag(parser, "device", choices=core.DEVICES, default="auto")
@@ -81,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         args.guidance_scale,
         args.seed,
         device,
+        loaded.guide,
+        args.autoguidance,
     )
     for target in filter(None, (args.output.parent, args.export_dir)):
         core.check_writable(target)
@@ -98,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
             else f"class {args.class_label} ({core.CLASS_NAMES[cfg.dataset][args.class_label]})"
         )
         console.print(f"[bold]Classes:[/] {what}, guidance w = {args.guidance_scale:g}")
+    if plan.autoguidance is not None:
+        console.print(f"[bold]Autoguidance:[/] w = {plan.autoguidance:g} by the run's early EMA weights")
     frames: list[tuple[int, torch.Tensor]] = [(loaded.schedule.timesteps, plan.x_T.float().cpu())]
     keep = set(core.snapshot_indices(len(plan.timesteps)))
     start = time.perf_counter()

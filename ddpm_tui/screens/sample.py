@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.validation import Integer, Number
+from textual.widget import Widget
 from textual.widgets import Button, Footer, Header, Input, Label, Markdown, Select, Static
 from textual.worker import get_current_worker
 
@@ -43,6 +45,11 @@ images. DPM-Solver++ also remembers the previous step's x̂_0 and extrapolates (
 **Class and guidance** (models trained with *conditional* on): the network also sees a label.
 Guidance w mixes its two predictions, ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)): w = 0 ignores the label,
 w = 1 is the plain conditional model, larger w gives more typical, less varied images.
+
+**Autoguidance** (runs that kept their early EMA weights, the default): the same mix, with the
+model's own cruder self from a quarter of the way through training in place of ∅,
+ε_early + w·(ε − ε_early): it pushes away from the mistakes training was still growing out of.
+It costs two calls per step, so the empty step box means half the steps. w = 1 turns it off.
 """
 
 
@@ -80,6 +87,30 @@ class SampleFailed(Message):
         self.error = error
 
 
+NUMBER_FIELDS = [
+    (
+        "guidance_scale",
+        "Guidance w",
+        f"{core.DEFAULT_GUIDANCE:g}",
+        Number(minimum=0, failure_description="guidance must be 0 or more"),
+    ),
+    ("autoguidance", "Autoguide w", "", Number(minimum=0, failure_description="autoguidance must be 0 or more")),
+    ("num_images", "Images", "16", Integer(minimum=1, maximum=256, failure_description="images: 1 to 256")),
+    ("seed", "Seed", "0", Integer(failure_description="the seed must be an integer")),
+]
+
+
+AUTOGUIDANCE_PLACEHOLDER = f"{core.DEFAULT_AUTOGUIDANCE:g} (1 for ddpm)"
+
+
+def steps_placeholder(sampler: str) -> str:
+    """What an empty step box means for ``sampler``."""
+    if sampler not in core.DEFAULT_STEPS:
+        return "all T"
+    steps = core.DEFAULT_STEPS[sampler]
+    return f"{steps} ({steps // 2} autoguided)"
+
+
 class SampleScreen(Screen):
     """Choose a checkpoint and sampler, generate, then scrub through the stored steps and export."""
 
@@ -112,57 +143,7 @@ class SampleScreen(Screen):
         yield Header()
         with Vertical(id="sample-body"):
             with Grid(id="sample-form"):
-                yield Label("Checkpoint")
-                yield Input(
-                    self.defaults.get("checkpoint", checkpoints[0][0] if checkpoints else ""),
-                    placeholder="path to a .pt file",
-                    id="checkpoint",
-                    compact=True,
-                )
-                yield Label("Found")
-                yield Select(checkpoints, prompt="runs under " + str(self.root), id="found", compact=True)
-                yield Label("Sampler")
-                sampler = self.chosen_sampler = self.defaults.get("sampler", core.FAST_SAMPLER)
-                yield Select(
-                    [(s, s) for s in core.SAMPLERS], value=sampler, allow_blank=False, id="sampler", compact=True
-                )
-                yield Label("Steps")
-                yield Input(
-                    self.defaults.get("steps", str(core.DEFAULT_STEPS.get(sampler, ""))),
-                    id="steps",
-                    compact=True,
-                    disabled=sampler == "ddpm",
-                    validators=[Integer(minimum=1, failure_description="steps must be positive")],
-                )
-                yield Label("Class")
-                yield Select(
-                    [("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)],
-                    value=self.defaults.get("class_label", core.ALL_CLASSES),
-                    allow_blank=False,
-                    id="class_label",
-                    compact=True,
-                )
-                yield Label("Guidance w")
-                yield Input(
-                    self.defaults.get("guidance_scale", "3"),
-                    id="guidance_scale",
-                    compact=True,
-                    validators=[Number(minimum=0, failure_description="guidance must be 0 or more")],
-                )
-                yield Label("Images")
-                yield Input(
-                    self.defaults.get("num_images", "16"),
-                    id="num_images",
-                    compact=True,
-                    validators=[Integer(minimum=1, maximum=256, failure_description="images: 1 to 256")],
-                )
-                yield Label("Seed")
-                yield Input(
-                    self.defaults.get("seed", "0"),
-                    id="seed",
-                    compact=True,
-                    validators=[Integer(failure_description="the seed must be an integer")],
-                )
+                yield from self.form(checkpoints)
             with Horizontal(id="sample-buttons"):
                 yield Button("Generate (f5)", id="generate", variant="success", compact=True)
                 yield Button("Export (e)", id="export", compact=True)
@@ -177,6 +158,43 @@ class SampleScreen(Screen):
             yield Markdown(NO_CHECKPOINT if not checkpoints else EXPLANATION, id="sample-explanation")
         yield Footer()
 
+    def form(self, checkpoints: list[tuple[str, str]]) -> Iterator[Widget]:
+        """The request's fields, label then widget, in the grid's reading order; ``defaults`` fill them."""
+        get = self.defaults.get
+        sampler = self.chosen_sampler = get("sampler", core.FAST_SAMPLER)
+        yield Label("Checkpoint")
+        first = checkpoints[0][0] if checkpoints else ""
+        yield Input(get("checkpoint", first), placeholder="path to a .pt file", id="checkpoint", compact=True)
+        yield Label("Found")
+        yield Select(checkpoints, prompt="runs under " + str(self.root), id="found", compact=True)
+        yield Label("Sampler")
+        yield Select([(s, s) for s in core.SAMPLERS], value=sampler, allow_blank=False, id="sampler", compact=True)
+        yield Label("Steps")
+        yield Input(
+            get("steps", ""),
+            placeholder=steps_placeholder(sampler),
+            id="steps",
+            compact=True,
+            disabled=sampler == "ddpm",
+            valid_empty=True,
+            validators=[Integer(minimum=1, failure_description="steps must be positive")],
+        )
+        yield Label("Class")
+        classes = [("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)]
+        yield Select(
+            classes, value=get("class_label", core.ALL_CLASSES), allow_blank=False, id="class_label", compact=True
+        )
+        for name, label, default, validator in NUMBER_FIELDS:
+            yield Label(label)
+            yield Input(
+                get(name, default),
+                id=name,
+                compact=True,
+                validators=[validator],
+                valid_empty=not default,
+                placeholder=AUTOGUIDANCE_PLACEHOLDER if name == "autoguidance" else "",
+            )
+
     @on(Select.Changed, "#found")
     def pick_found(self, event: Select.Changed) -> None:
         if event.value is not Select.BLANK:
@@ -184,27 +202,30 @@ class SampleScreen(Screen):
 
     @on(Select.Changed, "#sampler")
     def sampler_changed(self, event: Select.Changed) -> None:
-        """Each sampler's own default step count; DDPM always runs all T, so its box is disabled."""
+        """An empty step box: each sampler's own default step count; DDPM always runs all T, so its box is
+        disabled."""
         if event.value == self.chosen_sampler:
             return
         self.chosen_sampler = str(event.value)
         steps = self.query_one("#steps", Input)
         steps.disabled = event.value == "ddpm"
-        if event.value in core.DEFAULT_STEPS:
-            steps.value = str(core.DEFAULT_STEPS[str(event.value)])
+        steps.value, steps.placeholder = "", steps_placeholder(self.chosen_sampler)
 
     def action_focus_images(self) -> None:
         self.query_one("#generate", Button).focus()
 
     def read_form(self) -> dict | None:
         values = {}
-        for name in ("steps", "num_images", "seed", "guidance_scale"):
+        for name in ("steps", "num_images", "seed", "guidance_scale", "autoguidance"):
             widget = self.query_one(f"#{name}", Input)
             result = widget.validate(widget.value)
             if result is not None and not result.is_valid:
                 self.notify(result.failure_descriptions[0], severity="error")
                 return None
-            values[name] = float(widget.value) if name == "guidance_scale" else int(widget.value)
+            if not widget.value:
+                values[name] = None
+            else:
+                values[name] = float(widget.value) if "guidance" in name else int(widget.value)
         label = str(self.query_one("#class_label", Select).value)
         values["class_label"] = label if label == core.ALL_CLASSES else int(label)
         values["checkpoint"] = self.query_one("#checkpoint", Input).value.strip()
@@ -245,6 +266,8 @@ class SampleScreen(Screen):
                 values["guidance_scale"],
                 values["seed"],
                 device,
+                loaded.guide,
+                values["autoguidance"],
             )
             self.post_message(SampleStarted(loaded.config.dataset))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))

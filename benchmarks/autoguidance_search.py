@@ -1,0 +1,125 @@
+"""Autoguidance search: which early EMA snapshot guides the final model best, and with what w.
+
+    .venv/bin/python benchmarks/autoguidance_search.py --seeds 0 --snapshots 3 5 8 --guidance 1 1.5 2 2.5
+    .venv/bin/python benchmarks/autoguidance_search.py --seeds 1 2 --snapshots 5 --guidance 1 1.5 --num_images 1000
+
+Each seed trains the default recipe once (``--epochs``, default 20) and keeps the EMA weights after each
+epoch of ``--snapshots``; then every (snapshot, w) pair samples ``--num_images`` with the fast sampler.
+w = 1 is the final model alone (one network call per step, ``DEFAULT_STEPS`` steps); any other w costs
+two calls per step, so it gets half the steps: every row spends the same calls per image. Rows append to
+a JSON-lines file (``--results``), so seeds can run in parallel (``--threads 1`` each); ``--show FILE``
+prints its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import core
+
+
+def train(seed: int, args: argparse.Namespace) -> tuple[core.Trainer, dict[int, dict[str, torch.Tensor]]]:
+    """The default recipe for ``args.epochs``, with the EMA weights kept after each snapshot epoch."""
+    config = core.TrainConfig(
+        epochs=args.epochs, seed=seed, sample_every=10_000, output_dir=tempfile.mkdtemp(prefix="autoguide-")
+    )
+    trainer = core.Trainer(config)
+    snapshots = {}
+    for event in trainer.run():
+        if isinstance(event, core.EpochEvent) and event.epoch in args.snapshots:
+            snapshots[event.epoch] = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    return trainer, snapshots
+
+
+def score(
+    trainer: core.Trainer, guide: torch.nn.Module | None, w: float, args: argparse.Namespace, ev: core.Evaluator
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    with core.autocast(trainer.device, trainer.bf16):
+        images, _ = core.generate(
+            trainer.sampling_model(),
+            trainer.schedule,
+            args.num_images,
+            trainer.data.image_shape,
+            core.FAST_SAMPLER,
+            seed=0,
+            device=trainer.device,
+            guide=guide,
+            autoguidance=w,
+        )
+    scores = ev.score(images)
+    return {
+        "fd": round(scores.frechet_distance, 2),
+        "recognised": round(scores.recognised, 4),
+        "entropy": round(scores.class_entropy, 4),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def show(path: Path, console: Console) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    table = Table(title=f"{path}: {core.FAST_SAMPLER}, the same network calls per image in every row")
+    for column in ("seed", "guide (epoch)", "w", "steps", "images", "FD", "recognised", "entropy"):
+        table.add_column(column, justify="right")
+    for r in sorted(rows, key=lambda r: (r["seed"], r["guide_epoch"] or 0, r["w"])):
+        table.add_row(
+            str(r["seed"]),
+            "-" if r["w"] == 1 else str(r["guide_epoch"]),
+            f"{r['w']:g}",
+            str(r["steps"]),
+            str(r["num_images"]),
+            f"{r['fd']:.1f}",
+            f"{r['recognised']:.1%}",
+            f"{r['entropy']:.3f}",
+        )
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--snapshots", type=int, nargs="+", default=[5], help="epochs whose EMA may guide")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5], help="autoguidance w (1 = none)")
+    parser.add_argument("--num_images", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    parser.add_argument("--results", type=Path, default=Path("outputs/autoguidance_search.jsonl"))
+    parser.add_argument("--show", type=Path, help="only print the table of this results file")
+    args = parser.parse_args()
+    console = Console(width=160)
+    if args.show:
+        show(args.show, console)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    evaluator = core.Evaluator(core.load_classifier("mnist"))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        trainer, snapshots = train(seed, args)
+        for epoch, state in snapshots.items():
+            guide = core.build_model(trainer.config, trainer.data.image_shape).to(trainer.device)
+            guide.load_state_dict(state)
+            predictor = core.noise_predictor(guide.eval(), trainer.schedule, trainer.config.prediction)
+            for w in args.guidance:
+                if w == 1 and epoch != min(snapshots):
+                    continue  # w = 1 ignores the guide: score it once
+                steps = core.DEFAULT_STEPS[core.FAST_SAMPLER] // (1 if w == 1 else 2)
+                row = {"seed": seed, "guide_epoch": epoch, "w": w, "steps": steps, "num_images": args.num_images}
+                row.update(score(trainer, predictor, w, args, evaluator))
+                with args.results.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                console.print(json.dumps(row))
+    show(args.results, console)
+
+
+if __name__ == "__main__":
+    main()
