@@ -35,33 +35,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "device", choices=core.DEVICES, default="auto")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Measure the network at each requested t on held-out images; print a table (or JSON), draw the figure."""
-    device = core.resolve_device(args.device)
-    loaded = core.load_model(args.checkpoint, device)
-    T = loaded.schedule.timesteps
-    outside = [t for t in args.t if t >= T]
-    if outside:
-        raise ValueError(f"--t {outside[0]} is outside this model's 0..{T - 1}")
-    core.check_writable(args.output.parent)
-    data = core.load_dataset(loaded.config.dataset, "test")
-    generator = torch.Generator().manual_seed(args.seed)
-    x0 = core.pick_images(data, args.num_images, generator).to(device)
-    model, schedule = loaded.model, loaded.schedule
-    core.configure_for_speed(device)
-
+def measure(
+    loaded: core.LoadedModel, x0: torch.Tensor, args: argparse.Namespace, generator: torch.Generator
+) -> tuple[core.ErrorProfile, Path]:
+    """The errors at the requested t, and the figure: the first image's pictures at each t, the errors
+    over 50 values of t, and its noise error against every t the network could be told."""
+    model, schedule, T = loaded.model, loaded.schedule, loaded.schedule.timesteps
     chart_t = core.profile_timesteps(T)
-    with progress_bar() as progress, core.autocast(device, core.use_bf16(device)):
+    with progress_bar() as progress:
         task = progress.add_task("errors over t", total=len(chart_t) + len(args.t), info="", visible=not args.json)
         at_t = core.error_profile(model, schedule, x0, args.t, generator)
         progress.update(task, completed=len(args.t))
         over_t = core.error_profile(
             model, schedule, x0, chart_t, generator, lambda done, _: progress.update(task, completed=done + len(args.t))
         )
-        eps = torch.randn(x0[:1].shape, generator=generator).to(device)
-        looks = [core.predict(model, schedule, x0[:1], t, eps) for t in args.t]
-        sweep_t = core.profile_timesteps(T, SWEEP_POINTS)
-        sweeps = {look.t: (sweep_t, core.time_sweep(model, schedule, look.x_t, look.eps, sweep_t)) for look in looks}
+    eps = torch.randn(x0[:1].shape, generator=generator).to(x0.device)
+    looks = [core.predict(model, schedule, x0[:1], t, eps) for t in args.t]
+    sweep_t = core.profile_timesteps(T, SWEEP_POINTS)
+    sweeps = {look.t: (sweep_t, core.time_sweep(model, schedule, look.x_t, look.eps, sweep_t)) for look in looks}
     figure = core.plot_inspection(
         torch.stack([core.panels(look) for look in looks]).cpu(),
         core.PANELS,
@@ -76,6 +67,25 @@ def run(args: argparse.Namespace) -> int:
         sweeps,
         args.output,
     )
+    return at_t, figure
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure the network at each requested t on held-out images; print a table (or JSON), draw the figure."""
+    device = core.resolve_device(args.device)
+    loaded = core.load_model(args.checkpoint, device)
+    T = loaded.schedule.timesteps
+    outside = [t for t in args.t if t >= T]
+    if outside:
+        raise ValueError(f"--t {outside[0]} is outside this model's 0..{T - 1}")
+    core.check_writable(args.output.parent)
+    data = core.load_dataset(loaded.config.dataset, "test")
+    generator = torch.Generator().manual_seed(args.seed)
+    x0 = core.pick_images(data, args.num_images, generator).to(device)
+    schedule = loaded.schedule
+    core.configure_for_speed(device)
+    with core.autocast(device, core.use_bf16(device)):
+        at_t, figure = measure(loaded, x0, args, generator)
 
     if args.json:
         print(json.dumps(at_t.as_dict()))

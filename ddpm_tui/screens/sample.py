@@ -68,11 +68,12 @@ class SampleProgress(Message):
 
 
 class SampleStarted(Message):
-    """The request was valid and sampling began, from a model of ``dataset``."""
+    """The request was valid and sampling began, from a model of ``dataset``, autoguided with w =
+    ``autoguidance`` (None: not autoguided)."""
 
-    def __init__(self, dataset: str) -> None:
+    def __init__(self, dataset: str, autoguidance: float | None) -> None:
         super().__init__()
-        self.dataset = dataset
+        self.dataset, self.autoguidance = dataset, autoguidance
 
 
 class Scored(Message):
@@ -137,6 +138,7 @@ class SampleScreen(Screen):
         self.dataset = "mnist"
         self.scores: core.Scores | None = None
         self.chosen_sampler = core.FAST_SAMPLER
+        self.how = ""  # how the running request samples, when there is more to say than the sampler
 
     def compose(self) -> ComposeResult:
         checkpoints = [(str(p), str(p)) for p in core.find_checkpoints(self.root)]
@@ -269,7 +271,7 @@ class SampleScreen(Screen):
                 loaded.guide,
                 values["autoguidance"],
             )
-            self.post_message(SampleStarted(loaded.config.dataset))
+            self.post_message(SampleStarted(loaded.config.dataset, plan.autoguidance))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))
             start, last_post = time.perf_counter(), 0.0
             with core.autocast(device, core.use_bf16(device)):
@@ -290,6 +292,7 @@ class SampleScreen(Screen):
     @on(SampleStarted)
     def remember_dataset(self, message: SampleStarted) -> None:
         self.dataset = message.dataset
+        self.how = f"{self.chosen_sampler}, autoguided w = {message.autoguidance:g}" if message.autoguidance else ""
 
     @on(SampleProgress)
     def show_progress(self, message: SampleProgress) -> None:
@@ -297,7 +300,7 @@ class SampleScreen(Screen):
         if message.keep:
             self.frames.append(frame)
         self.show_frame(frame)
-        sampler = str(self.query_one("#sampler", Select).value)
+        sampler = self.how or str(self.query_one("#sampler", Select).value)
         self.query_one("#sample-status", Static).update(
             f"{sampler} step {message.index + 1}/{message.total}  t = {frame.t}  {message.seconds:.1f}s"
         )
