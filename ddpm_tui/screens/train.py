@@ -23,7 +23,6 @@ from textual.widgets import (
     Input,
     Label,
     Markdown,
-    ProgressBar,
     Static,
     TabbedContent,
     TabPane,
@@ -35,7 +34,7 @@ import core
 
 from ..follow import RunFollower, RunUpdate
 from ..run_process import TrainingProcess
-from ..widgets import HalfBlockImage, LossChart, QualityChart, TrainForm
+from ..widgets import HalfBlockImage, LossChart, QualityChart, RunDashboard, TrainForm
 
 POLL_S = 0.25
 CHART_EVERY_S = 1.0
@@ -94,11 +93,7 @@ class TrainScreen(Screen):
         super().__init__()
         self.defaults = defaults or {}
         self.watch_folder = watch
-        self.run_folder: Path | None = None
         self.process: TrainingProcess | None = None
-        self.last_step: dict = {}
-        self.status: core.RunStatus | None = None
-        self.config: dict = {}
         self._last_chart = 0.0
 
     def compose(self) -> ComposeResult:
@@ -113,15 +108,7 @@ class TrainScreen(Screen):
                     yield Button("Stop (f7)", id="stop", variant="error", compact=True)
             with TabPane("Dashboard", id="dashboard"):
                 with Vertical():
-                    yield Static("No run yet: fill in Setup and press ctrl+s.", id="run-state")
-                    with Horizontal(classes="bars"):
-                        yield Label("epoch", classes="bar-label")
-                        yield ProgressBar(id="epoch-bar", show_eta=False)
-                    with Horizontal(classes="bars"):
-                        yield Label("run", classes="bar-label")
-                        yield ProgressBar(id="run-bar", show_eta=False)
-                    yield Static("", id="run-stats")
-                    yield Static("", id="run-error")
+                    yield RunDashboard(id="run-dashboard")
                     with Horizontal(id="charts"):
                         yield LossChart(id="loss-chart")
                         yield QualityChart(id="quality-chart")
@@ -160,7 +147,24 @@ class TrainScreen(Screen):
 
     @property
     def running(self) -> bool:
-        return self.status is not None and self.status.active
+        return self.dashboard.running
+
+    @property
+    def dashboard(self) -> RunDashboard:
+        """The run summary, which owns the followed run's state."""
+        return self.query_one(RunDashboard)
+
+    @property
+    def run_folder(self) -> Path | None:
+        return self.dashboard.folder
+
+    @property
+    def status(self) -> core.RunStatus | None:
+        return self.dashboard.status
+
+    @property
+    def config(self) -> dict:
+        return self.dashboard.config
 
     # ----- actions --------------------------------------------------------------------------------
 
@@ -219,10 +223,9 @@ class TrainScreen(Screen):
 
     def follow(self, folder: Path) -> None:
         """Start (or restart) the follower thread on ``folder``, clearing what was shown."""
-        self.run_folder = folder
-        self.last_step, self.config = {}, {}
+        dashboard = self.dashboard
+        dashboard.folder, dashboard.status, dashboard.config, dashboard.last_step = folder, None, {}, {}
         self.loss_chart.reset()
-        self.status = None
         self.query_one(QualityChart).reset()
         self.show_tab("dashboard")
         self.follow_run(folder)
@@ -250,52 +253,29 @@ class TrainScreen(Screen):
     @on(RunUpdated)
     def apply_update(self, message: RunUpdated) -> None:
         update = message.update
+        dashboard = self.dashboard
         with self.app.batch_update():
             if update.config:
-                self.config = update.config
+                dashboard.config = update.config
             steps = [record for record in update.records if record.get("kind") == "step"]
             epochs = [record for record in update.records if record.get("kind") == "epoch"]
             self.loss_chart.add_steps(steps)
-            self.last_step = steps[-1] if steps else self.last_step
+            if steps:
+                dashboard.last_step = steps[-1]
             quality = self.query_one(QualityChart)
             for record in epochs:
                 quality.add_epoch(record)
             if epochs:
                 quality.draw()
             if update.status is not None:
-                self.status = update.status
+                dashboard.status = update.status
                 self.validate_form()
             if update.sample_path is not None:
                 self.show_samples(update.sample_path)
-            self.draw_dashboard()
-            ended = self.status is not None and self.status.state in ("finished", "failed", "stopped")
-            if update.records and (ended or time.monotonic() - self._last_chart >= CHART_EVERY_S):
+            if update.records and (dashboard.ended or time.monotonic() - self._last_chart >= CHART_EVERY_S):
                 self._last_chart = time.monotonic()
                 self.loss_chart.draw()
                 self.update_explanation()
-
-    def draw_dashboard(self) -> None:
-        state = self.status.state if self.status else "starting"
-        if self.status is not None and self.status.state in ("running", "paused") and not self.status.active:
-            state = "ended unexpectedly (its process is gone)"
-        self.query_one("#run-state", Static).update(f"[b]{self.run_folder}[/b]: {state}")
-        error = self.query_one("#run-error", Static)
-        error.display = bool(self.status and self.status.error)
-        if error.display:
-            error.update(f"[b red]Training failed[/]\n{self.status.error}")
-        s, cfg = self.last_step, self.config
-        if not s:
-            return
-        epochs = cfg.get("epochs", s["epoch"])
-        total = s["batches"] * epochs
-        self.query_one("#epoch-bar", ProgressBar).update(total=s["batches"], progress=s["batch"])
-        self.query_one("#run-bar", ProgressBar).update(total=total, progress=s["step"])
-        eta = s["elapsed"] / s["step"] * (total - s["step"]) if s["step"] else 0.0
-        self.query_one("#run-stats", Static).update(
-            f"epoch {s['epoch']}/{epochs}  step {s['step']}/{total}  loss {s['loss']:.4f}  "
-            f"{s['images_per_sec']:.0f} img/s  elapsed {_clock(s['elapsed'])}  ETA {_clock(eta)}\n"
-            f"{cfg.get('device', '')}  {cfg.get('parameters', 0):,} parameters  {cfg.get('data_source', '')}"
-        )
 
     def show_samples(self, path: Path) -> None:
         size = self.config.get("image_shape", [1, 28, 28])[-1]
@@ -329,8 +309,3 @@ class TrainScreen(Screen):
         self.query_one("#train-explanation", Markdown).update(
             EXPLANATION.format(loss_line=line, timesteps=timesteps, target=target)
         )
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}:{secs:02d}"

@@ -3,6 +3,7 @@
 from .halfblock import HalfBlockImage, to_rgb_grid
 from .loss_chart import LossChart
 from .quality_chart import QualityChart
+from .run_dashboard import RunDashboard
 from .train_form import TrainForm
 
-__all__ = ["HalfBlockImage", "LossChart", "QualityChart", "TrainForm", "to_rgb_grid"]
+__all__ = ["HalfBlockImage", "LossChart", "QualityChart", "RunDashboard", "TrainForm", "to_rgb_grid"]
