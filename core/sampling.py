@@ -99,8 +99,9 @@ def plan_sampling(
     With a ``guide`` (a worse version of the model) and ``autoguidance`` w other than 1 the prediction
     is autoguided (see :func:`core.samplers.autoguided`); that costs two network calls per step, so the
     default step count halves and an image costs the same calls. ``autoguidance=None`` means
-    :data:`DEFAULT_AUTOGUIDANCE` for the samplers whose steps can halve, and none for DDPM, which always
-    runs all T steps. Raises ``ValueError`` for a bad request."""
+    :data:`DEFAULT_AUTOGUIDANCE` for an unconditional model and a sampler whose steps can halve, and
+    none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already
+    steers it; ask for both explicitly). Raises ``ValueError`` for a bad request."""
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
@@ -123,8 +124,8 @@ def _plan(
     guide: NoisePredictor | None,
     autoguidance: float | None,
 ) -> SamplingPlan:
-    if autoguidance is None:
-        autoguidance = DEFAULT_AUTOGUIDANCE if sampler in DEFAULT_STEPS else 1.0
+    if autoguidance is None:  # the default where it was measured: unconditional, with steps that can halve
+        autoguidance = DEFAULT_AUTOGUIDANCE if sampler in DEFAULT_STEPS and labels is None else 1.0
     if autoguidance < 0:
         raise ValueError(f"autoguidance w must be 0 or more, got {autoguidance:g}")
     autoguiding = guide is not None and autoguidance != 1

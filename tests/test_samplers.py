@@ -280,6 +280,11 @@ def test_an_autoguided_plan_halves_the_default_steps_so_an_image_costs_the_same_
         return predict
 
     good, bad = counting("good"), counting("bad")
+
+    def counting_conditional(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+    counting_conditional.num_classes, counting_conditional.null_class = 10, 10
     for sampler, default in core.DEFAULT_STEPS.items():
         plain = core.plan_sampling(good, schedule, (1, 4, 4), 2, sampler, guide=None)
         guided_plan = core.plan_sampling(good, schedule, (1, 4, 4), 2, sampler, guide=bad, autoguidance=1.5)
@@ -295,5 +300,7 @@ def test_an_autoguided_plan_halves_the_default_steps_so_an_image_costs_the_same_
     ddpm = core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddpm", guide=bad)
     assert by_default.autoguidance == core.DEFAULT_AUTOGUIDANCE and ddpm.autoguidance is None  # DDPM cannot halve
     assert core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddpm", guide=bad, autoguidance=2.0).autoguidance == 2
+    conditional = core.plan_sampling(counting_conditional, schedule, (1, 4, 4), 2, "ddim", guide=counting_conditional)
+    assert conditional.autoguidance is None  # classifier-free guidance steers conditional models by default
     with pytest.raises(ValueError, match="autoguidance w must be 0 or more"):
         core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddim", guide=bad, autoguidance=-1.0)

@@ -101,7 +101,7 @@ NUMBER_FIELDS = [
 ]
 
 
-AUTOGUIDANCE_PLACEHOLDER = f"{core.DEFAULT_AUTOGUIDANCE:g} (1 for ddpm)"
+AUTOGUIDANCE_PLACEHOLDER = f"{core.DEFAULT_AUTOGUIDANCE:g} (1: ddpm, classes)"
 
 
 def steps_placeholder(sampler: str) -> str:
