@@ -1,4 +1,5 @@
-"""The command line: ``ddpm-tui [visualize | train | sample | eval | compare | watch]``; no command opens the app.
+"""The command line: ``ddpm-tui [visualize | train | sample | eval | compare | watch | inspect]``; no command
+opens the app.
 
 Each command lives in its own module of :mod:`ddpm_tui.commands`, with its flags beside it. Bad input is
 reported as one line on stderr with exit status 2.
