@@ -20,7 +20,7 @@ Conditional models are asked with the null class (no label), as an unconditional
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -111,19 +111,10 @@ def predict(
         raise ValueError(f"t_model must be in 0..{schedule.timesteps - 1}, got {t_model}")
     steps = torch.full((len(x0),), t, device=x0.device)
     x_t = schedule.q_sample(x0, steps, eps)
-    with _skips(predictor, skips):
+    with nullcontext() if skips else skips_cut(predictor):
         eps_hat = predictor(x_t, torch.full_like(steps, t_model)).float()
     x0_hat = schedule.predict_x0(x_t, steps, eps_hat)
     return Prediction(t, t_model, skips, x0, x_t, eps, eps_hat, x0_hat)
-
-
-def _skips(predictor: nn.Module, on: bool):
-    return skips_cut(predictor) if not on else _nothing()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 @dataclass

@@ -20,6 +20,7 @@ from textual_plotext import PlotextPlot
 import core
 
 from ..widgets import HalfBlockImage
+from .noise import TIME_BINDINGS
 
 PROFILE_IMAGES = 64
 SWEEP_POINTS = 50
@@ -103,12 +104,7 @@ class ModelScreen(Screen):
 
     TITLE = "Model: inside the network"
     BINDINGS = [
-        Binding("left", "move(-1)", "t-1"),
-        Binding("right", "move(1)", "t+1"),
-        Binding("shift+left", "move(-50)", "t-50", show=False),
-        Binding("shift+right", "move(50)", "t+50", show=False),
-        Binding("home", "jump(0)", "t=0", show=False),
-        Binding("end", "jump(-1)", "t=T-1", show=False),
+        *TIME_BINDINGS,
         Binding("left_square_bracket", "tell(-25)", "told t-25"),
         Binding("right_square_bracket", "tell(25)", "told t+25"),
         Binding("equals_sign", "tell(0)", "told = t", show=False),

@@ -34,17 +34,23 @@ has **{noise:.0%}**. Press **s** to compare schedules: cosine destroys informati
 """
 
 
+# The keys that move t, on every screen that shows one timestep (actions ``move`` and ``jump``).
+TIME_BINDINGS = [
+    Binding("left", "move(-1)", "t-1"),
+    Binding("right", "move(1)", "t+1"),
+    Binding("shift+left", "move(-50)", "t-50", show=False),
+    Binding("shift+right", "move(50)", "t+50", show=False),
+    Binding("home", "jump(0)", "t=0", show=False),
+    Binding("end", "jump(-1)", "t=T-1", show=False),
+]
+
+
 class NoiseScreen(Screen):
     """Dataset images at timestep t; keys move t, switch schedule and dataset, or play the whole process."""
 
     TITLE = "Noise: the forward process"
     BINDINGS = [
-        Binding("left", "move(-1)", "t-1"),
-        Binding("right", "move(1)", "t+1"),
-        Binding("shift+left", "move(-50)", "t-50", show=False),
-        Binding("shift+right", "move(50)", "t+50", show=False),
-        Binding("home", "jump(0)", "t=0", show=False),
-        Binding("end", "jump(-1)", "t=T-1", show=False),
+        *TIME_BINDINGS,
         Binding("p", "play", "Play"),
         Binding("s", "toggle_schedule", "Schedule"),
         Binding("r", "redraw", "New images"),
