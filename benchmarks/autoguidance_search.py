@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import torch
+from recipe_search import score  # benchmarks/ is on the path when a script in it runs
 from rich.console import Console
 from rich.table import Table
 
@@ -38,31 +37,6 @@ def train(seed: int, args: argparse.Namespace) -> tuple[core.Trainer, dict[int, 
         if isinstance(event, core.EpochEvent) and event.epoch in args.snapshots:
             snapshots[event.epoch] = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
     return trainer, snapshots
-
-
-def score(
-    trainer: core.Trainer, guide: torch.nn.Module | None, w: float, args: argparse.Namespace, ev: core.Evaluator
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    with core.autocast(trainer.device, trainer.bf16):
-        images, _ = core.generate(
-            trainer.sampling_model(),
-            trainer.schedule,
-            args.num_images,
-            trainer.data.image_shape,
-            core.FAST_SAMPLER,
-            seed=0,
-            device=trainer.device,
-            guide=guide,
-            autoguidance=w,
-        )
-    scores = ev.score(images)
-    return {
-        "fd": round(scores.frechet_distance, 2),
-        "recognised": round(scores.recognised, 4),
-        "entropy": round(scores.class_entropy, 4),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
 
 
 def show(path: Path, console: Console) -> None:
@@ -114,7 +88,18 @@ def main() -> None:
                     continue  # w = 1 ignores the guide: score it once
                 steps = core.DEFAULT_STEPS[core.FAST_SAMPLER] // (1 if w == 1 else 2)
                 row = {"seed": seed, "guide_epoch": epoch, "w": w, "steps": steps, "num_images": args.num_images}
-                row.update(score(trainer, predictor, w, args, evaluator))
+                row.update(
+                    score(
+                        trainer.sampling_model(),
+                        trainer,
+                        evaluator,
+                        core.FAST_SAMPLER,
+                        None,
+                        args.num_images,
+                        guide=predictor,
+                        autoguidance=w,
+                    )
+                )
                 with args.results.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 console.print(json.dumps(row))

@@ -61,12 +61,28 @@ def parse_sampler(text: str) -> tuple[str, int]:
 
 
 def score(
-    model: torch.nn.Module, trainer: core.Trainer, evaluator: core.Evaluator, sampler: str, steps: int, count: int
+    model: torch.nn.Module,
+    trainer: core.Trainer,
+    evaluator: core.Evaluator,
+    sampler: str,
+    steps: int | None,
+    count: int,
+    **sampling: Any,
 ) -> dict[str, float]:
+    """Sample ``count`` images (seed 0; ``sampling`` passes on, e.g. ``guide`` and ``autoguidance``) and
+    score them: FD, recognised share, class entropy, seconds taken."""
     start = time.perf_counter()
     with torch.no_grad(), core.autocast(trainer.device, trainer.bf16):
         images, _ = core.generate(
-            model, trainer.schedule, count, trainer.data.image_shape, sampler, steps, seed=0, device=trainer.device
+            model,
+            trainer.schedule,
+            count,
+            trainer.data.image_shape,
+            sampler,
+            steps,
+            seed=0,
+            device=trainer.device,
+            **sampling,
         )
     scores = evaluator.score(images)
     return {

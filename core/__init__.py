@@ -63,6 +63,7 @@ from .sampling import (
     class_labels,
     generate,
     plan_sampling,
+    resolve_autoguidance,
 )
 
 # Evaluating.
@@ -170,6 +171,7 @@ __all__ = [
     "SamplingPlan",
     "class_labels",
     "plan_sampling",
+    "resolve_autoguidance",
     "ddim_step",
     "ddim_timesteps",
     "ddpm_step",

@@ -110,6 +110,18 @@ def plan_sampling(
     )
 
 
+def resolve_autoguidance(has_guide: bool, sampler: str, conditional: bool, autoguidance: float | None) -> float | None:
+    """The w a request is autoguided with, or None when it is not: a model without a guide, or w = 1.
+    None asks for the default where it was measured: :data:`DEFAULT_AUTOGUIDANCE` for an unconditional
+    model with a sampler whose steps can halve; none for DDPM or a conditional model. ``ValueError`` for
+    a negative w."""
+    if autoguidance is None:
+        autoguidance = DEFAULT_AUTOGUIDANCE if sampler in DEFAULT_STEPS and not conditional else 1.0
+    if autoguidance < 0:
+        raise ValueError(f"autoguidance w must be 0 or more, got {autoguidance:g}")
+    return autoguidance if has_guide and autoguidance != 1 else None
+
+
 def _plan(
     model: Callable[..., torch.Tensor],
     schedule: NoiseSchedule,
@@ -124,11 +136,8 @@ def _plan(
     guide: NoisePredictor | None,
     autoguidance: float | None,
 ) -> SamplingPlan:
-    if autoguidance is None:  # the default where it was measured: unconditional, with steps that can halve
-        autoguidance = DEFAULT_AUTOGUIDANCE if sampler in DEFAULT_STEPS and labels is None else 1.0
-    if autoguidance < 0:
-        raise ValueError(f"autoguidance w must be 0 or more, got {autoguidance:g}")
-    autoguiding = guide is not None and autoguidance != 1
+    autoguidance = resolve_autoguidance(guide is not None, sampler, labels is not None, autoguidance)
+    autoguiding = autoguidance is not None
     if autoguiding and steps is None and sampler in DEFAULT_STEPS:
         steps = max(1, min(DEFAULT_STEPS[sampler], schedule.timesteps) // 2)
     timesteps = sampler_timesteps(schedule, sampler, steps)
@@ -141,9 +150,7 @@ def _plan(
         worse = None if guide is None else guided(guide, labels, guidance_scale, guide.null_class)
     if autoguiding:
         predictor = autoguided(predictor, worse, autoguidance)
-    return SamplingPlan(
-        predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance if autoguiding else None
-    )
+    return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance)
 
 
 def generate(

@@ -106,7 +106,9 @@ def evaluate_checkpoint(
         "settings": settings,
         "mtime": path.stat().st_mtime,
         "dataset": loaded.config.dataset,
-        "autoguidance": plan_autoguidance(loaded, sampler, autoguidance),
+        "autoguidance": core.resolve_autoguidance(
+            loaded.guide is not None, sampler, loaded.config.conditional, autoguidance
+        ),
         "sampling_seconds": seconds,
         "scores": evaluator.score(images, labels).to_dict(),
         "floor": evaluator.floor(num_images).to_dict(),
@@ -114,13 +116,6 @@ def evaluate_checkpoint(
     }
     cache.write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def plan_autoguidance(loaded: core.LoadedModel, sampler: str, autoguidance: float | None) -> float | None:
-    """The w the core's plan autoguides these samples with, or None when they are not autoguided."""
-    return core.plan_sampling(
-        loaded.model, loaded.schedule, loaded.image_shape, 1, sampler, guide=loaded.guide, autoguidance=autoguidance
-    ).autoguidance
 
 
 def scores_table(title: str, rows: dict[str, tuple[core.Scores, core.Scores]]) -> None:
