@@ -354,3 +354,13 @@ async def test_model_screen_keys_tell_a_wrong_t_and_cut_the_skips(tiny_run):
         assert screen.query_one("#model-views").active == "view-skips"
         structure = str(screen.query_one("#structure").render())
         assert structure.startswith("28x28") and "parameters in all" in structure
+
+
+async def test_model_screen_without_checkpoints_shows_how_to_get_one(tmp_path):
+    app = DdpmApp(output_dir=str(tmp_path))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("4")
+        await pilot.pause(0.5)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen) and screen.loaded is None
+        assert "No checkpoint yet" in screen.query_one("#noise-text").source

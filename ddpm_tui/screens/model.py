@@ -132,12 +132,9 @@ class ModelScreen(Screen):
         with Vertical(id="model-body"):
             with Horizontal(id="model-top"):
                 yield Label("Checkpoint ")
+                first = {"value": checkpoints[0][0]} if checkpoints else {}  # no value: the prompt shows
                 yield Select(
-                    checkpoints,
-                    prompt="runs under " + str(self.root),
-                    value=checkpoints[0][0] if checkpoints else Select.BLANK,
-                    id="model-checkpoint",
-                    compact=True,
+                    checkpoints, prompt="runs under " + str(self.root), id="model-checkpoint", compact=True, **first
                 )
                 yield Static("", id="model-status")
             yield Static("", id="model-titles")
