@@ -1,4 +1,4 @@
-"""The command line: ``ddpm-tui [visualize | train | sample | eval | compare | watch | inspect]``; no command
+"""The command line: ``ddpm-tui [visualize | train | sample | eval | compare | watch | inspect | serve]``; no command
 opens the app.
 
 Each command lives in its own module of :mod:`ddpm_tui.commands`, with its flags beside it. Bad input is

@@ -54,3 +54,63 @@ def tiny_conditional_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("tiny_conditional_run")
     assert main(["train", *_TINY_TRAIN_ARGS, "--conditional", "--output_dir", str(run)]) == 0
     return run
+
+
+class ServedApp:
+    """A real ``ddpm-tui serve`` process on a free loopback port, in ``folder``; its app processes are its
+    children."""
+
+    def __init__(self, folder: Path) -> None:
+        import socket
+        import subprocess
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = folder / "serve.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ddpm_tui", "serve", "--port", str(self.port)],
+            cwd=folder,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_for(lambda: "served at" in self.log.read_text(), "the server to start", timeout=60)
+
+    def wait_for(self, condition, what: str, timeout: float = 30) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None and "served at" not in self.log.read_text():
+                raise AssertionError(f"ddpm-tui serve exited: {self.log.read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; server log:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def apps(self) -> list[int]:
+        """The pids of the app processes the server is running now."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+    def stop(self, signum: int) -> None:
+        self.process.send_signal(signum)
+        self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def served_app(tmp_path: Path):
+    """Start ``ddpm-tui serve`` (see :class:`ServedApp`); it and its apps are stopped after the test."""
+    import os
+    import signal
+
+    server = ServedApp(tmp_path)
+    yield server
+    leftover = server.apps()
+    if server.process.poll() is None:
+        server.stop(signal.SIGTERM)
+    for pid in leftover:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

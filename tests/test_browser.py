@@ -1,0 +1,108 @@
+"""``ddpm-tui serve`` in a real headless browser: Debian's chromium-headless-shell driven by Playwright.
+
+The page draws the terminal on a canvas, so the tests read what the app sends: the websocket frames the
+page receives, with ANSI codes removed. Playwright never downloads a browser here: it is pointed at the
+system's Chromium (``.ci/run`` installs Debian's chromium-headless-shell); without one these tests skip.
+On a failure the page's screenshot is saved beside the test's temporary files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
+
+CHROMIUM = os.environ.get("DDPM_TUI_CHROMIUM") or shutil.which("chromium-headless-shell") or shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium found: apt-get install chromium-headless-shell (or set DDPM_TUI_CHROMIUM)"
+)
+
+# Chromium on a machine without internet: no background connections, no sandbox (CI runs as root).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ANSI = re.compile(r"\x1b\[[0-9;?<>]*[A-Za-z]")
+TITLES = {
+    "1": "Noise: the forward process",
+    "2": "Train: learn to predict the noise",
+    "3": "Sample: from noise to images",
+}
+
+
+class Tab:
+    """One browser tab on the served app, collecting the text of every frame the app sends it."""
+
+    def __init__(self, page, url: str, shots: Path) -> None:
+        self.page = page
+        self.shots = shots
+        self.text = ""
+        page.on("websocket", lambda ws: ws.on("framereceived", self.receive))
+        page.goto(url)
+
+    def receive(self, payload: str | bytes) -> None:
+        if isinstance(payload, bytes):
+            self.text += ANSI.sub("", payload.decode("utf-8", "replace"))
+
+    def wait_for(self, needle: str, timeout: float = 60) -> float:
+        """Seconds until the app has sent ``needle``; on a timeout, a screenshot and a failure."""
+        started = time.monotonic()
+        while needle not in self.text:
+            if time.monotonic() - started > timeout:
+                shot = self.shots / f"failure-{len(list(self.shots.glob('*.png')))}.png"
+                self.page.screenshot(path=shot)
+                pytest.fail(f"the page never showed {needle!r} (screenshot: {shot})")
+            self.page.wait_for_timeout(50)
+        return time.monotonic() - started
+
+    def press(self, key: str) -> float:
+        """Press ``key`` in the terminal and wait for that screen's title: the key-to-screen latency."""
+        self.text = ""
+        self.page.keyboard.press(key)
+        return self.wait_for(TITLES[key])
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def open_tab(browser, served_app, tmp_path: Path) -> Tab:
+    tab = Tab(browser.new_page(viewport={"width": 1280, "height": 800}), served_app.url, tmp_path)
+    tab.wait_for(TITLES["1"])
+    tab.page.locator("#terminal").click()
+    return tab
+
+
+def test_the_page_shows_the_app_and_keys_switch_screens(browser, served_app, tmp_path):
+    tab = open_tab(browser, served_app, tmp_path)
+    tab.press("2")
+    tab.press("3")
+    tab.press("1")
+
+
+def test_two_tabs_are_two_apps_and_closing_a_tab_ends_its_app(browser, served_app, tmp_path):
+    first = open_tab(browser, served_app, tmp_path)
+    second = open_tab(browser, served_app, tmp_path)
+    assert len(served_app.apps()) == 2
+    second.text = ""
+    first.press("2")
+    second.page.wait_for_timeout(500)
+    assert TITLES["2"] not in second.text, "a key pressed in one tab reached the other"
+    first.page.close()
+    served_app.wait_for(lambda: len(served_app.apps()) == 1, "the closed tab's app to end", timeout=10)
+    second.press("3")
