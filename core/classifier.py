@@ -111,7 +111,7 @@ def classifier_split(dataset: str) -> tuple[Dataset, Dataset, Dataset]:
     half = len(test) // 2
 
     def part(idx: torch.Tensor, what: str) -> Dataset:
-        return Dataset(test.name, "test", test.images[idx], test.labels[idx], f"{test.source}, {what}")
+        return test.subset(idx, what)
 
     return train, part(order[:half], "classifier half"), part(order[half:], "reference half")
 
