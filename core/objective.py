@@ -31,9 +31,9 @@ the unconditional :math:`\epsilon_\theta(x_t, t, \varnothing)`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .schedule import NoiseSchedule, extract
@@ -79,6 +79,69 @@ def v_target(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, noise: 
     return extract(schedule.sqrt_alpha_bars, t, x0) * noise - extract(schedule.sqrt_one_minus_alpha_bars, t, x0) * x0
 
 
+@dataclass(frozen=True)
+class LossDraw:
+    r"""The randomness of one Monte Carlo estimate of the loss, one row per image: the step t, the noise
+    :math:`\epsilon` and, for a class-conditional model, whether the label is dropped to the null class.
+
+    Drawn once for a whole batch, so that processes which each train on a slice of the batch (see
+    :mod:`core.distributed`) use exactly the draws one process would have used."""
+
+    t: torch.Tensor
+    noise: torch.Tensor
+    dropped: torch.Tensor | None
+
+    def rows(self, rows: slice) -> LossDraw:
+        return LossDraw(self.t[rows], self.noise[rows], None if self.dropped is None else self.dropped[rows])
+
+
+def draw_loss(
+    x0: torch.Tensor,
+    labels: torch.Tensor | None,
+    timesteps: int,
+    t_probabilities: torch.Tensor | None = None,
+    p_uncond: float = P_UNCOND,
+) -> LossDraw:
+    """A step per image (uniform, or from ``t_probabilities``), fresh noise shaped like ``x0`` and, with
+    ``labels``, a label dropout with probability ``p_uncond``."""
+    t = draw_timesteps(x0.shape[0], t_probabilities, timesteps, x0.device)
+    noise = torch.randn_like(x0)
+    dropped = None if labels is None else torch.rand(labels.shape, device=labels.device) < p_uncond
+    return LossDraw(t, noise, dropped)
+
+
+def example_losses(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor | None,
+    draw: LossDraw,
+    min_snr_gamma: float = 0.0,
+    prediction: str = "eps",
+) -> torch.Tensor:
+    r"""Each image's squared error (mean over its pixels, in fp32) of the network's ``prediction`` (``"eps"``
+    or ``"v"``) on :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon` with ``draw``'s t
+    and noise; shape (N,).
+
+    With ``labels`` (for a class-conditional ``model``) the drawn labels become the null class
+    ``model.null_class``. A positive ``min_snr_gamma`` weights each example by
+    :math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t`, or for ``"v"`` by
+    :math:`\min(\mathrm{SNR}_t, \gamma)/(\mathrm{SNR}_t + 1)` (the same weight on :math:`\hat x_0`'s error)."""
+    t = draw.t
+    x_t = schedule.q_sample(x0, t, draw.noise)
+    if labels is None:
+        prediction_out = model(x_t, t)
+    else:
+        labels = torch.where(draw.dropped, torch.full_like(labels, model.null_class), labels)
+        prediction_out = model(x_t, t, labels)
+    target = draw.noise if prediction == "eps" else v_target(schedule, x0, t, draw.noise)
+    error = (prediction_out.float() - target).pow(2).flatten(1).mean(1)
+    if min_snr_gamma <= 0:
+        return error
+    snr = schedule.snr()[t]
+    return snr.clamp(max=min_snr_gamma) / (snr if prediction == "eps" else snr + 1) * error
+
+
 def l_simple(
     model: nn.Module,
     schedule: NoiseSchedule,
@@ -89,29 +152,10 @@ def l_simple(
     prediction: str = "eps",
     t_probabilities: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""One Monte Carlo estimate of the loss on the batch ``x0``: a step and fresh noise per image (steps
-    drawn uniformly, or from ``t_probabilities``), the mean squared error of the network's ``prediction``
-    (``"eps"`` or ``"v"``), computed in fp32.
-
-    With ``labels`` (for a class-conditional ``model``) each label is dropped to the null class
-    ``model.null_class`` with probability ``p_uncond``. A positive ``min_snr_gamma`` weights each
-    example by :math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t`, or for ``"v"`` by
-    :math:`\min(\mathrm{SNR}_t, \gamma)/(\mathrm{SNR}_t + 1)` (the same weight on :math:`\hat x_0`'s error)."""
-    t = draw_timesteps(x0.shape[0], t_probabilities, schedule.timesteps, x0.device)
-    noise = torch.randn_like(x0)
-    x_t = schedule.q_sample(x0, t, noise)
-    if labels is None:
-        prediction_out = model(x_t, t)
-    else:
-        dropped = torch.rand(labels.shape, device=labels.device) < p_uncond
-        labels = torch.where(dropped, torch.full_like(labels, model.null_class), labels)
-        prediction_out = model(x_t, t, labels)
-    target = noise if prediction == "eps" else v_target(schedule, x0, t, noise)
-    if min_snr_gamma <= 0:
-        return F.mse_loss(prediction_out.float(), target)
-    snr = schedule.snr()[t]
-    weight = snr.clamp(max=min_snr_gamma) / (snr if prediction == "eps" else snr + 1)
-    return (weight * (prediction_out.float() - target).pow(2).flatten(1).mean(1)).mean()
+    """One Monte Carlo estimate of the loss on the batch ``x0``: the mean of :func:`example_losses` over a
+    fresh :func:`draw_loss`."""
+    draw = draw_loss(x0, labels, schedule.timesteps, t_probabilities, p_uncond)
+    return example_losses(model, schedule, x0, labels, draw, min_snr_gamma, prediction).mean()
 
 
 class NoiseFromVelocity(nn.Module):
