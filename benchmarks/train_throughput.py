@@ -25,7 +25,7 @@ from core import MODEL_PRESETS, TrainConfig, Trainer
 
 def images_per_second(trainer: Trainer, steps: int, warmup: int) -> float:
     batch = trainer.config.batch_size
-    x0 = trainer.images[:batch]
+    x0 = trainer.images_at(torch.arange(batch))
     for _ in range(warmup):
         trainer.train_step(x0)
     if trainer.device.type == "cuda":
@@ -131,7 +131,9 @@ def main() -> None:
             ]
             if args.diffusers:
                 theirs = {
-                    p: diffusers_images_per_second(width, p, trainer.images[: args.batch_size], args.steps, args.warmup)
+                    p: diffusers_images_per_second(
+                        width, p, trainer.images_at(torch.arange(args.batch_size)), args.steps, args.warmup
+                    )
                     for p in ("fp32", "bf16")
                 }
                 best_ours, best_theirs = max(rates.values()), max(r for r, _ in theirs.values())

@@ -37,6 +37,7 @@ from .device import (
 from .ema import EMA
 from .objective import PREDICTIONS, TIMESTEP_DENSITIES, l_simple, noise_predictor, timestep_probabilities
 from .trainer import EpochEvent, FinishedEvent, StepEvent, Trainer, TrainingError
+from .distributed import DistributedError
 
 # Sampling.
 from .samplers import (
@@ -151,6 +152,7 @@ __all__ = [
     "TIMESTEP_DENSITIES",
     "Trainer",
     "TrainingError",
+    "DistributedError",
     "autocast",
     "configure_for_speed",
     "device_label",

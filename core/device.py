@@ -54,13 +54,15 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 
 def configure_for_speed(device: torch.device) -> None:
-    """TF32 matrix multiplies on CUDA; on the CPU, one compute thread per core this process may use."""
+    """TF32 matrix multiplies on CUDA; on the CPU, one compute thread per core this process may use (its
+    share of them when torchrun started ``LOCAL_WORLD_SIZE`` processes on this machine)."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     elif device.type == "cpu" and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        sharing = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // sharing))
 
 
 def device_label(device: torch.device, bf16: bool) -> str:

@@ -118,3 +118,16 @@ class RunControl:
         value = _read_json(path) or {}
         request = value.get("request")
         return request if request in REQUESTS else None
+
+
+class NoControl:
+    """What every process but rank 0 holds when several train one model (see :mod:`core.distributed`):
+    rank 0 alone reports the run's state and reads requests; the others learn of them by agreement."""
+
+    ended = False
+
+    def report(self, state: str, step: int, epoch: int, error: str | None = None, force: bool = True) -> None:
+        """Nothing: rank 0 writes ``status.json``."""
+
+    def pending_request(self) -> str | None:
+        return None

@@ -34,14 +34,15 @@ import torch
 from . import checkpoint as ckpt
 from .classifier import SCORED_DATASETS, load_classifier
 from .config import ConfigError, TrainConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, to_model_range
 from .device import autocast, configure_for_speed, device_label, resolve_device, use_bf16
+from .distributed import DistributedError, join, leave
 from .ema import EMA
 from .files import check_writable
 from .images import plot_loss, save_grid
 from .metrics import class_entropy, recognised_share
-from .objective import l_simple, noise_predictor, timestep_probabilities
-from .run_control import PAUSE_POLL_S, RunControl
+from .objective import draw_loss, example_losses, noise_predictor, timestep_probabilities
+from .run_control import PAUSE_POLL_S, NoControl, RunControl
 from .samplers import FAST_SAMPLER, last_step
 from .sampling import ALL_CLASSES, plan_sampling
 from .schedule import NoiseSchedule
@@ -125,9 +126,15 @@ class Trainer:
             config = resume_config(payload, resume_overrides or {})
         self.config = config.validate()
         self.output_dir = Path(config.output_dir)
-        check_writable(self.output_dir)
-
-        self.device = resolve_device(config.device)
+        self.processes = join(resolve_device(config.device))
+        self.device = self.processes.device
+        if config.batch_size % self.processes.world_size:
+            raise DistributedError(
+                f"--batch_size {config.batch_size} is the global batch and must divide evenly among the "
+                f"{self.processes.world_size} processes"
+            )
+        if self.processes.is_main:
+            check_writable(self.output_dir)
         configure_for_speed(self.device)
         self.bf16 = use_bf16(self.device, config.precision)
         self.data: Dataset = load_dataset(
@@ -135,7 +142,7 @@ class Trainer:
         )
         if config.max_images is not None:
             self.data = self.data.head(config.max_images)
-        self.images = self.data.images.to(self.device)
+        self.pixels = self.data.pixels.to(self.device)  # uint8; each batch becomes float on its own
         self.labels = self.data.labels.to(self.device) if config.conditional else None
         self.batches_per_epoch = math.ceil(len(self.data) / config.batch_size)
         self.total_steps = self.batches_per_epoch * config.epochs
@@ -164,6 +171,7 @@ class Trainer:
         self._stop_requested = False
         if payload is not None:
             self._restore(payload)
+        self.network = self.processes.wrap(self.model)
 
     @property
     def param_count(self) -> int:
@@ -207,7 +215,7 @@ class Trainer:
 
         The run's state is reported in ``status.json`` and pause/resume/stop requests are read from
         ``control.json`` between steps (see :mod:`core.run_control`)."""
-        control = RunControl(self.output_dir)
+        control = RunControl(self.output_dir) if self.processes.is_main else NoControl()
         control.report("running", self.step, self.epoch)
         try:
             yield from self._run(control)
@@ -221,27 +229,35 @@ class Trainer:
         except Exception as err:
             control.report("failed", self.step, self.epoch, error=f"{type(err).__name__}: {err}")
             raise
+        finally:
+            leave(self.processes)
 
-    def _obey_requests(self, control: RunControl) -> None:
-        """Act on a pause or stop request; while paused, keep the heartbeat going and wait for resume."""
+    def _should_stop(self, control: RunControl | NoControl) -> bool:
+        """Whether to stop before this step, decided by all processes together from a stop request (read by
+        rank 0) and a Ctrl+C or SIGTERM (on any of them); a pause request waits here, heartbeat going,
+        until resume or stop. Only the agreed answer counts, never a process's own flag: a signal that
+        lands after the vote is counted at the next step, by all of them."""
         request = control.pending_request()
-        if request == "stop":
-            self.request_stop()
-        elif request == "pause":
-            control.report("paused", self.step, self.epoch)
-            while not self._stop_requested:
-                time.sleep(PAUSE_POLL_S)
-                request = control.pending_request()
-                if request == "resume":
-                    break
-                if request == "stop":
-                    self.request_stop()
-                control.report("paused", self.step, self.epoch, force=False)
-            control.report("running", self.step, self.epoch)
+        stop, pause = self.processes.agree(self._stop_requested or request == "stop", request == "pause")
+        if stop or not pause:
+            return stop
+        control.report("paused", self.step, self.epoch)
+        while True:
+            time.sleep(PAUSE_POLL_S)
+            request = control.pending_request()
+            stop, resume = self.processes.agree(self._stop_requested or request == "stop", request == "resume")
+            if stop:
+                return True
+            if resume:
+                control.report("running", self.step, self.epoch)
+                return False
+            control.report("paused", self.step, self.epoch, force=False)
 
-    def _run(self, control: RunControl) -> Iterator[Event]:
-        self._write_config()
-        metrics = self._open_metrics()
+    def _run(self, control: RunControl | NoControl) -> Iterator[Event]:
+        main = self.processes.is_main
+        if main:
+            self._write_config()
+        metrics = self._open_metrics() if main else None
         start = time.perf_counter()
         seconds_per_step = 0.0
         last_tick = time.perf_counter()
@@ -252,14 +268,13 @@ class Trainer:
                 epoch_start = time.perf_counter()
                 epoch_losses: list[float] = []
                 for batch in range(self.batch_in_epoch, self.batches_per_epoch):
-                    self._obey_requests(control)
-                    if self._stop_requested:
+                    if self._should_stop(control):
                         control.report("stopped", self.step, self.epoch)
                         yield self._stopped(start)
                         return
                     picks = order[batch * self.config.batch_size : (batch + 1) * self.config.batch_size]
                     loss = self.train_step(
-                        self._augment(self.images[picks]), None if self.labels is None else self.labels[picks]
+                        self._augment(self.images_at(picks)), None if self.labels is None else self.labels[picks]
                     )
                     if not math.isfinite(loss):
                         raise TrainingError(
@@ -296,21 +311,28 @@ class Trainer:
                 yield self._end_epoch(metrics, start, epoch_start, epoch_losses)
                 last_tick = time.perf_counter()
             final = self.output_dir / "model_final.pt"
-            ckpt.atomic_save(
-                ckpt.make_payload(
-                    self.config,
-                    self.data.image_shape,
-                    self.ema.state_dict(),
-                    step=self.step,
-                    epoch=self.epoch,
-                    **self._guide_entry(),
-                ),
-                final,
-            )
+            if main:
+                self._save_final(final)
+            self.processes.barrier()
             control.report("finished", self.step, self.epoch)
             yield FinishedEvent(True, self.step, self.epoch, self._elapsed(start), final, self.checkpoint_path)
         finally:
-            metrics.close()
+            if metrics is not None:
+                metrics.close()
+
+    def _save_final(self, final: Path) -> None:
+        """``model_final.pt``: the EMA weights (and the autoguidance weights) with the config."""
+        ckpt.atomic_save(
+            ckpt.make_payload(
+                self.config,
+                self.data.image_shape,
+                self.ema.state_dict(),
+                step=self.step,
+                epoch=self.epoch,
+                **self._guide_entry(),
+            ),
+            final,
+        )
 
     def _augment(self, x0: torch.Tensor) -> torch.Tensor:
         """Mirror a random half of the batch left-right when the dataset allows it (CIFAR-10)."""
@@ -319,31 +341,46 @@ class Trainer:
         flip = torch.rand(len(x0), device=x0.device) < 0.5
         return torch.where(flip[:, None, None, None], x0.flip(-1), x0)
 
+    def images_at(self, picks: torch.Tensor) -> torch.Tensor:
+        """The training images at ``picks`` as float32 in [-1, 1] (the dataset stays uint8 on the device)."""
+        return to_model_range(self.pixels[picks])
+
     def train_step(self, x0: torch.Tensor, labels: torch.Tensor | None = None) -> float:
         """One optimiser step of L_simple on the batch ``x0`` (with its ``labels`` for a conditional run):
-        learning rate from the warm-up, then the EMA update; returns the loss."""
+        learning rate from the warm-up, then the EMA update; returns the batch's mean loss.
+
+        On several processes ``x0`` is the whole global batch on each; every process draws the same steps
+        and noise for all of it and trains on its own rows (see :mod:`core.distributed`)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
+        draw = draw_loss(x0, labels, self.schedule.timesteps, self.t_probabilities)
+        rows, share = self.processes.shard(len(x0)), 1.0
+        if rows.start == rows.stop:  # fewer images than processes: this one still joins DDP's backward
+            rows, share = slice(0, 1), 0.0
         with autocast(self.device, self.bf16):
-            loss = l_simple(
-                self.model,
+            losses = example_losses(
+                self.network,
                 self.schedule,
-                x0,
-                labels,
-                min_snr_gamma=self.config.min_snr_gamma,
-                prediction=self.config.prediction,
-                t_probabilities=self.t_probabilities,
+                x0[rows],
+                None if labels is None else labels[rows],
+                draw.rows(rows),
+                self.config.min_snr_gamma,
+                self.config.prediction,
             )
+        summed = losses.sum() * share
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (summed * (self.processes.world_size / len(x0))).backward()  # DDP averages: the batch mean's gradient
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.ema.update(self.model, self.step)
-        return loss.item()
+        return (self.processes.sum(summed.detach()) / len(x0)).item()
 
     def _end_epoch(self, metrics, start: float, epoch_start: float, losses: list[float]) -> EpochEvent:
+        mean_loss = sum(losses) / len(losses) if losses else float("nan")
+        if not self.processes.is_main:
+            return EpochEvent(self.epoch, mean_loss, time.perf_counter() - epoch_start, None, None)
         samples, sample_path, quality = None, None, (None, None)
         if self.epoch % self.config.sample_every == 0 or self.epoch == self.config.epochs:
             samples = self.generate_samples()
@@ -353,7 +390,6 @@ class Trainer:
             quality = self.rate_samples(samples)
         self.save_checkpoint(start)
         plot_loss(self.losses, self.output_dir / "training_loss.png", self.epoch_steps)
-        mean_loss = sum(losses) / len(losses) if losses else float("nan")
         event = EpochEvent(self.epoch, mean_loss, time.perf_counter() - epoch_start, samples, sample_path, *quality)
         self._log(
             metrics,
@@ -450,8 +486,10 @@ class Trainer:
             raise ckpt.CheckpointError(f"cannot resume from this checkpoint: {err}") from None
 
     def _stopped(self, start: float) -> FinishedEvent:
-        path = self.save_checkpoint(start)
-        return FinishedEvent(False, self.step, self.epoch, self._elapsed(start), None, path)
+        if self.processes.is_main:
+            self.save_checkpoint(start)
+        self.processes.barrier()
+        return FinishedEvent(False, self.step, self.epoch, self._elapsed(start), None, self.checkpoint_path)
 
     def _elapsed(self, start: float) -> float:
         return self.elapsed_before + time.perf_counter() - start
@@ -464,6 +502,7 @@ class Trainer:
                 "parameters": self.param_count,
                 "data_source": self.data.source,
                 "device": self.device_label,
+                "world_size": self.processes.world_size,
             },
             indent=2,
         )
@@ -488,8 +527,10 @@ class Trainer:
 
     @staticmethod
     def _log(handle, record: dict[str, Any]) -> None:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
+        """Append ``record`` to ``metrics.jsonl`` (rank 0 only: the others have no handle)."""
+        if handle is not None:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
 
 
 def _jsonable(event: StepEvent) -> dict[str, Any]:

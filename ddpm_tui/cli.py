@@ -8,6 +8,7 @@ reported as one line on stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Sequence
 from typing import NoReturn
@@ -41,6 +42,7 @@ ERRORS = (
     core.ConfigError,
     core.DataError,
     core.DeviceError,
+    core.DistributedError,
     core.OutputError,
     core.TrainingError,
     ValueError,
@@ -59,5 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.run(args)
     except ERRORS as err:
-        err_console.print(f"ddpm-tui {args.command}: error: {err}", markup=False, soft_wrap=True)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process fails alike; rank 0 says why
+            err_console.print(f"ddpm-tui {args.command}: error: {err}", markup=False, soft_wrap=True)
         return EXIT_USAGE

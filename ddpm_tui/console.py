@@ -26,13 +26,14 @@ def fail(message: str) -> NoReturn:
 
 
 @contextlib.contextmanager
-def stop_on_interrupt(request_stop: Callable[[], None]) -> Iterator[None]:
+def stop_on_interrupt(request_stop: Callable[[], None], quiet: bool = False) -> Iterator[None]:
     """While inside: the first Ctrl+C (or SIGTERM) asks for a clean stop, so a checkpoint is saved; a second
-    Ctrl+C interrupts at once. The previous handlers come back on exit."""
+    Ctrl+C interrupts at once. The previous handlers come back on exit. ``quiet``: say nothing."""
 
     def handler(signum: int, frame: object) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        console.print("\n[yellow]Stopping after this step and saving a checkpoint (Ctrl+C again to abort)...")
+        if not quiet:
+            console.print("\n[yellow]Stopping after this step and saving a checkpoint (Ctrl+C again to abort)...")
         request_stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

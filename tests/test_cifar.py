@@ -81,7 +81,7 @@ def test_training_flips_about_half_of_each_batch(cifar_dir, tmp_path):
         TrainConfig(dataset="cifar10", data_dir=str(cifar_dir), data="full", base_channels=8, output_dir=str(tmp_path))
     )
     torch.manual_seed(0)
-    x = trainer.images[:1].expand(2000, -1, -1, -1)
+    x = trainer.images_at(torch.arange(1)).expand(2000, -1, -1, -1)
     flipped = (trainer._augment(x) != x).flatten(1).any(1).float().mean().item()
     assert flipped == pytest.approx(0.5, abs=0.05)
 

@@ -183,7 +183,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_train_args, tmp_
     before = (run / "checkpoint.pt").read_bytes()
     import core.trainer
 
-    monkeypatch.setattr(core.trainer, "l_simple", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(
+        core.trainer, "example_losses", lambda *a, **k: torch.tensor([float("nan")], requires_grad=True)
+    )
     assert main(["train", "--resume", str(run / "checkpoint.pt"), "--epochs", "2"]) == 1
     assert "loss became nan" in capsys.readouterr().err
     assert (run / "checkpoint.pt").read_bytes() == before

@@ -98,7 +98,7 @@ def test_v_loss_is_the_x0_error_over_one_minus_alpha_bar():
 def test_gradient_clipping_bounds_the_update_norm(tmp_path):
     config = dict(max_images=32, batch_size=32, epochs=1, base_channels=8, timesteps=20, output_dir=str(tmp_path))
     trainer = Trainer(TrainConfig(**config, grad_clip=1e-3))
-    trainer.train_step(trainer.images[:32])
+    trainer.train_step(trainer.images_at(torch.arange(32)))
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters()]))
     assert norm.item() == pytest.approx(1e-3, rel=1e-3)
 

@@ -56,7 +56,9 @@ def test_a_failed_run_reports_its_error(tmp_path, monkeypatch):
     import core.trainer
     from core import TrainConfig, Trainer, TrainingError
 
-    monkeypatch.setattr(core.trainer, "l_simple", lambda *a, **k: torch.tensor(float("inf"), requires_grad=True))
+    monkeypatch.setattr(
+        core.trainer, "example_losses", lambda *a, **k: torch.tensor([float("inf")], requires_grad=True)
+    )
     trainer = Trainer(
         TrainConfig(epochs=1, batch_size=8, max_images=16, timesteps=10, base_channels=8, output_dir=str(tmp_path))
     )

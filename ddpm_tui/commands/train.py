@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         trainer = core.Trainer(core.TrainConfig(), resume=args.resume, resume_overrides=overrides)
     else:
         trainer = core.Trainer(core.TrainConfig(**overrides))
+    if not trainer.processes.is_main:
+        return _follow_quietly(trainer)
     _print_setup(trainer)
     with stop_on_interrupt(trainer.request_stop), progress_bar() as progress:
         task = None
@@ -62,6 +64,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _follow_quietly(trainer: core.Trainer) -> int:
+    """A process other than rank 0 under torchrun: train its share, print nothing (rank 0 reports)."""
+    with stop_on_interrupt(trainer.request_stop, quiet=True):
+        for _ in trainer.run():
+            pass
+    return 0
+
+
 def _print_setup(trainer: core.Trainer) -> None:
     cfg = trainer.config
     console.print(f"[bold]Data:[/] {trainer.data.source}")
@@ -72,6 +82,12 @@ def _print_setup(trainer: core.Trainer) -> None:
         f"{trainer.param_count:,} parameters{kind}, predicting {cfg.prediction}"
     )
     console.print(f"[bold]Device:[/] {trainer.device_label}   [bold]Schedule:[/] {cfg.schedule}, T = {cfg.timesteps}")
+    world = trainer.processes.world_size
+    if world > 1:
+        console.print(
+            f"[bold]Processes:[/] {world} (torchrun), each on {cfg.batch_size // world} of every batch's "
+            f"{cfg.batch_size} images; gradients averaged by DistributedDataParallel"
+        )
     resumed = f", resuming at step {trainer.step} (epoch {trainer.epoch + 1})" if trainer.step else ""
     console.print(
         f"[bold]Run:[/] {cfg.epochs} epochs x {trainer.batches_per_epoch} steps of {cfg.batch_size} "
@@ -101,4 +117,6 @@ def _finished(event: core.FinishedEvent, trainer: core.Trainer) -> int:
         return 0
     console.print(f"[yellow]Stopped[/] at step {event.step}; state saved to [bold]{event.checkpoint_path}[/]")
     console.print(f"Resume with: ddpm-tui train --resume {event.checkpoint_path}")
-    return 130
+    # 130 says "stopped, not finished"; torchrun would report it as a failure of every process, so a
+    # distributed run that stopped cleanly exits 0 (its status.json says "stopped").
+    return 0 if trainer.processes.distributed else 130
