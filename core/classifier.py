@@ -109,11 +109,7 @@ def classifier_split(dataset: str) -> tuple[Dataset, Dataset, Dataset]:
     test = load_dataset(dataset, "test")
     order = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))
     half = len(test) // 2
-
-    def part(idx: torch.Tensor, what: str) -> Dataset:
-        return test.subset(idx, what)
-
-    return train, part(order[:half], "classifier half"), part(order[half:], "reference half")
+    return train, test.subset(order[:half], "classifier half"), test.subset(order[half:], "reference half")
 
 
 def classifier_payload(classifier: Classifier, image_shape: tuple[int, ...]) -> dict[str, Any]:
