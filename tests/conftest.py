@@ -61,6 +61,7 @@ class ServedApp:
     children."""
 
     def __init__(self, folder: Path) -> None:
+        import os
         import socket
         import subprocess
 
@@ -72,6 +73,7 @@ class ServedApp:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ddpm_tui", "serve", "--port", str(self.port)],
             cwd=folder,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log as it happens
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
         )

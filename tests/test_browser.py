@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,45 @@ def test_two_tabs_are_two_apps_and_closing_a_tab_ends_its_app(browser, served_ap
     first.page.close()
     served_app.wait_for(lambda: len(served_app.apps()) == 1, "the closed tab's app to end", timeout=10)
     second.press("3")
+
+
+@pytest.fixture
+def other_local_site() -> Iterator[str]:
+    """Another web server on this machine (a page the user might visit), serving one blank page."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<p>hello</p>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_page_from_another_local_site_cannot_open_the_apps_websocket(browser, served_app, other_local_site):
+    """The attack the Origin check stops: a page the user visits opening ws://127.0.0.1:PORT/ws and typing
+    into the app. Chromium itself keeps public sites away from loopback, but not another local page (a
+    notebook server, a dev server), so the page here comes from another port of 127.0.0.1."""
+    attempt = """url => new Promise(done => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => done("open");
+        ws.onerror = () => done("refused");
+    })"""
+    websocket = f"ws://127.0.0.1:{served_app.port}/ws"
+    page = browser.new_page()
+    page.goto(other_local_site)
+    assert page.evaluate(attempt, websocket) == "refused"
+    served_app.wait_for(
+        lambda: f"refused a websocket from origin '{other_local_site}'" in served_app.log.read_text(), "the refusal"
+    )
+    assert served_app.apps() == []
+    own = browser.new_page()
+    own.goto(served_app.url)
+    assert own.evaluate(attempt, websocket) == "open"

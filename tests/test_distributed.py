@@ -188,9 +188,20 @@ def worker_pids(proc: subprocess.Popen) -> list[int]:
     return [int(p) for p in children]
 
 
-@pytest.mark.parametrize("how", ["stop request", "SIGTERM to rank 1"])
-def test_a_stop_reaches_every_process_and_one_process_resumes_the_step_count(tmp_path, how):
+@pytest.fixture
+def long_run(tmp_path: Path):
+    """A 2-process run of 400 tiny epochs under torchrun, running; killed with its workers after the test."""
     proc = start_long_run(tmp_path)
+    yield proc
+    if proc.poll() is None:  # a failed test leaves no training behind (torchrun's workers are in their own sessions)
+        for pid in [*worker_pids(proc), proc.pid]:
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("how", ["stop request", "SIGTERM to rank 1"])
+def test_a_stop_reaches_every_process_and_one_process_resumes_the_step_count(tmp_path, how, long_run):
+    proc = long_run
     workers = worker_pids(proc)
     assert len(workers) == 2
     if how == "stop request":
