@@ -13,7 +13,7 @@ from typing import Any
 
 from .data import CLASS_NAMES, DATA_MODES, DATASETS
 from .device import DEVICES, PRECISIONS
-from .objective import PREDICTIONS, TIMESTEP_DENSITIES
+from .objective import LOGNORMAL_MEAN, LOGNORMAL_STD, PREDICTIONS, TIMESTEP_DENSITIES
 from .schedule import SCHEDULES
 from .unet import TIME_CONDITIONINGS, UPSAMPLINGS
 
@@ -29,6 +29,8 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
     "prediction": "eps",
     "timestep_density": "uniform",
+    "log_sigma_mean": LOGNORMAL_MEAN,
+    "log_sigma_std": LOGNORMAL_STD,
     "grad_clip": 0.0,
     "time_conditioning": "add",
     "upsample": "resize_conv",
@@ -115,7 +117,13 @@ class TrainConfig:
     min_snr_gamma: float = setting(0.0, "Min-SNR loss weighting min(SNR, gamma)/SNR; 0 = off", low=0)
     prediction: str = setting("v", "what the network predicts: the noise eps, or the velocity v", PREDICTIONS)
     timestep_density: str = setting(
-        "uniform", "how training steps are drawn: uniformly, or EDM's log-normal in noise level", TIMESTEP_DENSITIES
+        "uniform", "how training steps are drawn: uniformly, or log-normal in noise level", TIMESTEP_DENSITIES
+    )
+    log_sigma_mean: float = setting(
+        LOGNORMAL_MEAN, "with the log-normal density: the mean of ln(sigma) the steps are drawn around"
+    )
+    log_sigma_std: float = setting(
+        LOGNORMAL_STD, "with the log-normal density: the standard deviation of ln(sigma)", low=0, open_low=True
     )
     grad_clip: float = setting(0.0, "clip the gradient's norm to this; 0 = off", low=0)
     output_dir: str = setting("outputs", "the run folder")

@@ -45,11 +45,13 @@ LOGNORMAL_MEAN = -1.2
 LOGNORMAL_STD = 1.2
 
 
-def timestep_probabilities(schedule: NoiseSchedule, density: str = "uniform") -> torch.Tensor:
+def timestep_probabilities(
+    schedule: NoiseSchedule, density: str = "uniform", mean: float = LOGNORMAL_MEAN, std: float = LOGNORMAL_STD
+) -> torch.Tensor:
     r"""The probability of drawing each step t (shape (T,), sums to 1) under ``density``.
 
-    ``"lognormal"``: :math:`\ln\sigma \sim \mathcal N(\mu, s^2)` with :math:`\mu = -1.2`, :math:`s = 1.2`,
-    rounded to the step whose :math:`\ln\sigma_t` is nearest, so step t gets
+    ``"lognormal"``: :math:`\ln\sigma \sim \mathcal N(\mu, s^2)` with :math:`\mu` = ``mean`` and :math:`s` =
+    ``std`` (EDM's -1.2 and 1.2 unless given), rounded to the step whose :math:`\ln\sigma_t` is nearest, so step t gets
     :math:`\Phi\big(\tfrac{b_{t+1}-\mu}{s}\big) - \Phi\big(\tfrac{b_t-\mu}{s}\big)` with :math:`b_t` the
     midpoints between neighbouring :math:`\ln\sigma_t` (the two end steps take the tails).
     """
@@ -60,7 +62,7 @@ def timestep_probabilities(schedule: NoiseSchedule, density: str = "uniform") ->
         raise ValueError(f"unknown timestep density {density!r}; choose one of {', '.join(TIMESTEP_DENSITIES)}")
     log_sigma = schedule.log_sigmas().double().cpu()
     edges = (log_sigma[1:] + log_sigma[:-1]) / 2
-    cdf = 0.5 * (1 + torch.erf((edges - LOGNORMAL_MEAN) / (LOGNORMAL_STD * math.sqrt(2))))
+    cdf = 0.5 * (1 + torch.erf((edges - mean) / (std * math.sqrt(2))))
     cdf = torch.cat([torch.zeros(1, dtype=torch.float64), cdf, torch.ones(1, dtype=torch.float64)])
     return cdf[1:] - cdf[:-1]
 

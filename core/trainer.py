@@ -153,7 +153,9 @@ class Trainer:
         self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
         self.t_probabilities = None
         if config.timestep_density != "uniform":
-            density = timestep_probabilities(self.schedule, config.timestep_density)
+            density = timestep_probabilities(
+                self.schedule, config.timestep_density, config.log_sigma_mean, config.log_sigma_std
+            )
             self.t_probabilities = density.float().to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
         self.data_rng = torch.Generator().manual_seed(config.seed)

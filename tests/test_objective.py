@@ -17,19 +17,18 @@ def normal_cdf(x: float) -> float:
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
-def test_lognormal_density_puts_the_closed_form_mass_on_each_band_of_noise_levels(name):
+@pytest.mark.parametrize("mean,std", [(LOGNORMAL_MEAN, LOGNORMAL_STD), (0.5, 1.2), (0.0, 0.8)])
+def test_lognormal_density_puts_the_closed_form_mass_on_each_band_of_noise_levels(name, mean, std):
     s = NoiseSchedule.create(name, 1000)
-    p = timestep_probabilities(s, "lognormal")
+    p = timestep_probabilities(s, "lognormal", mean, std)
     assert p.sum().item() == pytest.approx(1.0, abs=1e-9) and (p >= 0).all()
     sigma = s.log_sigmas().double().exp()
-    for low, high in ((0.15, 2.5), (0.5, 1.0), (0.02, 0.1)):
+    for low, high in ((0.15, 2.5), (0.5, 1.0), (0.02, 0.1), (2.0, 8.0)):
         band = (sigma > low) & (sigma < high)
-        closed = normal_cdf((math.log(high) - LOGNORMAL_MEAN) / LOGNORMAL_STD) - normal_cdf(
-            (math.log(low) - LOGNORMAL_MEAN) / LOGNORMAL_STD
-        )
+        closed = normal_cdf((math.log(high) - mean) / std) - normal_cdf((math.log(low) - mean) / std)
         assert p[band].sum().item() == pytest.approx(closed, abs=0.01)  # rounding to whole steps
     log_sigma_mean = (p * sigma.log()).sum().item()
-    assert log_sigma_mean == pytest.approx(LOGNORMAL_MEAN, abs=0.05)
+    assert log_sigma_mean == pytest.approx(mean, abs=0.05)
 
 
 def test_lognormal_spends_far_less_on_almost_pure_noise_than_uniform():
