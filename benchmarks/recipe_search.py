@@ -52,6 +52,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "v_cosine_conv_resize": {**HO_2020, "prediction": "v", "schedule": "cosine", "upsample": "conv_resize"},
     "v_cosine_lr2e-3": {**HO_2020, "prediction": "v", "schedule": "cosine", "lr": 2e-3, "grad_clip": 1.0},
 }
+# The log-normal t density on the cosine schedule, centred at ln(sigma) = MEAN (EDM's -1.2 first).
+V_COSINE_CONV_RESIZE = VARIANTS["v_cosine_conv_resize"]
+for _mean in (-1.2, 0.0, 0.5, 1.0):
+    VARIANTS[f"v_cosine_conv_resize_lognormal{_mean:+.1f}"] = {
+        **V_COSINE_CONV_RESIZE,
+        "timestep_density": "lognormal",
+        "log_sigma_mean": _mean,
+        "log_sigma_std": 1.2,
+    }
 
 
 def parse_sampler(text: str) -> tuple[str, int]:

@@ -16,9 +16,10 @@ Three choices change which errors the network is trained hardest on:
   pure noise, whereas :math:`\|\hat\epsilon - \epsilon\|^2 = \|\hat x_0 - x_0\|^2\,\mathrm{SNR}_t` tells the
   network almost nothing there, so an :math:`\epsilon` model's early :math:`\hat x_0` guesses are poor.
 * **Which steps are drawn.** ``"uniform"`` draws t uniformly (Ho et al.). ``"lognormal"`` draws the
-  noise level :math:`\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}` from Karras et al. 2022's (EDM)
-  log-normal density, :math:`\ln\sigma \sim \mathcal N(-1.2, 1.2^2)`, rounded to the nearest step: the
-  training budget goes where the image takes shape, not to steps that are almost pure noise.
+  noise level :math:`\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}` from a log-normal density,
+  :math:`\ln\sigma \sim \mathcal N(\mu, s^2)`, rounded to the nearest step (Karras et al. 2022, EDM, use
+  :math:`\mu = -1.2, s = 1.2`): the training budget goes where the image takes shape, not to steps that
+  are almost pure noise or almost clean. Where that is depends on the images.
 * **Min-SNR-:math:`\gamma` weighting** (Hang et al. 2023) multiplies each example's error by
   :math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t` (for ``"eps"``) with
   :math:`\mathrm{SNR}_t = \bar\alpha_t/(1-\bar\alpha_t)`: nearly clean inputs count less.

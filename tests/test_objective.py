@@ -44,6 +44,14 @@ def test_lognormal_spends_far_less_on_almost_pure_noise_than_uniform():
         timestep_probabilities(s, "beta")
 
 
+def test_the_default_recipe_draws_steps_around_sigma_1_65(tmp_path):
+    trainer = Trainer(TrainConfig(max_images=32, base_channels=8, output_dir=str(tmp_path)))
+    expected = timestep_probabilities(trainer.schedule, "lognormal", 0.5, 1.2).float()
+    torch.testing.assert_close(trainer.t_probabilities, expected)
+    sigma = trainer.schedule.log_sigmas().exp()
+    assert trainer.t_probabilities[(sigma > 0.5) & (sigma < 5)].sum().item() > 0.6
+
+
 def test_l_simple_draws_training_steps_from_the_given_density():
     s = NoiseSchedule.create("linear", 100)
     p = timestep_probabilities(s, "lognormal").float()
@@ -104,8 +112,9 @@ def test_gradient_clipping_bounds_the_update_norm(tmp_path):
 
 def test_checkpoints_from_before_a_choice_existed_keep_what_they_were_trained_with():
     stored = TrainConfig().to_dict()
-    for key in ("prediction", "timestep_density", "grad_clip"):
+    for key in ("prediction", "timestep_density", "grad_clip", "log_sigma_mean", "log_sigma_std"):
         del stored[key]
     old = TrainConfig.from_dict(stored)
     assert (old.prediction, old.timestep_density, old.grad_clip) == ("eps", "uniform", 0.0)
+    assert (old.log_sigma_mean, old.log_sigma_std) == (LOGNORMAL_MEAN, LOGNORMAL_STD)  # EDM's, as before
     assert TrainConfig.from_dict(TrainConfig(prediction="v").to_dict()).prediction == "v"
