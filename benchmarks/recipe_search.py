@@ -52,14 +52,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "v_cosine_conv_resize": {**HO_2020, "prediction": "v", "schedule": "cosine", "upsample": "conv_resize"},
     "v_cosine_lr2e-3": {**HO_2020, "prediction": "v", "schedule": "cosine", "lr": 2e-3, "grad_clip": 1.0},
 }
-# The log-normal t density on the cosine schedule, centred at ln(sigma) = MEAN (EDM's -1.2 first).
+# The log-normal t density on the cosine schedule, ln(sigma) ~ N(MEAN, STD^2) (EDM's -1.2 and 1.2 first);
+# named v_cosine_conv_resize_lognormal+MEAN, with _stdSTD when STD is not 1.2.
 V_COSINE_CONV_RESIZE = VARIANTS["v_cosine_conv_resize"]
-for _mean in (-1.2, 0.0, 0.5, 1.0):
-    VARIANTS[f"v_cosine_conv_resize_lognormal{_mean:+.1f}"] = {
+for _mean, _std in ((-1.2, 1.2), (0.0, 1.2), (0.5, 1.2), (1.0, 1.2), (0.5, 0.8), (0.5, 1.6)):
+    VARIANTS[f"v_cosine_conv_resize_lognormal{_mean:+.1f}" + ("" if _std == 1.2 else f"_std{_std}")] = {
         **V_COSINE_CONV_RESIZE,
         "timestep_density": "lognormal",
         "log_sigma_mean": _mean,
-        "log_sigma_std": 1.2,
+        "log_sigma_std": _std,
     }
 
 
