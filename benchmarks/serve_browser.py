@@ -41,29 +41,32 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder, sync_api.sync_playwright() as playwright:
         server = ServedApp(Path(folder))
-        server_idle = rss_mb(server.process.pid)
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        first_screen = []
-        for _ in range(args.tabs):
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            started = time.monotonic()
-            tab = Tab(page, server.url, args.output)
-            tab.wait_for(TITLES["1"])
-            first_screen.append(time.monotonic() - started)
-            if len(first_screen) < args.tabs:
-                page.close()
-                server.wait_for(lambda: server.apps() == [], "the tab's app to end")
-        tab.page.locator("#terminal").click()
-        keys = [("2", "3", "1")[i % 3] for i in range(args.presses)]
-        latency = [tab.press(key) for key in keys]
-        (app,) = server.apps()
-        for key, name in (("2", "train"), ("3", "sample"), ("1", "noise")):
-            tab.press(key)
-            tab.page.wait_for_timeout(1000)
-            tab.page.screenshot(path=args.output / f"{name}.png")
-        app_rss, server_rss = rss_mb(app), rss_mb(server.process.pid)
-        browser.close()
-        server.stop(2)
+        try:
+            server_idle = rss_mb(server.process.pid)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            first_screen = []
+            for _ in range(args.tabs):
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                started = time.monotonic()
+                tab = Tab(page, server.url, args.output)
+                tab.wait_for(TITLES["1"])
+                first_screen.append(time.monotonic() - started)
+                if len(first_screen) < args.tabs:
+                    page.close()
+                    server.wait_for(lambda: server.apps() == [], "the tab's app to end")
+            tab.page.locator("#terminal").click()
+            keys = [("2", "3", "1")[i % 3] for i in range(args.presses)]
+            latency = [tab.press(key) for key in keys]
+            (app,) = server.apps()
+            for key, name in (("2", "train"), ("3", "sample"), ("1", "noise")):
+                tab.press(key)
+                tab.page.wait_for_timeout(1000)
+                tab.page.screenshot(path=args.output / f"{name}.png")
+            app_rss, server_rss = rss_mb(app), rss_mb(server.process.pid)
+            browser.close()
+        finally:  # a failed measurement leaves no server or app behind
+            if server.process.poll() is None:
+                server.stop(2)
 
     print(
         f"time to first screen (page load to the Noise title, {args.tabs} tabs): "
