@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from recipe_search import score  # benchmarks/ is on the path when a script in it runs
+from recipe_search import add_search_arguments, record, score  # benchmarks/ is on the path when a script in it runs
 from rich.console import Console
 from rich.table import Table
 
@@ -64,10 +64,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--snapshots", type=int, nargs="+", default=[5], help="epochs whose EMA may guide")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5], help="autoguidance w (1 = none)")
-    parser.add_argument("--num_images", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
-    parser.add_argument("--results", type=Path, default=Path("outputs/autoguidance_search.jsonl"))
-    parser.add_argument("--show", type=Path, help="only print the table of this results file")
+    add_search_arguments(parser, Path("outputs/autoguidance_search.jsonl"))
     args = parser.parse_args()
     console = Console(width=160)
     if args.show:
@@ -100,9 +97,7 @@ def main() -> None:
                         autoguidance=w,
                     )
                 )
-                with args.results.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                console.print(json.dumps(row))
+                record(row, args.results, console)
     show(args.results, console)
 
 

@@ -160,6 +160,21 @@ def show(path: Path, console: Console) -> None:
     console.print(table)
 
 
+def record(row: dict[str, Any], path: Path, console: Console) -> None:
+    """Append one result row to the JSON-lines file ``path`` (searches may share it) and print it."""
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    console.print(json.dumps(row))
+
+
+def add_search_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
+    """The flags every search shares: images per score, torch threads, the results file, --show."""
+    parser.add_argument("--num_images", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    parser.add_argument("--results", type=Path, default=results)
+    parser.add_argument("--show", type=Path, help="only print the table of this results file")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["default"])
@@ -172,10 +187,7 @@ def main() -> None:
         nargs="+",
         default=[parse_sampler(s) for s in ("dpm++:20", "dpm++sde:50", "ddim:50")],
     )
-    parser.add_argument("--num_images", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
-    parser.add_argument("--results", type=Path, default=Path("outputs/recipe_search.jsonl"))
-    parser.add_argument("--show", type=Path, help="only print the table of this results file")
+    add_search_arguments(parser, Path("outputs/recipe_search.jsonl"))
     args = parser.parse_args()
     console = Console(width=200)
     if args.show:
@@ -185,10 +197,7 @@ def main() -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for name in args.variants:
-            row = run_variant(name, seed, args, evaluator)
-            with args.results.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            console.print(json.dumps(row))
+            record(run_variant(name, seed, args, evaluator), args.results, console)
     show(args.results, console)
 
 

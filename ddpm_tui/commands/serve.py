@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl+C or SIGTERM; bad flags, a port in use or an unwritable outputs folder fail at once."""
-    from ..web import LOOPBACK_HOSTS, allowed_origins, check_port_free
+    from ..web import LOOPBACK_HOSTS, check_port_free, origin_of
 
     loopback = args.host in LOOPBACK_HOSTS
     if not loopback and args.public_url is None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     check_port_free(args.host, args.port)
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     public_url = args.public_url or f"http://{host_in_url}:{args.port}"
-    allowed_origins(args.port, public_url)  # a bad --public_url fails here, in this process
+    origin_of(public_url)  # a bad --public_url fails here, before the server starts
     if not loopback:
         err_console.print(
             f"warning: anyone who can reach {args.host}:{args.port} controls the app (there is no "
