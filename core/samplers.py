@@ -19,6 +19,7 @@ samplers take (Ho and Salimans 2022).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from .schedule import NoiseSchedule
 SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++", "dpm++sde")
 FAST_SAMPLER = "dpm++sde"  # the recommended sampler: eval's default and the trainer's previews
 DEFAULT_STEPS: dict[str, int] = {"ddim": 50, "dpm++": 20, "dpm++sde": 50}
+SIGMA_MAX = 20.0  # the noise level where the DPM-Solver samplers' evenly spaced steps begin
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -189,23 +191,27 @@ def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
     return sorted(picks, reverse=True)
 
 
-def log_snr_timesteps(schedule: NoiseSchedule, steps: int) -> list[int]:
-    r"""``steps`` timesteps, noisiest first, spaced evenly in :math:`\lambda_t` (half log-SNR) rather than in t.
+def log_snr_timesteps(schedule: NoiseSchedule, steps: int, sigma_max: float = SIGMA_MAX) -> list[int]:
+    r"""``steps`` timesteps, noisiest first: T-1, where :math:`x_T` is pure noise, then the other ``steps`` - 1
+    spaced evenly in :math:`\lambda_t = -\ln\sigma_t` (half log-SNR) from :math:`\sigma_\text{max}` down to
+    the least noisy step, t = 0.
 
-    DPM-Solver's error depends on the step size :math:`h` in :math:`\lambda`; with evenly spaced t the
-    linear schedule's last few steps cover most of the :math:`\lambda` range, so even spacing in
-    :math:`\lambda` (Lu et al. 2022, "logSNR" spacing) spreads the error evenly. Each target goes to the
-    nearest t, nudged so that all ``steps`` timesteps stay distinct.
+    DPM-Solver's error depends on the step size :math:`h` in :math:`\lambda`, so even spacing in
+    :math:`\lambda` (Lu et al. 2022, "logSNR" spacing) spreads the error evenly where the image forms.
+    It starts at :math:`\sigma_\text{max}` rather than at :math:`\sigma_{T-1}`: the cosine schedule's last
+    steps reach :math:`\sigma \approx 20{,}000`, and spacing over that whole range put 10 of 25 steps above
+    :math:`\sigma = 70`, where :math:`x_t` is noise whatever the image and the network was hardly trained
+    (see ``benchmarks/sampler_spacing.py``). Each target goes to the nearest t, nudged so that all
+    ``steps`` timesteps stay distinct.
     """
     T = schedule.timesteps
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be between 1 and T = {T}, got {steps}")
     lam = schedule.half_log_snr.double().cpu()
-    times: list[int] = []
-    for i, target in enumerate(torch.linspace(float(lam[-1]), float(lam[0]), steps).double()):
-        t = int((lam - target).abs().argmin()) if times else T - 1
-        if times:
-            t = min(t, times[-1] - 1)
+    start = max(float(lam[-1]), -math.log(sigma_max)) if steps > 2 else float(lam[0])
+    times = [T - 1]
+    for i, target in enumerate(torch.linspace(start, float(lam[0]), steps - 1).tolist(), start=1):
+        t = min(int((lam - target).abs().argmin()), times[-1] - 1)
         times.append(max(t, steps - 1 - i))
     return times
 
@@ -235,6 +241,7 @@ def sample(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     clip: bool = True,
+    times: list[int] | None = None,
 ) -> Iterator[SamplerStep]:
     r"""Denoise ``x_T`` step by step: an iterator that yields every step.
 
@@ -242,11 +249,21 @@ def sample(
     steps (default 50) with stochasticity ``eta``; ``"dpm++"`` runs ``steps`` DPM-Solver++(2M) steps
     (default 20); ``"dpm++sde"`` runs ``steps`` DPM-Solver++(2M) SDE steps (default in ``DEFAULT_STEPS``).
     Every step costs one call of ``model``. ``generator`` makes the fresh noise :math:`z` of the
-    stochastic samplers reproducible; ``clip`` keeps :math:`\hat x_0` in the data range [-1, 1]. A bad
-    sampler or step count raises ``ValueError`` here, before any step runs.
+    stochastic samplers reproducible; ``clip`` keeps :math:`\hat x_0` in the data range [-1, 1]. ``times``
+    (distinct timesteps, noisiest first) replaces the sampler's own placement of its steps
+    (:func:`sampler_timesteps`), for experiments with it. A bad sampler, step count or ``times`` raises
+    ``ValueError`` here, before any step runs.
     """
-    times = sampler_timesteps(schedule, sampler, steps)
+    if times is None:
+        times = sampler_timesteps(schedule, sampler, steps)
+    elif sampler == "ddpm" or not _descending_steps(times, schedule.timesteps):
+        raise ValueError("times must be distinct timesteps below T, noisiest first (and not for ddpm)")
     return _denoise(model, schedule, x_T, sampler, times, eta, generator, clip)
+
+
+def _descending_steps(times: list[int], T: int) -> bool:
+    """Whether ``times`` are distinct timesteps in 0 .. T-1, noisiest first."""
+    return bool(times) and times == sorted(set(times), reverse=True) and 0 <= times[-1] and times[0] < T
 
 
 @torch.inference_mode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -73,6 +74,25 @@ def test_compare_prints_a_row_per_run(evaluator, tiny_train_args, tmp_path, caps
     rows = [line for line in out.splitlines() if re.match(r"│\s+(a|b) │ mnist", line)]
     assert len(rows) == 2, out
     assert (runs[0] / "eval.json").exists()
+
+
+def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timesteps(tiny_train_args, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *tiny_train_args, "--output_dir", str(run)]) == 0
+    command = ["eval", "--checkpoint", str(run / "model_final.pt"), "--num_images", "20", "--steps", "5"]
+    assert main(command) == 0
+    cache = run / "eval.json"
+    result = json.loads(cache.read_text())
+    assert len(result["settings"]["timesteps"]) == 5 and result["settings"]["timesteps"][0] == 19  # T = 20
+    result["scores"]["frechet_distance"] = 12345.0  # marks the cached score
+    cache.write_text(json.dumps(result))
+    capsys.readouterr()
+    assert main(command) == 0
+    assert "12345" in capsys.readouterr().out
+    result["settings"]["timesteps"] = [19, 10, 5, 2, 0]  # as if an older ddpm-tui had placed the steps
+    cache.write_text(json.dumps(result))
+    assert main(command) == 0
+    assert "12345" not in capsys.readouterr().out
 
 
 def test_the_shipped_classifier_loads_without_training_and_keeps_its_accuracy():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from core import (
+    SIGMA_MAX,
     NoiseSchedule,
     autoguided,
     ddim_step,
@@ -15,6 +16,7 @@ from core import (
     dpm_solver_step,
     guided,
     last_step,
+    log_snr_timesteps,
     sample,
     sampler_timesteps,
 )
@@ -58,6 +60,40 @@ def test_ddim_timesteps_come_from_their_own_list():
     assert uneven == [9, 6, 3, 0]
     with pytest.raises(ValueError):
         ddim_timesteps(100, 101)
+
+
+@pytest.mark.parametrize("name", ["cosine", "linear"])
+def test_fast_sampler_steps_start_at_pure_noise_then_space_evenly_in_log_snr_below_sigma_max(name):
+    s = NoiseSchedule.create(name, 1000)
+    lam = s.half_log_snr.double()
+    times = log_snr_timesteps(s, 25)
+    assert len(times) == 25 and times[0] == 999 and times[-1] == 0
+    assert times == sorted(set(times), reverse=True)
+    # the second step is the timestep nearest sigma_max: lambda = -ln(sigma_max)
+    assert times[1] == int((lam + math.log(SIGMA_MAX)).abs().argmin())
+    # from there on equal steps in lambda, up to the rounding to whole timesteps (coarse only near t = 0)
+    gaps = torch.diff(lam[times[1:]])
+    even = (float(lam[0]) + math.log(SIGMA_MAX)) / 23
+    assert gaps[:12].sub(even).abs().max() < 0.1 * even
+    assert gaps.sum().item() == pytest.approx(23 * even, rel=1e-3)
+    assert log_snr_timesteps(s, 2) == [999, 0] and log_snr_timesteps(s, 1) == [999]
+    # an unreachable sigma_max spreads the steps over the schedule's whole range, as Lu et al. do
+    assert log_snr_timesteps(s, 25, sigma_max=1e9)[1] == 998
+
+
+def test_explicit_times_replace_the_samplers_own_and_are_checked():
+    s = NoiseSchedule.create("cosine", 100)
+    model = gaussian_denoiser(s, 0.2, 0.3)
+    x_T = torch.randn(8, 1, 2, 2)
+
+    def run(**kwargs):
+        return last_step(sample(model, s, x_T, "dpm++", generator=torch.Generator().manual_seed(0), **kwargs)).x
+
+    torch.testing.assert_close(run(steps=10), run(times=sampler_timesteps(s, "dpm++", 10)))
+    assert not torch.allclose(run(steps=10), run(times=ddim_timesteps(100, 10)))
+    for bad in ([], [99, 99, 0], [0, 50], [100, 0], [50, -1]):
+        with pytest.raises(ValueError, match="times must be"):
+            sample(model, s, x_T, "dpm++", times=bad)
 
 
 def gaussian_denoiser(schedule: NoiseSchedule, mean: float, std: float):

@@ -65,6 +65,20 @@ def evaluate_checkpoint(
     A class-conditional model draws every class equally often with guidance ``guidance_scale``, and the
     result adds each class's accuracy. A checkpoint that kept an early EMA snapshot is autoguided by it
     with w = ``autoguidance`` (see :func:`core.plan_sampling`)."""
+    device = core.resolve_device(device_name)
+    loaded = core.load_model(path, device)
+    # The timesteps the sampler will visit (checked here, before anything is sampled) are part of what a
+    # cached score depends on: a ddpm-tui that places its steps differently does not reuse it.
+    visits = core.plan_sampling(
+        loaded.model,
+        loaded.schedule,
+        loaded.image_shape,
+        1,
+        sampler,
+        steps,
+        guide=loaded.guide,
+        autoguidance=autoguidance,
+    ).timesteps
     settings = {
         "checkpoint": path.name,
         "num_images": num_images,
@@ -73,6 +87,7 @@ def evaluate_checkpoint(
         "seed": seed,
         "guidance_scale": guidance_scale,
         "autoguidance": autoguidance,
+        "timesteps": visits,
     }
     cache = path.parent / "eval.json"
     if cache.exists():
@@ -82,9 +97,6 @@ def evaluate_checkpoint(
                 return cached
         except (OSError, json.JSONDecodeError):
             pass
-    device = core.resolve_device(device_name)
-    loaded = core.load_model(path, device)
-    core.sampler_timesteps(loaded.schedule, sampler, steps)  # a bad step count fails before anything is loaded
     evaluator = evaluator or core.Evaluator(classifier(scored_dataset(loaded.config.dataset)))
     start = time.perf_counter()
     with console.status(f"generating {num_images} images ({sampler})"), core.autocast(device, core.use_bf16(device)):

@@ -1,0 +1,146 @@
+"""Where the fast sampler puts its steps: the same checkpoints, sampler, guide and network calls, with the
+steps placed by different rules, scored by the eval metrics.
+
+    .venv/bin/python benchmarks/sampler_spacing.py --checkpoints RUN/model_final.pt --num_images 500
+    .venv/bin/python benchmarks/sampler_spacing.py --checkpoints A/model_final.pt B/model_final.pt \\
+        --spacings logsnr:inf logsnr:20 --num_images 1000
+
+A spacing is one of
+
+* ``logsnr:S``: T-1, then evenly in log-SNR from noise level sigma = S down to t = 0
+  (:func:`core.log_snr_timesteps`; ``logsnr:inf`` spreads them over the schedule's whole range);
+* ``uniform``: evenly in t (DDIM's placement, :func:`core.ddim_timesteps`);
+* ``karras``: T-1, then EDM's sigma_i = (s_max^(1/7) + i/(n-1) (s_min^(1/7) - s_max^(1/7)))^7 from
+  s_max = 80 (Karras et al. 2022), each at its nearest timestep.
+
+Every spacing samples from the same starting noise (batch i seeded i, as ``ddpm-tui eval`` does). Rows
+append to a JSON-lines file (``--results``), so checkpoints can be scored in parallel (``--threads 1``
+each); ``--show FILE`` prints its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from recipe_search import add_search_arguments, record  # benchmarks/ is on the path when a script in it runs
+from rich.console import Console
+from rich.table import Table
+
+import core
+
+KARRAS_RHO, KARRAS_SIGMA_MAX = 7.0, 80.0
+BATCH = 250
+
+
+def timesteps(spacing: str, schedule: core.NoiseSchedule, steps: int) -> list[int]:
+    """The timesteps ``spacing`` visits, noisiest first."""
+    name, _, value = spacing.partition(":")
+    if name == "logsnr":
+        return core.log_snr_timesteps(schedule, steps, float(value))
+    if name == "uniform":
+        return core.ddim_timesteps(schedule.timesteps, steps)
+    if name == "karras":
+        log_sigmas = schedule.log_sigmas().double().cpu()
+        low, high = math.exp(float(log_sigmas[0])) ** (1 / KARRAS_RHO), KARRAS_SIGMA_MAX ** (1 / KARRAS_RHO)
+        times = [schedule.timesteps - 1]
+        for i in range(steps - 1):
+            sigma = (high + i / max(steps - 2, 1) * (low - high)) ** KARRAS_RHO
+            t = int((log_sigmas - math.log(sigma)).abs().argmin())
+            times.append(max(min(t, times[-1] - 1), steps - 2 - i))
+        return times
+    raise ValueError(f"unknown spacing {spacing!r}")
+
+
+def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, evaluator: core.Evaluator) -> dict:
+    """``args.num_images`` samples along ``times``, autoguided with w = ``args.autoguidance``, scored."""
+    start = time.perf_counter()
+    images = []
+    with core.autocast(torch.device("cpu"), core.use_bf16(torch.device("cpu"))):
+        for index, first in enumerate(range(0, args.num_images, BATCH)):
+            plan = core.plan_sampling(
+                loaded.model,
+                loaded.schedule,
+                loaded.image_shape,
+                min(BATCH, args.num_images - first),
+                core.FAST_SAMPLER,
+                len(times),
+                seed=index,
+                guide=loaded.guide,
+                autoguidance=args.autoguidance,
+            )
+            steps = core.sample(
+                plan.predictor, plan.schedule, plan.x_T, plan.sampler, generator=plan.generator, times=times
+            )
+            images.append(core.last_step(steps).x.float().clamp(-1, 1))
+    scores = evaluator.score(torch.cat(images))
+    return {
+        "fd": round(scores.frechet_distance, 2),
+        "recognised": round(scores.recognised, 4),
+        "entropy": round(scores.class_entropy, 4),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def show(path: Path, console: Console) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    table = Table(title=f"{path}: {core.FAST_SAMPLER}, FD / recognised / class entropy")
+    for column in ("checkpoint", "spacing", "steps", "w", "images", "FD", "recognised", "entropy", "sigmas"):
+        table.add_column(column, justify="right")
+    for r in sorted(rows, key=lambda r: (r["checkpoint"], r["spacing"], r["w"], r["steps"])):
+        sigmas = r["sigmas"]
+        table.add_row(
+            r["checkpoint"],
+            r["spacing"],
+            str(r["steps"]),
+            f"{r['w']:g}",
+            str(r["num_images"]),
+            f"{r['fd']:.1f}",
+            f"{r['recognised']:.1%}",
+            f"{r['entropy']:.3f}",
+            f"{sigmas[0]:.3g}, {sigmas[1]:.3g}, {sigmas[2]:.3g} ... {sigmas[-1]:.3g}",
+        )
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", nargs="+", default=[])
+    spacings = ["logsnr:inf", f"logsnr:{core.SIGMA_MAX:g}", "uniform", "karras"]
+    parser.add_argument("--spacings", nargs="+", default=spacings)
+    parser.add_argument("--steps", type=int, default=25, help="sampler steps (network calls: twice this when guided)")
+    parser.add_argument("--autoguidance", type=float, default=core.DEFAULT_AUTOGUIDANCE, help="w; 1 = no guide")
+    add_search_arguments(parser, Path("outputs/sampler_spacing.jsonl"))
+    args = parser.parse_args()
+    console = Console(width=160)
+    if args.show:
+        show(args.show, console)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for checkpoint in args.checkpoints:
+        loaded = core.load_model(checkpoint)
+        evaluator = core.Evaluator(core.load_classifier(loaded.config.dataset))
+        log_sigmas = loaded.schedule.log_sigmas()
+        for spacing in args.spacings:
+            times = timesteps(spacing, loaded.schedule, args.steps)
+            row: dict[str, Any] = {
+                "checkpoint": checkpoint,
+                "spacing": spacing,
+                "steps": len(times),
+                "w": args.autoguidance if loaded.guide is not None else 1.0,
+                "num_images": args.num_images,
+                "sigmas": [round(math.exp(float(log_sigmas[t])), 3) for t in times],
+                **score(loaded, times, args, evaluator),
+            }
+            record(row, args.results, console)
+    show(args.results, console)
+
+
+if __name__ == "__main__":
+    main()
