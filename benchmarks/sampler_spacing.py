@@ -1,5 +1,5 @@
-"""Where the fast sampler puts its steps: the same checkpoints, sampler, guide and network calls, with the
-steps placed by different rules, scored by the eval metrics.
+"""Where the fast sampler puts its steps, and which of them autoguidance acts on: the same checkpoints,
+sampler and guide, with the steps placed and guided by different rules, scored by the eval metrics.
 
     .venv/bin/python benchmarks/sampler_spacing.py --checkpoints RUN/model_final.pt --num_images 500
     .venv/bin/python benchmarks/sampler_spacing.py --checkpoints A/model_final.pt B/model_final.pt \\
@@ -13,7 +13,9 @@ A spacing is one of
 * ``karras``: T-1, then EDM's sigma_i = (s_max^(1/7) + i/(n-1) (s_min^(1/7) - s_max^(1/7)))^7 from
   s_max = 80 (Karras et al. 2022), each at its nearest timestep.
 
-Every spacing samples from the same starting noise (batch i seeded i, as ``ddpm-tui eval`` does). Rows
+``--guide_above S`` autoguides (w = ``--autoguidance``) only the steps above noise level S (0: all of them);
+each guided step costs two network calls, so compare rows of equal calls (``--steps``). Every spacing
+samples from the same starting noise (batch i seeded i, as ``ddpm-tui eval`` does). Rows
 append to a JSON-lines file (``--results``), so checkpoints can be scored in parallel (``--threads 1``
 each); ``--show FILE`` prints its table.
 """
@@ -57,27 +59,28 @@ def timesteps(spacing: str, schedule: core.NoiseSchedule, steps: int) -> list[in
     raise ValueError(f"unknown spacing {spacing!r}")
 
 
+def guided_steps(schedule: core.NoiseSchedule, guide_above: float) -> torch.Tensor | None:
+    """The timesteps autoguidance acts on: those above noise level ``guide_above``; None (all) for 0."""
+    return core.guidance_interval(schedule, guide_above) if guide_above > 0 else None
+
+
 def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, evaluator: core.Evaluator) -> dict:
-    """``args.num_images`` samples along ``times``, autoguided with w = ``args.autoguidance``, scored."""
+    """``args.num_images`` samples along ``times``, autoguided with w = ``args.autoguidance`` above noise
+    level ``args.guide_above`` (0: on every step), scored."""
+    interval = guided_steps(loaded.schedule, args.guide_above)
+    predictor = loaded.model
+    if loaded.guide is not None:
+        predictor = core.autoguided(loaded.model, loaded.guide, args.autoguidance, interval)
     start = time.perf_counter()
     images = []
     with core.autocast(torch.device("cpu"), core.use_bf16(torch.device("cpu"))):
         for index, first in enumerate(range(0, args.num_images, BATCH)):
+            count = min(BATCH, args.num_images - first)
             plan = core.plan_sampling(
-                loaded.model,
-                loaded.schedule,
-                loaded.image_shape,
-                min(BATCH, args.num_images - first),
-                core.FAST_SAMPLER,
-                len(times),
-                seed=index,
-                guide=loaded.guide,
-                autoguidance=args.autoguidance,
-            )
-            steps = core.sample(
-                plan.predictor, plan.schedule, plan.x_T, plan.sampler, generator=plan.generator, times=times
-            )
-            images.append(core.last_step(steps).x.float().clamp(-1, 1))
+                loaded.model, loaded.schedule, loaded.image_shape, count, core.FAST_SAMPLER, seed=index, autoguidance=1
+            )  # the starting noise and the generator ddpm-tui eval draws for batch ``index``
+            run = core.sample(predictor, plan.schedule, plan.x_T, plan.sampler, generator=plan.generator, times=times)
+            images.append(core.last_step(run).x.float().clamp(-1, 1))
     scores = evaluator.score(torch.cat(images))
     return {
         "fd": round(scores.frechet_distance, 2),
@@ -90,15 +93,16 @@ def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, 
 def show(path: Path, console: Console) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     table = Table(title=f"{path}: {core.FAST_SAMPLER}, FD / recognised / class entropy")
-    for column in ("checkpoint", "spacing", "steps", "w", "images", "FD", "recognised", "entropy", "sigmas"):
+    for column in ("checkpoint", "spacing", "steps", "w", "above", "images", "FD", "recognised", "entropy", "sigmas"):
         table.add_column(column, justify="right")
-    for r in sorted(rows, key=lambda r: (r["checkpoint"], r["spacing"], r["w"], r["steps"])):
+    for r in sorted(rows, key=lambda r: (r["checkpoint"], r["spacing"], r["w"], r.get("guide_above", 0), r["steps"])):
         sigmas = r["sigmas"]
         table.add_row(
             r["checkpoint"],
             r["spacing"],
             str(r["steps"]),
             f"{r['w']:g}",
+            f"{r.get('guide_above', 0):g}",
             str(r["num_images"]),
             f"{r['fd']:.1f}",
             f"{r['recognised']:.1%}",
@@ -113,8 +117,11 @@ def main() -> None:
     parser.add_argument("--checkpoints", nargs="+", default=[])
     spacings = ["logsnr:inf", f"logsnr:{core.SIGMA_MAX:g}", "uniform", "karras"]
     parser.add_argument("--spacings", nargs="+", default=spacings)
-    parser.add_argument("--steps", type=int, default=25, help="sampler steps (network calls: twice this when guided)")
+    parser.add_argument("--steps", type=int, help="sampler steps (default: as many as 50 network calls allow)")
     parser.add_argument("--autoguidance", type=float, default=core.DEFAULT_AUTOGUIDANCE, help="w; 1 = no guide")
+    parser.add_argument(
+        "--guide_above", type=float, default=core.GUIDANCE_SIGMA_MIN, help="guide only above this sigma; 0 = always"
+    )
     add_search_arguments(parser, Path("outputs/sampler_spacing.jsonl"))
     args = parser.parse_args()
     console = Console(width=160)
@@ -127,13 +134,19 @@ def main() -> None:
         loaded = core.load_model(checkpoint)
         evaluator = core.Evaluator(core.load_classifier(loaded.config.dataset))
         log_sigmas = loaded.schedule.log_sigmas()
+        steps = args.steps or core.DEFAULT_STEPS[core.FAST_SAMPLER]
+        if args.steps is None and loaded.guide is not None and args.autoguidance != 1:
+            steps = core.autoguided_steps(
+                loaded.schedule, core.FAST_SAMPLER, guided_steps(loaded.schedule, args.guide_above)
+            )
         for spacing in args.spacings:
-            times = timesteps(spacing, loaded.schedule, args.steps)
+            times = timesteps(spacing, loaded.schedule, steps)
             row: dict[str, Any] = {
                 "checkpoint": checkpoint,
                 "spacing": spacing,
                 "steps": len(times),
                 "w": args.autoguidance if loaded.guide is not None else 1.0,
+                "guide_above": args.guide_above,
                 "num_images": args.num_images,
                 "sigmas": [round(math.exp(float(log_sigmas[t])), 3) for t in times],
                 **score(loaded, times, args, evaluator),

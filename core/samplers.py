@@ -31,6 +31,7 @@ SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++", "dpm++sde")
 FAST_SAMPLER = "dpm++sde"  # the recommended sampler: eval's default and the trainer's previews
 DEFAULT_STEPS: dict[str, int] = {"ddim": 50, "dpm++": 20, "dpm++sde": 50}
 SIGMA_MAX = 20.0  # the noise level where the DPM-Solver samplers' evenly spaced steps begin
+GUIDANCE_SIGMA_MIN = 1.0  # autoguidance acts only above this noise level (see guidance_interval)
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -334,7 +335,9 @@ def guided(model: Callable[..., torch.Tensor], labels: torch.Tensor, scale: floa
     return predict
 
 
-def autoguided(good: NoisePredictor, bad: NoisePredictor, scale: float) -> NoisePredictor:
+def autoguided(
+    good: NoisePredictor, bad: NoisePredictor, scale: float, guided: torch.Tensor | None = None
+) -> NoisePredictor:
     r"""Autoguidance (Karras et al. 2024): guide a model with a worse version of itself.
 
     .. math::  \tilde\epsilon = \epsilon_\text{bad}(x_t, t) + w\,\big(\epsilon_\text{good}(x_t, t)
@@ -344,12 +347,34 @@ def autoguided(good: NoisePredictor, bad: NoisePredictor, scale: float) -> Noise
     does not" instead of "towards the label", so it needs no labels. ``bad`` is here an early snapshot
     of the same run's EMA weights, whose errors are a cruder version of the final model's: w > 1
     extrapolates away from them. w = 1 is the good model alone (one call per step); otherwise two calls.
+    ``guided`` (one flag per timestep, see :func:`guidance_interval`) limits the guidance to the flagged
+    steps; the others are the good model alone, one call.
     """
     if scale == 1:
         return good
 
     def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_good = good(x, t)
+        here = None if guided is None else guided[t]
+        if here is not None and not bool(here.any()):
+            return eps_good
         eps_bad = bad(x, t)
-        return eps_bad + scale * (good(x, t) - eps_bad)
+        eps = eps_bad + scale * (eps_good - eps_bad)
+        return eps if here is None else torch.where(here.reshape(-1, *[1] * (x.dim() - 1)), eps, eps_good)
 
     return predict
+
+
+def guidance_interval(schedule: NoiseSchedule, sigma_min: float = GUIDANCE_SIGMA_MIN) -> torch.Tensor:
+    r"""Which timesteps autoguidance acts on: those whose noise level :math:`\sigma_t` is above ``sigma_min``.
+
+    Guiding only part of the way (a limited guidance interval, Kynkaanniemi et al. 2024) keeps its gain
+    where the digit's shape is decided, at high noise, and spares the fine detail at low noise, where
+    extrapolating two models' differences mostly narrows the variety (see ``benchmarks/sampler_spacing.py``).
+    """
+    return schedule.log_sigmas() > math.log(sigma_min)
+
+
+def guided_calls(guided: torch.Tensor | None, times: list[int]) -> int:
+    """Network calls to visit ``times`` autoguided where ``guided`` flags them (all of them for None)."""
+    return len(times) + (len(times) if guided is None else int(guided[times].sum()))

@@ -18,7 +18,9 @@ from .samplers import (
     NoisePredictor,
     SamplerStep,
     autoguided,
+    guidance_interval,
     guided,
+    guided_calls,
     last_step,
     sample,
     sampler_timesteps,
@@ -27,8 +29,8 @@ from .schedule import NoiseSchedule
 
 ALL_CLASSES = "all"
 DEFAULT_GUIDANCE = 3.0
-# Autoguidance by the run's early EMA snapshot (see benchmarks/autoguidance_search.py for how w was chosen).
-DEFAULT_AUTOGUIDANCE = 1.5
+# Autoguidance by the run's early EMA snapshot, above sigma = 1 (README: how w and the interval were chosen).
+DEFAULT_AUTOGUIDANCE = 2.0
 
 
 def class_labels(num_classes: int, class_label: int | str | None, count: int) -> torch.Tensor | None:
@@ -61,7 +63,7 @@ class SamplingPlan:
     labels: torch.Tensor | None
     timesteps: list[int]
     generator: torch.Generator
-    autoguidance: float | None = None  # w when autoguided (two network calls per step), else None
+    autoguidance: float | None = None  # w when autoguided (two network calls per guided step), else None
 
     @property
     def count(self) -> int:
@@ -97,9 +99,10 @@ def plan_sampling(
     draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
     each image's class (see :func:`class_labels`) with classifier-free guidance ``guidance_scale``.
     With a ``guide`` (a worse version of the model) and ``autoguidance`` w other than 1 the prediction
-    is autoguided (see :func:`core.samplers.autoguided`); that costs two network calls per step, so the
-    default step count halves and an image costs the same calls. ``autoguidance=None`` means
-    :data:`DEFAULT_AUTOGUIDANCE` for an unconditional model and a sampler whose steps can halve, and
+    is autoguided at noise levels above :data:`core.samplers.GUIDANCE_SIGMA_MIN` (see :func:`core.samplers.autoguided`);
+    that costs two network calls per guided step, so the default step count shrinks until an image
+    costs the same calls (:func:`autoguided_steps`). ``autoguidance=None`` means
+    :data:`DEFAULT_AUTOGUIDANCE` for an unconditional model and a sampler whose steps can shrink, and
     none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already
     steers it; ask for both explicitly). Raises ``ValueError`` for a bad request."""
     if count < 1:
@@ -113,7 +116,7 @@ def plan_sampling(
 def resolve_autoguidance(has_guide: bool, sampler: str, conditional: bool, autoguidance: float | None) -> float | None:
     """The w a request is autoguided with, or None when it is not: a model without a guide, or w = 1.
     None asks for the default where it was measured: :data:`DEFAULT_AUTOGUIDANCE` for an unconditional
-    model with a sampler whose steps can halve; none for DDPM or a conditional model. ``ValueError`` for
+    model with a sampler whose steps can shrink; none for DDPM or a conditional model. ``ValueError`` for
     a negative w."""
     if autoguidance is None:
         autoguidance = DEFAULT_AUTOGUIDANCE if sampler in DEFAULT_STEPS and not conditional else 1.0
@@ -138,8 +141,9 @@ def _plan(
 ) -> SamplingPlan:
     autoguidance = resolve_autoguidance(guide is not None, sampler, labels is not None, autoguidance)
     autoguiding = autoguidance is not None
+    interval = guidance_interval(schedule) if autoguiding else None
     if autoguiding and steps is None and sampler in DEFAULT_STEPS:
-        steps = max(1, min(DEFAULT_STEPS[sampler], schedule.timesteps) // 2)
+        steps = autoguided_steps(schedule, sampler, interval)
     timesteps = sampler_timesteps(schedule, sampler, steps)
     generator = torch.Generator(device).manual_seed(seed)
     x_T = torch.randn(count if labels is None else len(labels), *image_shape, generator=generator, device=device)
@@ -149,8 +153,18 @@ def _plan(
         predictor = guided(model, labels, guidance_scale, model.null_class)
         worse = None if guide is None else guided(guide, labels, guidance_scale, guide.null_class)
     if autoguiding:
-        predictor = autoguided(predictor, worse, autoguidance)
+        predictor = autoguided(predictor, worse, autoguidance, interval)
     return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance)
+
+
+def autoguided_steps(schedule: NoiseSchedule, sampler: str, guided: torch.Tensor | None) -> int:
+    """The most steps of ``sampler`` that, autoguided where ``guided`` flags them (two network calls there,
+    one elsewhere), cost no more calls than its default steps without a guide: an image costs the same."""
+    calls = min(DEFAULT_STEPS[sampler], schedule.timesteps)
+    steps = calls
+    while steps > 1 and guided_calls(guided, sampler_timesteps(schedule, sampler, steps)) > calls:
+        steps -= 1
+    return steps
 
 
 def generate(

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import core
 from core import (
     SIGMA_MAX,
     NoiseSchedule,
@@ -300,11 +301,22 @@ def test_autoguidance_extrapolates_from_the_worse_model_past_the_better_one():
     assert autoguided(good, bad, 1.0) is good  # w = 1: the good model alone, one call per step
     assert torch.allclose(autoguided(good, bad, 0.0)(x, t), bad(x, t))
     assert torch.allclose(autoguided(good, bad, 2.0)(x, t), 0.8 * x)  # 0.2 + 2 * (0.5 - 0.2)
+    only_at_7 = torch.arange(10) == 7  # a guidance interval that holds t = 7 only
+    limited = autoguided(good, bad, 2.0, only_at_7)(x, t)
+    assert torch.allclose(limited[0], 0.5 * x[0]) and torch.allclose(limited[1], 0.8 * x[1])
 
 
-def test_an_autoguided_plan_halves_the_default_steps_so_an_image_costs_the_same_calls():
-    import core
+def test_the_guidance_interval_is_the_steps_above_its_noise_level():
+    s = NoiseSchedule.create("cosine", 1000)
+    interval = core.guidance_interval(s, 1.0)
+    sigmas = s.log_sigmas().exp()
+    assert bool((sigmas[interval] > 1).all()) and bool((sigmas[~interval] <= 1).all())
+    first = int(interval.int().argmax())  # the interval is one block of steps, from sigma = 1 up to T - 1
+    assert bool(interval[first:].all()) and not bool(interval[:first].any())
+    assert core.guided_calls(interval, [999, 600, 10]) == 5 and core.guided_calls(None, [999, 600, 10]) == 6
 
+
+def test_an_autoguided_plan_takes_fewer_steps_so_an_image_costs_the_same_calls():
     schedule = NoiseSchedule.create("cosine", 1000)
     calls = {"good": 0, "bad": 0}
 
@@ -321,14 +333,20 @@ def test_an_autoguided_plan_halves_the_default_steps_so_an_image_costs_the_same_
         return torch.zeros_like(x)
 
     counting_conditional.num_classes, counting_conditional.null_class = 10, 10
+    interval = core.guidance_interval(schedule)
     for sampler, default in core.DEFAULT_STEPS.items():
         plain = core.plan_sampling(good, schedule, (1, 4, 4), 2, sampler, guide=None)
         guided_plan = core.plan_sampling(good, schedule, (1, 4, 4), 2, sampler, guide=bad, autoguidance=1.5)
         assert len(plain.timesteps) == default and plain.autoguidance is None
-        assert len(guided_plan.timesteps) == default // 2 and guided_plan.autoguidance == 1.5
+        steps = len(guided_plan.timesteps)
+        assert default // 2 < steps < default and guided_plan.autoguidance == 1.5
+        assert core.guided_calls(interval, guided_plan.timesteps) <= default  # the same calls...
+        one_more = core.sampler_timesteps(schedule, sampler, steps + 1)
+        assert core.guided_calls(interval, one_more) > default  # ...and as many steps as fit in them
     plan = core.plan_sampling(good, schedule, (1, 4, 4), 2, "dpm++sde", guide=bad, autoguidance=2.0)
     last_step(plan.run())
-    assert calls == {"good": 25, "bad": 25}
+    guided_steps = sum(bool(interval[t]) for t in plan.timesteps)
+    assert calls == {"good": len(plan.timesteps), "bad": guided_steps} and sum(calls.values()) <= 50
     explicit = core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddim", 40, guide=bad, autoguidance=2.0)
     off = core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddim", guide=bad, autoguidance=1.0)
     assert len(explicit.timesteps) == 40 and len(off.timesteps) == 50 and off.predictor is good

@@ -29,9 +29,10 @@ GUIDANCE_HELP = (
 
 AUTOGUIDANCE_HELP = (
     "w for autoguidance by the run's early EMA weights (checkpoints that kept them, see train --guide_at): "
-    "eps_early + w * (eps - eps_early); 1 turns it off; it costs two network calls per step, so the default "
-    f"step counts halve (default {core.DEFAULT_AUTOGUIDANCE:g}; 1 for ddpm, which always runs all T steps, "
-    "and for class-conditional models)"
+    f"eps_early + w * (eps - eps_early) at noise levels above sigma = {core.GUIDANCE_SIGMA_MIN:g}; 1 turns it "
+    "off; it costs two network calls on those steps, so the default step counts shrink to keep an image's calls "
+    f"(default {core.DEFAULT_AUTOGUIDANCE:g}; 1 for ddpm, which always runs all T steps, and for "
+    "class-conditional models)"
 )
 
 

@@ -109,7 +109,7 @@ def steps_placeholder(sampler: str) -> str:
     if sampler not in core.DEFAULT_STEPS:
         return "all T"
     steps = core.DEFAULT_STEPS[sampler]
-    return f"{steps} ({steps // 2} autoguided)"
+    return f"{steps} (fewer autoguided, same calls)"
 
 
 class SampleScreen(Screen):
