@@ -3,6 +3,8 @@ steps (and DDPM with all T steps), all from one checkpoint and the same starting
 
     .venv/bin/python benchmarks/sampler_quality.py --checkpoint outputs/model_final.pt
     .venv/bin/python benchmarks/sampler_quality.py --checkpoint RUN/model_final.pt --num_images 1000 --ddpm
+    .venv/bin/python benchmarks/sampler_quality.py --checkpoint RUN/model_final.pt --samplers dpm++sde \
+        --steps 0 --autoguidance 2 --ddpm     # the default fast sampler, autoguided, against DDPM-1000
 
 Each row prints the seconds it took beside its scores, so quality per second can be read off directly;
 the last row is real held-out images (the floor).
@@ -23,10 +25,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--num_images", type=int, default=1000)
-    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50], help="0: the sampler's default")
     parser.add_argument("--samplers", nargs="+", default=["dpm++sde", "dpm++", "ddim"])
     parser.add_argument("--ddpm", action="store_true", help="also DDPM with all T steps (slow on a CPU)")
     parser.add_argument("--guidance_scale", type=float, default=3.0, help="for class-conditional checkpoints")
+    parser.add_argument(
+        "--autoguidance",
+        type=float,
+        default=1.0,
+        help="w for the fast samplers when the checkpoint kept a guide (1: none; DDPM is never guided)",
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
@@ -35,7 +43,7 @@ def main() -> None:
     loaded = core.load_model(args.checkpoint, device)
     evaluator = core.Evaluator(core.load_classifier(loaded.config.dataset))
     classes = loaded.model.num_classes
-    runs = [(sampler, steps) for sampler in args.samplers for steps in args.steps]
+    runs = [(sampler, steps or None) for sampler in args.samplers for steps in args.steps]
     if args.ddpm:
         runs.append(("ddpm", None))
 
@@ -59,12 +67,24 @@ def main() -> None:
                 seed=0,
                 device=device,
                 guidance_scale=args.guidance_scale,
+                guide=loaded.guide,
+                autoguidance=args.autoguidance if sampler != "ddpm" else 1.0,
             )
         seconds = time.perf_counter() - start
         scores = evaluator.score(images, labels)
-        row = [
+        plan = core.plan_sampling(
+            loaded.model,
+            loaded.schedule,
+            loaded.image_shape,
+            1,
             sampler,
-            str(steps or loaded.schedule.timesteps),
+            steps,
+            guide=loaded.guide,
+            autoguidance=args.autoguidance if sampler != "ddpm" else 1.0,
+        )
+        row = [
+            sampler + ("" if plan.autoguidance is None else f", autoguided w = {plan.autoguidance:g}"),
+            str(len(plan.timesteps)),
             f"{seconds:.1f}",
             f"{scores.frechet_distance:.2f}",
             f"{scores.recognised:.1%}",
