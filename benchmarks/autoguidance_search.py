@@ -19,7 +19,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from recipe_search import add_search_arguments, record, score  # benchmarks/ is on the path when a script in it runs
+from recipe_search import (
+    add_search_arguments,
+    record,
+    score,
+    score_cells,
+)  # benchmarks/ is on the path when a script in it runs
 from rich.console import Console
 from rich.table import Table
 
@@ -50,10 +55,7 @@ def show(path: Path, console: Console) -> None:
             "-" if r["w"] == 1 else str(r["guide_epoch"]),
             f"{r['w']:g}",
             str(r["steps"]),
-            str(r["num_images"]),
-            f"{r['fd']:.1f}",
-            f"{r['recognised']:.1%}",
-            f"{r['entropy']:.3f}",
+            *score_cells(r),
         )
     console.print(table)
 

@@ -160,6 +160,11 @@ def show(path: Path, console: Console) -> None:
     console.print(table)
 
 
+def score_cells(row: dict[str, Any]) -> list[str]:
+    """A scored row's table cells: images, FD, recognised share, class entropy."""
+    return [str(row["num_images"]), f"{row['fd']:.1f}", f"{row['recognised']:.1%}", f"{row['entropy']:.3f}"]
+
+
 def record(row: dict[str, Any], path: Path, console: Console) -> None:
     """Append one result row to the JSON-lines file ``path`` (searches may share it) and print it."""
     with path.open("a") as f:

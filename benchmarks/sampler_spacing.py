@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from recipe_search import add_search_arguments, record  # benchmarks/ is on the path when a script in it runs
+from recipe_search import (
+    add_search_arguments,
+    record,
+    score_cells,
+)  # benchmarks/ is on the path when a script in it runs
 from rich.console import Console
 from rich.table import Table
 
@@ -103,10 +107,7 @@ def show(path: Path, console: Console) -> None:
             str(r["steps"]),
             f"{r['w']:g}",
             f"{r.get('guide_above', 0):g}",
-            str(r["num_images"]),
-            f"{r['fd']:.1f}",
-            f"{r['recognised']:.1%}",
-            f"{r['entropy']:.3f}",
+            *score_cells(r),
             f"{sigmas[0]:.3g}, {sigmas[1]:.3g}, {sigmas[2]:.3g} ... {sigmas[-1]:.3g}",
         )
     console.print(table)
