@@ -8,11 +8,13 @@ figures hold for whatever machine runs it:
     .venv/bin/python benchmarks/train_throughput.py --device cuda --steps 50
     .venv/bin/python benchmarks/train_throughput.py --diffusers        # needs: pip install -e '.[bench]'
     .venv/bin/python benchmarks/train_throughput.py --models tiny small base large --batch_size 32
+    .venv/bin/python benchmarks/train_throughput.py --models small --batch_size 32 --adamw --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -36,6 +38,19 @@ def images_per_second(trainer: Trainer, steps: int, warmup: int) -> float:
     if trainer.device.type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - start)
+
+
+def adamw_rates(config: TrainConfig, steps: int, warmup: int, repeats: int) -> dict[str, float]:
+    """Median images/s of the bf16 training step with the fused AdamW the trainer uses and with PyTorch's
+    per-parameter loop, timed in alternation so both see the same machine load."""
+    trainers = {"fused": Trainer(config), "per-parameter": Trainer(config)}
+    looped = trainers["per-parameter"]
+    looped.optimizer = torch.optim.AdamW(looped.model.parameters(), lr=config.lr, weight_decay=0.0, fused=False)
+    rates: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(repeats):
+        for name, trainer in trainers.items():
+            rates[name].append(images_per_second(trainer, steps, warmup))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def diffusers_images_per_second(
@@ -92,6 +107,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--diffusers", action="store_true", help="also time diffusers' UNet2DModel")
+    parser.add_argument(
+        "--adamw", action="store_true", help="also time bf16 with PyTorch's per-parameter AdamW instead of fused"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats of the --adamw comparison")
     args = parser.parse_args()
 
     table = Table(title=f"training images/s, batch {args.batch_size}")
@@ -100,6 +119,8 @@ def main() -> None:
         parser.error("--diffusers compares widths; leave out --models")
     if args.diffusers:
         columns += ["diffusers params", "diffusers fp32", "diffusers bf16", "ours / diffusers (best of each)"]
+    if args.adamw:
+        columns += ["bf16, fused AdamW", "bf16, per-parameter AdamW", "fused / per-parameter"]
     for column in columns:
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,6 +163,13 @@ def main() -> None:
                     f"{theirs['fp32'][0]:.0f}",
                     f"{theirs['bf16'][0]:.0f}",
                     f"{best_ours / best_theirs:.2f}x",
+                ]
+            if args.adamw:
+                optimizers = adamw_rates(config, args.steps, args.warmup, args.repeats)
+                row += [
+                    f"{optimizers['fused']:.0f}",
+                    f"{optimizers['per-parameter']:.0f}",
+                    f"{optimizers['fused'] / optimizers['per-parameter']:.2f}x",
                 ]
             table.add_row(*row)
             device = (

@@ -35,7 +35,7 @@ from . import checkpoint as ckpt
 from .classifier import SCORED_DATASETS, load_classifier
 from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset, to_model_range
-from .device import autocast, configure_for_speed, device_label, resolve_device, use_bf16
+from .device import autocast, configure_for_speed, device_label, fused_adamw, resolve_device, use_bf16
 from .distributed import DistributedError, join, leave
 from .ema import EMA
 from .files import check_writable
@@ -157,7 +157,9 @@ class Trainer:
                 self.schedule, config.timestep_density, config.log_sigma_mean, config.log_sigma_std
             )
             self.t_probabilities = density.float().to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=0.0)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=0.0, fused=fused_adamw(self.device)
+        )
         self.data_rng = torch.Generator().manual_seed(config.seed)
         self.sample_count = SAMPLE_PER_CLASS * self.model.num_classes if config.conditional else SAMPLE_COUNT
         self.scorer = load_classifier(config.dataset) if config.dataset in SCORED_DATASETS else None
@@ -474,6 +476,8 @@ class Trainer:
             self.model.load_state_dict(payload["model"])
             self.ema.load_state_dict(payload["ema"])
             self.optimizer.load_state_dict(payload["optimizer"])
+            for group in self.optimizer.param_groups:  # the kernel this device has, whichever saved the run
+                group["fused"] = fused_adamw(self.device)
             self.step, self.epoch = int(payload["step"]), int(payload["epoch"])
             self.batch_in_epoch = int(payload["batch_in_epoch"])
             self.epoch_rng_state = payload["rng"]["epoch_data"]
