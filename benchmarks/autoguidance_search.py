@@ -1,13 +1,15 @@
 """Autoguidance search: which early EMA snapshot guides the final model best, and with what w.
 
-    .venv/bin/python benchmarks/autoguidance_search.py --seeds 0 --snapshots 3 5 8 --guidance 1 1.5 2 2.5
-    .venv/bin/python benchmarks/autoguidance_search.py --seeds 1 2 --snapshots 5 --guidance 1 1.5 --num_images 1000
+    .venv/bin/python benchmarks/autoguidance_search.py --seeds 1 --snapshots 3 5 8 12 --guidance 2 3
+    .venv/bin/python benchmarks/autoguidance_search.py --dataset fashion_mnist --snapshots 5 8 --guidance 3 4
+    .venv/bin/python benchmarks/autoguidance_search.py --seeds 0 2 --snapshots 8 --guidance 1 3 --num_images 1000
 
-Each seed trains the default recipe once (``--epochs``, default 20) and keeps the EMA weights after each
-epoch of ``--snapshots``; then every (snapshot, w) pair samples ``--num_images`` with the fast sampler.
-w = 1 is the final model alone (one network call per step, ``DEFAULT_STEPS`` steps); any other w costs
-two calls per step, so it gets half the steps: every row spends the same calls per image. Rows append to
-a JSON-lines file (``--results``), so seeds can run in parallel (``--threads 1`` each); ``--show FILE``
+Each seed trains the default recipe once on ``--dataset`` (``--epochs``, default 20) and keeps the EMA
+weights after each epoch of ``--snapshots``; then every (snapshot, w) pair samples ``--num_images`` with
+the default fast sampler as ``ddpm-tui eval`` runs it: w = 1 is the final model alone (one network call
+per step, ``DEFAULT_STEPS`` steps); any other w guides the steps above ``GUIDANCE_SIGMA_MIN`` at two
+calls each, with as many steps as the same calls allow (``core.autoguided_steps``). Rows append to a
+JSON-lines file (``--results``), so seeds can run in parallel (``--threads 1`` each); ``--show FILE``
 prints its table.
 """
 
@@ -34,7 +36,11 @@ import core
 def train(seed: int, args: argparse.Namespace) -> tuple[core.Trainer, dict[int, dict[str, torch.Tensor]]]:
     """The default recipe for ``args.epochs``, with the EMA weights kept after each snapshot epoch."""
     config = core.TrainConfig(
-        epochs=args.epochs, seed=seed, sample_every=10_000, output_dir=tempfile.mkdtemp(prefix="autoguide-")
+        dataset=args.dataset,
+        epochs=args.epochs,
+        seed=seed,
+        sample_every=10_000,
+        output_dir=tempfile.mkdtemp(prefix="autoguide-"),
     )
     trainer = core.Trainer(config)
     snapshots = {}
@@ -47,10 +53,11 @@ def train(seed: int, args: argparse.Namespace) -> tuple[core.Trainer, dict[int, 
 def show(path: Path, console: Console) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     table = Table(title=f"{path}: {core.FAST_SAMPLER}, the same network calls per image in every row")
-    for column in ("seed", "guide (epoch)", "w", "steps", "images", "FD", "recognised", "entropy"):
+    for column in ("dataset", "seed", "guide (epoch)", "w", "steps", "images", "FD", "recognised", "entropy"):
         table.add_column(column, justify="right")
-    for r in sorted(rows, key=lambda r: (r["seed"], r["guide_epoch"] or 0, r["w"])):
+    for r in sorted(rows, key=lambda r: (r.get("dataset", "mnist"), r["seed"], r["guide_epoch"] or 0, r["w"])):
         table.add_row(
+            r.get("dataset", "mnist"),
             str(r["seed"]),
             "-" if r["w"] == 1 else str(r["guide_epoch"]),
             f"{r['w']:g}",
@@ -62,6 +69,7 @@ def show(path: Path, console: Console) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=core.SCORED_DATASETS, default="mnist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--snapshots", type=int, nargs="+", default=[5], help="epochs whose EMA may guide")
@@ -74,7 +82,7 @@ def main() -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    evaluator = core.Evaluator(core.load_classifier("mnist"))
+    evaluator = core.Evaluator(core.load_classifier(args.dataset))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         trainer, snapshots = train(seed, args)
@@ -85,8 +93,12 @@ def main() -> None:
             for w in args.guidance:
                 if w == 1 and epoch != min(snapshots):
                     continue  # w = 1 ignores the guide: score it once
-                steps = core.DEFAULT_STEPS[core.FAST_SAMPLER] // (1 if w == 1 else 2)
-                row = {"seed": seed, "guide_epoch": epoch, "w": w, "steps": steps, "num_images": args.num_images}
+                steps = core.DEFAULT_STEPS[core.FAST_SAMPLER]
+                if w != 1:
+                    interval = core.guidance_interval(trainer.schedule)
+                    steps = core.autoguided_steps(trainer.schedule, core.FAST_SAMPLER, interval)
+                row = {"dataset": args.dataset, "seed": seed, "guide_epoch": epoch, "w": w, "steps": steps}
+                row["num_images"] = args.num_images
                 row.update(
                     score(
                         trainer.sampling_model(),
