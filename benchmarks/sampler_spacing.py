@@ -119,7 +119,9 @@ def main() -> None:
     spacings = ["logsnr:inf", f"logsnr:{core.SIGMA_MAX:g}", "uniform", "karras"]
     parser.add_argument("--spacings", nargs="+", default=spacings)
     parser.add_argument("--steps", type=int, help="sampler steps (default: as many as 50 network calls allow)")
-    parser.add_argument("--autoguidance", type=float, default=core.DEFAULT_AUTOGUIDANCE, help="w; 1 = no guide")
+    parser.add_argument(
+        "--autoguidance", type=float, default=core.default_autoguidance("mnist"), help="w; 1 = no guide"
+    )
     parser.add_argument(
         "--guide_above", type=float, default=core.GUIDANCE_SIGMA_MIN, help="guide only above this sigma; 0 = always"
     )

@@ -64,13 +64,14 @@ from .samplers import (
 from .sampling import (
     ALL_CLASSES,
     DEFAULT_AUTOGUIDANCE,
+    default_autoguidance,
+    default_autoguidance_text,
     DEFAULT_GUIDANCE,
     SamplingPlan,
     class_labels,
     generate,
     autoguided_steps,
     plan_sampling,
-    resolve_autoguidance,
 )
 
 # Evaluating.
@@ -170,6 +171,8 @@ __all__ = [
     # sampling
     "ALL_CLASSES",
     "DEFAULT_AUTOGUIDANCE",
+    "default_autoguidance",
+    "default_autoguidance_text",
     "DEFAULT_GUIDANCE",
     "DEFAULT_STEPS",
     "SIGMA_MAX",
@@ -184,7 +187,6 @@ __all__ = [
     "SamplingPlan",
     "class_labels",
     "plan_sampling",
-    "resolve_autoguidance",
     "ddim_step",
     "ddim_timesteps",
     "log_snr_timesteps",

@@ -106,7 +106,7 @@ class TrainConfig:
     )
     ema_decay: float = setting(0.999, "largest decay of the weights' moving average used for sampling", low=0, high=1)
     guide_at: float = setting(
-        0.25,
+        0.4,
         "keep the EMA weights at this fraction of the epochs as the worse model that autoguides sampling; 0 = none",
         low=0,
         high=1,

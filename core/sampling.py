@@ -29,8 +29,19 @@ from .schedule import NoiseSchedule
 
 ALL_CLASSES = "all"
 DEFAULT_GUIDANCE = 3.0
-# Autoguidance by the run's early EMA snapshot, above sigma = 1 (README: how w and the interval were chosen).
-DEFAULT_AUTOGUIDANCE = 2.0
+# Autoguidance w by the run's early EMA snapshot, above sigma = 1, for each dataset it was measured on
+# (README: how w and the interval were chosen); a dataset not listed takes MNIST's.
+DEFAULT_AUTOGUIDANCE: dict[str, float] = {"mnist": 2.5, "fashion_mnist": 3.5}
+
+
+def default_autoguidance(dataset: str) -> float:
+    """The autoguidance w that sampling a model trained on ``dataset`` uses unless asked otherwise."""
+    return DEFAULT_AUTOGUIDANCE.get(dataset, DEFAULT_AUTOGUIDANCE["mnist"])
+
+
+def default_autoguidance_text() -> str:
+    """The measured defaults as the front ends print them, e.g. "2.5 for mnist, 3.5 for fashion_mnist"."""
+    return ", ".join(f"{w:g} for {dataset}" for dataset, w in DEFAULT_AUTOGUIDANCE.items())
 
 
 def class_labels(num_classes: int, class_label: int | str | None, count: int) -> torch.Tensor | None:
@@ -94,6 +105,7 @@ def plan_sampling(
     device: torch.device | str = "cpu",
     guide: NoisePredictor | None = None,
     autoguidance: float | None = None,
+    dataset: str = "mnist",
 ) -> SamplingPlan:
     """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device``
     draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
@@ -101,25 +113,39 @@ def plan_sampling(
     With a ``guide`` (a worse version of the model) and ``autoguidance`` w other than 1 the prediction
     is autoguided at noise levels above :data:`core.samplers.GUIDANCE_SIGMA_MIN` (see :func:`core.samplers.autoguided`);
     that costs two network calls per guided step, so the default step count shrinks until an image
-    costs the same calls (:func:`autoguided_steps`). ``autoguidance=None`` means
-    :data:`DEFAULT_AUTOGUIDANCE` for an unconditional model and a sampler whose steps can shrink, and
+    costs the same calls (:func:`autoguided_steps`). ``autoguidance=None`` means the ``dataset``'s
+    :func:`default_autoguidance` for an unconditional model and a sampler whose steps can shrink, and
     none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already
     steers it; ask for both explicitly). Raises ``ValueError`` for a bad request."""
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
     return _plan(
-        model, schedule, image_shape, labels, count, sampler, steps, guidance_scale, seed, device, guide, autoguidance
+        model,
+        schedule,
+        image_shape,
+        labels,
+        count,
+        sampler,
+        steps,
+        guidance_scale,
+        seed,
+        device,
+        guide,
+        autoguidance,
+        dataset,
     )
 
 
-def resolve_autoguidance(has_guide: bool, sampler: str, conditional: bool, autoguidance: float | None) -> float | None:
+def resolve_autoguidance(
+    has_guide: bool, sampler: str, conditional: bool, autoguidance: float | None, dataset: str = "mnist"
+) -> float | None:
     """The w a request is autoguided with, or None when it is not: a model without a guide, or w = 1.
-    None asks for the default where it was measured: :data:`DEFAULT_AUTOGUIDANCE` for an unconditional
-    model with a sampler whose steps can shrink; none for DDPM or a conditional model. ``ValueError`` for
-    a negative w."""
+    None asks for the default where it was measured: the ``dataset``'s :func:`default_autoguidance` for
+    an unconditional model with a sampler whose steps can shrink; none for DDPM or a conditional model.
+    ``ValueError`` for a negative w."""
     if autoguidance is None:
-        autoguidance = DEFAULT_AUTOGUIDANCE if sampler in DEFAULT_STEPS and not conditional else 1.0
+        autoguidance = default_autoguidance(dataset) if sampler in DEFAULT_STEPS and not conditional else 1.0
     if autoguidance < 0:
         raise ValueError(f"autoguidance w must be 0 or more, got {autoguidance:g}")
     return autoguidance if has_guide and autoguidance != 1 else None
@@ -138,8 +164,9 @@ def _plan(
     device: torch.device | str,
     guide: NoisePredictor | None,
     autoguidance: float | None,
+    dataset: str,
 ) -> SamplingPlan:
-    autoguidance = resolve_autoguidance(guide is not None, sampler, labels is not None, autoguidance)
+    autoguidance = resolve_autoguidance(guide is not None, sampler, labels is not None, autoguidance, dataset)
     autoguiding = autoguidance is not None
     interval = guidance_interval(schedule) if autoguiding else None
     if autoguiding and steps is None and sampler in DEFAULT_STEPS:
@@ -181,6 +208,7 @@ def generate(
     guidance_scale: float = DEFAULT_GUIDANCE,
     guide: NoisePredictor | None = None,
     autoguidance: float | None = None,
+    dataset: str = "mnist",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``count`` finished images (for evaluation) in batches of ``batch`` (batch i seeded ``seed + i``), on
     the CPU in [-1, 1], with the class each was drawn as (None for an unconditional model; by default all
@@ -204,6 +232,7 @@ def generate(
             device,
             guide,
             autoguidance,
+            dataset,
         )
         images.append(last_step(plan.run()).x.float().clamp(-1, 1).cpu())
     return torch.cat(images), labels

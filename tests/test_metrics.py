@@ -76,7 +76,9 @@ def test_compare_prints_a_row_per_run(evaluator, tiny_train_args, tmp_path, caps
     assert (runs[0] / "eval.json").exists()
 
 
-def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timesteps(tiny_train_args, tmp_path, capsys):
+def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timesteps_with_the_same_w(
+    tiny_train_args, tmp_path, capsys
+):
     run = tmp_path / "run"
     assert main(["train", *tiny_train_args, "--output_dir", str(run)]) == 0
     command = ["eval", "--checkpoint", str(run / "model_final.pt"), "--num_images", "20", "--steps", "5"]
@@ -89,10 +91,11 @@ def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timestep
     capsys.readouterr()
     assert main(command) == 0
     assert "12345" in capsys.readouterr().out
-    result["settings"]["timesteps"] = [19, 10, 5, 2, 0]  # as if an older ddpm-tui had placed the steps
-    cache.write_text(json.dumps(result))
-    assert main(command) == 0
-    assert "12345" not in capsys.readouterr().out
+    for setting, older in (("timesteps", [19, 10, 5, 2, 0]), ("autoguidance", 1.75)):
+        stale = {**result, "settings": {**result["settings"], setting: older}}  # an older ddpm-tui's placement or w
+        cache.write_text(json.dumps(stale))
+        assert main(command) == 0
+        assert "12345" not in capsys.readouterr().out
 
 
 def test_the_shipped_classifier_loads_without_training_and_keeps_its_accuracy():

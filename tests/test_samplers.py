@@ -290,6 +290,17 @@ def test_dpm_solver_sde_reproduces_the_data_distribution_and_converges_faster_th
     assert sde[1] < std_error("ddim", 10, eta=1.0) / 4  # second order: far closer for the same network calls
 
 
+def test_the_default_autoguidance_is_the_one_measured_for_the_models_dataset(monkeypatch):
+    schedule = NoiseSchedule.create("cosine", 1000)
+    model = guide = lambda x, t, y=None: torch.zeros_like(x)  # noqa: E731
+    monkeypatch.setattr(core.sampling, "DEFAULT_AUTOGUIDANCE", {"mnist": 2.0, "fashion_mnist": 3.5})
+    for dataset, w in (("mnist", 2.0), ("fashion_mnist", 3.5), ("cifar10", 2.0)):  # unmeasured: MNIST's
+        plan = core.plan_sampling(model, schedule, (1, 4, 4), 2, "ddim", guide=guide, dataset=dataset)
+        assert plan.autoguidance == w and core.default_autoguidance(dataset) == w
+    asked = core.plan_sampling(model, schedule, (1, 4, 4), 2, "ddim", guide=guide, autoguidance=1.5, dataset="x")
+    assert asked.autoguidance == 1.5
+
+
 def test_autoguidance_extrapolates_from_the_worse_model_past_the_better_one():
     def good(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return 0.5 * x
@@ -352,7 +363,8 @@ def test_an_autoguided_plan_takes_fewer_steps_so_an_image_costs_the_same_calls()
     assert len(explicit.timesteps) == 40 and len(off.timesteps) == 50 and off.predictor is good
     by_default = core.plan_sampling(good, schedule, (1, 4, 4), 2, core.FAST_SAMPLER, guide=bad)
     ddpm = core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddpm", guide=bad)
-    assert by_default.autoguidance == core.DEFAULT_AUTOGUIDANCE and ddpm.autoguidance is None  # DDPM cannot halve
+    assert by_default.autoguidance == core.default_autoguidance("mnist")
+    assert ddpm.autoguidance is None  # DDPM cannot halve its steps
     assert core.plan_sampling(good, schedule, (1, 4, 4), 2, "ddpm", guide=bad, autoguidance=2.0).autoguidance == 2
     conditional = core.plan_sampling(counting_conditional, schedule, (1, 4, 4), 2, "ddim", guide=counting_conditional)
     assert conditional.autoguidance is None  # classifier-free guidance steers conditional models by default

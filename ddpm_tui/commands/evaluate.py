@@ -67,9 +67,10 @@ def evaluate_checkpoint(
     with w = ``autoguidance`` (see :func:`core.plan_sampling`)."""
     device = core.resolve_device(device_name)
     loaded = core.load_model(path, device)
-    # The timesteps the sampler will visit (checked here, before anything is sampled) are part of what a
-    # cached score depends on: a ddpm-tui that places its steps differently does not reuse it.
-    visits = core.plan_sampling(
+    # The timesteps the sampler will visit and the w it is autoguided with (checked here, before anything
+    # is sampled) are part of what a cached score depends on: a ddpm-tui that places its steps
+    # differently, or guides by another default w, does not reuse it.
+    plan = core.plan_sampling(
         loaded.model,
         loaded.schedule,
         loaded.image_shape,
@@ -78,7 +79,8 @@ def evaluate_checkpoint(
         steps,
         guide=loaded.guide,
         autoguidance=autoguidance,
-    ).timesteps
+        dataset=loaded.config.dataset,
+    )
     settings = {
         "checkpoint": path.name,
         "num_images": num_images,
@@ -86,8 +88,8 @@ def evaluate_checkpoint(
         "steps": steps,
         "seed": seed,
         "guidance_scale": guidance_scale,
-        "autoguidance": autoguidance,
-        "timesteps": visits,
+        "autoguidance": plan.autoguidance,
+        "timesteps": plan.timesteps,
     }
     cache = path.parent / "eval.json"
     if cache.exists():
@@ -112,15 +114,14 @@ def evaluate_checkpoint(
             guidance_scale=guidance_scale,
             guide=loaded.guide,
             autoguidance=autoguidance,
+            dataset=loaded.config.dataset,
         )
     seconds = time.perf_counter() - start
     result = {
         "settings": settings,
         "mtime": path.stat().st_mtime,
         "dataset": loaded.config.dataset,
-        "autoguidance": core.resolve_autoguidance(
-            loaded.guide is not None, sampler, loaded.config.conditional, autoguidance
-        ),
+        "autoguidance": plan.autoguidance,
         "sampling_seconds": seconds,
         "scores": evaluator.score(images, labels).to_dict(),
         "floor": evaluator.floor(num_images).to_dict(),

@@ -31,8 +31,8 @@ AUTOGUIDANCE_HELP = (
     "w for autoguidance by the run's early EMA weights (checkpoints that kept them, see train --guide_at): "
     f"eps_early + w * (eps - eps_early) at noise levels above sigma = {core.GUIDANCE_SIGMA_MIN:g}; 1 turns it "
     "off; it costs two network calls on those steps, so the default step counts shrink to keep an image's calls "
-    f"(default {core.DEFAULT_AUTOGUIDANCE:g}; 1 for ddpm, which always runs all T steps, and for "
-    "class-conditional models)"
+    f"(default by the model's dataset: {core.default_autoguidance_text()}, "
+    "else mnist's; 1 for ddpm, which always runs all T steps, and for class-conditional models)"
 )
 
 
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         device,
         loaded.guide,
         args.autoguidance,
+        loaded.config.dataset,
     )
     for target in filter(None, (args.output.parent, args.export_dir)):
         core.check_writable(target)

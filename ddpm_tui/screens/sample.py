@@ -32,7 +32,7 @@ Train a model first: press **2** for the Train screen and start a run, or run
 `ddpm-tui train --epochs 20` in a terminal. Its `model_final.pt` (or `checkpoint.pt` while it is still
 training) appears here; you can also type any checkpoint's path.
 """
-EXPLANATION = """\
+EXPLANATION = f"""\
 ### What you are seeing
 
 **Reverse diffusion.** Sampling starts from pure noise x_T and calls the network once per step: it
@@ -47,9 +47,11 @@ Guidance w mixes its two predictions, ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, 
 w = 1 is the plain conditional model, larger w gives more typical, less varied images.
 
 **Autoguidance** (runs that kept their early EMA weights, the default): the same mix, with the
-model's own cruder self from a quarter of the way through training in place of ∅,
-ε_early + w·(ε − ε_early): it pushes away from the mistakes training was still growing out of.
-It costs two calls per step, so the empty step box means half the steps. w = 1 turns it off.
+model's own cruder self from 40% of the way through training in place of ∅,
+ε_early + w·(ε − ε_early), on the steps above noise level σ = 1: it pushes away from the mistakes
+training was still growing out of. Guided steps cost two calls, so the empty step box means fewer
+steps for the same calls. An empty w box takes the w measured for the model's dataset
+({core.default_autoguidance_text()}); w = 1 turns it off.
 """
 
 
@@ -101,7 +103,7 @@ NUMBER_FIELDS = [
 ]
 
 
-AUTOGUIDANCE_PLACEHOLDER = f"{core.DEFAULT_AUTOGUIDANCE:g} (1: ddpm, classes)"
+AUTOGUIDANCE_PLACEHOLDER = "by dataset (1: ddpm, classes)"
 
 
 def steps_placeholder(sampler: str) -> str:
@@ -270,6 +272,7 @@ class SampleScreen(Screen):
                 device,
                 loaded.guide,
                 values["autoguidance"],
+                loaded.config.dataset,
             )
             self.post_message(SampleStarted(loaded.config.dataset, plan.autoguidance))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))
