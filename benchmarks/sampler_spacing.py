@@ -13,7 +13,8 @@ A spacing is one of
 * ``karras``: T-1, then EDM's sigma_i = (s_max^(1/7) + i/(n-1) (s_min^(1/7) - s_max^(1/7)))^7 from
   s_max = 80 (Karras et al. 2022), each at its nearest timestep.
 
-``--guide_above S`` autoguides (w = ``--autoguidance``) only the steps above noise level S (0: all of them);
+``--guide_above S`` autoguides (w = ``--autoguidance``) only the steps above noise level S (0: all of them),
+and ``--guide_below S`` only those below S as well (an interval with both ends, Kynkaanniemi et al. 2024);
 each guided step costs two network calls, so compare rows of equal calls (``--steps``). Every spacing
 samples from the same starting noise (batch i seeded i, as ``ddpm-tui eval`` does). Rows
 append to a JSON-lines file (``--results``), so checkpoints can be scored in parallel (``--threads 1``
@@ -63,15 +64,20 @@ def timesteps(spacing: str, schedule: core.NoiseSchedule, steps: int) -> list[in
     raise ValueError(f"unknown spacing {spacing!r}")
 
 
-def guided_steps(schedule: core.NoiseSchedule, guide_above: float) -> torch.Tensor | None:
-    """The timesteps autoguidance acts on: those above noise level ``guide_above``; None (all) for 0."""
-    return core.guidance_interval(schedule, guide_above) if guide_above > 0 else None
+def guided_steps(
+    schedule: core.NoiseSchedule, guide_above: float, guide_below: float = math.inf
+) -> torch.Tensor | None:
+    """The timesteps autoguidance acts on: those above noise level ``guide_above`` and below
+    ``guide_below``; None (all) when neither bound is set."""
+    if guide_above <= 0 and math.isinf(guide_below):
+        return None
+    return core.guidance_interval(schedule, guide_above) & (schedule.log_sigmas() < math.log(guide_below))
 
 
 def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, evaluator: core.Evaluator) -> dict:
-    """``args.num_images`` samples along ``times``, autoguided with w = ``args.autoguidance`` above noise
-    level ``args.guide_above`` (0: on every step), scored."""
-    interval = guided_steps(loaded.schedule, args.guide_above)
+    """``args.num_images`` samples along ``times``, autoguided with w = ``args.autoguidance`` between noise
+    levels ``args.guide_above`` and ``args.guide_below`` (0 and inf: on every step), scored."""
+    interval = guided_steps(loaded.schedule, args.guide_above, args.guide_below)
     predictor = loaded.model
     if loaded.guide is not None:
         predictor = core.autoguided(loaded.model, loaded.guide, args.autoguidance, interval)
@@ -97,9 +103,32 @@ def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, 
 def show(path: Path, console: Console) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     table = Table(title=f"{path}: {core.FAST_SAMPLER}, FD / recognised / class entropy")
-    for column in ("checkpoint", "spacing", "steps", "w", "above", "images", "FD", "recognised", "entropy", "sigmas"):
+    for column in (
+        "checkpoint",
+        "spacing",
+        "steps",
+        "w",
+        "above",
+        "below",
+        "images",
+        "FD",
+        "recognised",
+        "entropy",
+        "sigmas",
+    ):
         table.add_column(column, justify="right")
-    for r in sorted(rows, key=lambda r: (r["checkpoint"], r["spacing"], r["w"], r.get("guide_above", 0), r["steps"])):
+
+    def order(r: dict) -> tuple:
+        return (
+            r["checkpoint"],
+            r["spacing"],
+            r["w"],
+            r.get("guide_above", 0),
+            r.get("guide_below", math.inf),
+            r["steps"],
+        )
+
+    for r in sorted(rows, key=order):
         sigmas = r["sigmas"]
         table.add_row(
             r["checkpoint"],
@@ -107,6 +136,7 @@ def show(path: Path, console: Console) -> None:
             str(r["steps"]),
             f"{r['w']:g}",
             f"{r.get('guide_above', 0):g}",
+            f"{r.get('guide_below', math.inf):g}",
             *score_cells(r),
             f"{sigmas[0]:.3g}, {sigmas[1]:.3g}, {sigmas[2]:.3g} ... {sigmas[-1]:.3g}",
         )
@@ -125,6 +155,7 @@ def main() -> None:
     parser.add_argument(
         "--guide_above", type=float, default=core.GUIDANCE_SIGMA_MIN, help="guide only above this sigma; 0 = always"
     )
+    parser.add_argument("--guide_below", type=float, default=math.inf, help="and only below this sigma")
     add_search_arguments(parser, Path("outputs/sampler_spacing.jsonl"))
     args = parser.parse_args()
     console = Console(width=160)
@@ -140,7 +171,7 @@ def main() -> None:
         steps = args.steps or core.DEFAULT_STEPS[core.FAST_SAMPLER]
         if args.steps is None and loaded.guide is not None and args.autoguidance != 1:
             steps = core.autoguided_steps(
-                loaded.schedule, core.FAST_SAMPLER, guided_steps(loaded.schedule, args.guide_above)
+                loaded.schedule, core.FAST_SAMPLER, guided_steps(loaded.schedule, args.guide_above, args.guide_below)
             )
         for spacing in args.spacings:
             times = timesteps(spacing, loaded.schedule, steps)
@@ -150,6 +181,7 @@ def main() -> None:
                 "steps": len(times),
                 "w": args.autoguidance if loaded.guide is not None else 1.0,
                 "guide_above": args.guide_above,
+                "guide_below": args.guide_below,
                 "num_images": args.num_images,
                 "sigmas": [round(math.exp(float(log_sigmas[t])), 3) for t in times],
                 **score(loaded, times, args, evaluator),
