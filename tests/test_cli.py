@@ -309,3 +309,13 @@ def test_every_training_setting_is_a_flag_with_the_configs_default_in_its_help()
     for spec in fields(core.TrainConfig):
         assert f"--{spec.name}" in help_text, spec.name
     assert "(default 32)" in help_text and "(default cosine)" in help_text
+
+
+def test_each_sampling_command_names_its_own_default_sampler_in_its_help():
+    from ddpm_tui.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command, default in (("sample", "ddpm"), ("eval", core.FAST_SAMPLER)):
+        help_text = " ".join(commands[command].format_help().split())
+        assert f"deterministic (default {default})" in help_text, command
+        assert commands[command].get_default("sampler") == default
