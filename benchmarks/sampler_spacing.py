@@ -71,7 +71,13 @@ def guided_steps(
     ``guide_below``; None (all) when neither bound is set."""
     if guide_above <= 0 and math.isinf(guide_below):
         return None
-    return core.guidance_interval(schedule, guide_above) & (schedule.log_sigmas() < math.log(guide_below))
+    log_sigmas = schedule.log_sigmas()
+    above = (
+        core.guidance_interval(schedule, guide_above)
+        if guide_above > 0
+        else torch.ones_like(log_sigmas, dtype=torch.bool)
+    )
+    return above & (log_sigmas < math.log(guide_below))
 
 
 def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, evaluator: core.Evaluator) -> dict:
