@@ -43,6 +43,7 @@ import core
 
 KARRAS_RHO, KARRAS_SIGMA_MAX = 7.0, 80.0
 BATCH = 250
+COLUMNS = ("checkpoint", "spacing", "steps", "w", "above", "below", "images", "FD", "recognised", "entropy", "sigmas")
 
 
 def timesteps(spacing: str, schedule: core.NoiseSchedule, steps: int) -> list[int]:
@@ -109,19 +110,7 @@ def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, 
 def show(path: Path, console: Console) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     table = Table(title=f"{path}: {core.FAST_SAMPLER}, FD / recognised / class entropy")
-    for column in (
-        "checkpoint",
-        "spacing",
-        "steps",
-        "w",
-        "above",
-        "below",
-        "images",
-        "FD",
-        "recognised",
-        "entropy",
-        "sigmas",
-    ):
+    for column in COLUMNS:
         table.add_column(column, justify="right")
 
     def order(r: dict) -> tuple:

@@ -138,7 +138,7 @@ def plan_sampling(
 
 
 def resolve_autoguidance(
-    has_guide: bool, sampler: str, conditional: bool, autoguidance: float | None, dataset: str = "mnist"
+    has_guide: bool, sampler: str, conditional: bool, autoguidance: float | None, dataset: str
 ) -> float | None:
     """The w a request is autoguided with, or None when it is not: a model without a guide, or w = 1.
     None asks for the default where it was measured: the ``dataset``'s :func:`default_autoguidance` for
