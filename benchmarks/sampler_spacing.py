@@ -15,8 +15,9 @@ A spacing is one of
 
 ``--guide_above S`` autoguides (w = ``--autoguidance``) only the steps above noise level S (0: all of them),
 and ``--guide_below S`` only those below S as well (an interval with both ends, Kynkaanniemi et al. 2024);
-each guided step costs two network calls, so compare rows of equal calls (``--steps``). Every spacing
-samples from the same starting noise (batch i seeded i, as ``ddpm-tui eval`` does). Rows
+each guided step costs two network calls, so compare rows of equal calls (``--steps``). ``--eta E`` sets
+the sampler's fresh noise per step (0: the ODE, 1: the reverse SDE of DDPM; default ``core.DEFAULT_ETA``).
+Every spacing samples from the same starting noise (batch i seeded i, as ``ddpm-tui eval`` does). Rows
 append to a JSON-lines file (``--results``), so checkpoints can be scored in parallel (``--threads 1``
 each); ``--show FILE`` prints its table.
 """
@@ -43,7 +44,20 @@ import core
 
 KARRAS_RHO, KARRAS_SIGMA_MAX = 7.0, 80.0
 BATCH = 250
-COLUMNS = ("checkpoint", "spacing", "steps", "w", "above", "below", "images", "FD", "recognised", "entropy", "sigmas")
+COLUMNS = (
+    "checkpoint",
+    "spacing",
+    "steps",
+    "eta",
+    "w",
+    "above",
+    "below",
+    "images",
+    "FD",
+    "recognised",
+    "entropy",
+    "sigmas",
+)
 
 
 def timesteps(spacing: str, schedule: core.NoiseSchedule, steps: int) -> list[int]:
@@ -96,7 +110,9 @@ def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, 
             plan = core.plan_sampling(
                 loaded.model, loaded.schedule, loaded.image_shape, count, core.FAST_SAMPLER, seed=index, autoguidance=1
             )  # the starting noise and the generator ddpm-tui eval draws for batch ``index``
-            run = core.sample(predictor, plan.schedule, plan.x_T, plan.sampler, generator=plan.generator, times=times)
+            run = core.sample(
+                predictor, plan.schedule, plan.x_T, plan.sampler, eta=args.eta, generator=plan.generator, times=times
+            )
             images.append(core.last_step(run).x.float().clamp(-1, 1))
     scores = evaluator.score(torch.cat(images))
     return {
@@ -117,6 +133,7 @@ def show(path: Path, console: Console) -> None:
         return (
             r["checkpoint"],
             r["spacing"],
+            r.get("eta", 1.0),
             r["w"],
             r.get("guide_above", 0),
             r.get("guide_below", math.inf),
@@ -129,6 +146,7 @@ def show(path: Path, console: Console) -> None:
             r["checkpoint"],
             r["spacing"],
             str(r["steps"]),
+            f"{r.get('eta', 1.0):g}",
             f"{r['w']:g}",
             f"{r.get('guide_above', 0):g}",
             f"{r.get('guide_below', math.inf):g}",
@@ -151,6 +169,9 @@ def main() -> None:
         "--guide_above", type=float, default=core.GUIDANCE_SIGMA_MIN, help="guide only above this sigma; 0 = always"
     )
     parser.add_argument("--guide_below", type=float, default=math.inf, help="and only below this sigma")
+    parser.add_argument(
+        "--eta", type=float, default=core.DEFAULT_ETA[core.FAST_SAMPLER], help="fresh noise per step (1: DDPM's)"
+    )
     add_search_arguments(parser, Path("outputs/sampler_spacing.jsonl"))
     args = parser.parse_args()
     console = Console(width=160)
@@ -174,6 +195,7 @@ def main() -> None:
                 "checkpoint": checkpoint,
                 "spacing": spacing,
                 "steps": len(times),
+                "eta": args.eta,
                 "w": args.autoguidance if loaded.guide is not None else 1.0,
                 "guide_above": args.guide_above,
                 "guide_below": args.guide_below,

@@ -41,6 +41,7 @@ from .distributed import DistributedError
 
 # Sampling.
 from .samplers import (
+    DEFAULT_ETA,
     DEFAULT_STEPS,
     SIGMA_MAX,
     GUIDANCE_SIGMA_MIN,
@@ -58,6 +59,7 @@ from .samplers import (
     dpm_solver_step,
     guided,
     last_step,
+    resolve_eta,
     sample,
     sampler_timesteps,
 )
@@ -174,6 +176,7 @@ __all__ = [
     "default_autoguidance",
     "default_autoguidance_text",
     "DEFAULT_GUIDANCE",
+    "DEFAULT_ETA",
     "DEFAULT_STEPS",
     "SIGMA_MAX",
     "FAST_SAMPLER",
@@ -196,6 +199,7 @@ __all__ = [
     "generate",
     "guided",
     "last_step",
+    "resolve_eta",
     "sample",
     "sampler_timesteps",
     # evaluating

@@ -9,9 +9,10 @@ step yielded holds the finished images.
   timesteps (Song et al. 2021): a first-order solver of the probability-flow ODE.
 * ``dpm++``: DPM-Solver++(2M) (Lu et al. 2022), a second-order multistep solver of the same ODE that
   reuses the previous step's :math:`\hat x_0`, so it needs far fewer network calls for the same accuracy.
-* ``dpm++sde``: DPM-Solver++(2M) SDE, the same second-order multistep idea applied to the reverse SDE
+* ``dpm++sde``: DPM-Solver++(2M) SDE, the same second-order multistep idea applied to a reverse SDE
   rather than the ODE: like DDPM it adds fresh noise at every step, which corrects part of an imperfect
-  network's errors instead of following them, at a few dozen steps instead of T.
+  network's errors instead of following them, at a few dozen steps instead of T. Its ``eta`` sets how
+  much noise: 0 is the ODE, 1 the reverse SDE of DDPM, and in between a blend that keeps every marginal.
 
 :func:`guided` turns a class-conditional network into the classifier-free-guided noise predictor the
 samplers take (Ho and Salimans 2022).
@@ -30,6 +31,7 @@ from .schedule import NoiseSchedule
 SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++", "dpm++sde")
 FAST_SAMPLER = "dpm++sde"  # the recommended sampler: eval's default and the trainer's previews
 DEFAULT_STEPS: dict[str, int] = {"ddim": 50, "dpm++": 20, "dpm++sde": 50}
+DEFAULT_ETA: dict[str, float] = {"ddim": 0.0, "dpm++sde": 0.7}  # fresh noise per step (README: how 0.7 was chosen)
 SIGMA_MAX = 20.0  # the noise level where the DPM-Solver samplers' evenly spaced steps begin
 GUIDANCE_SIGMA_MIN = 1.0  # autoguidance acts only above this noise level (see guidance_interval)
 
@@ -156,29 +158,33 @@ def dpm_solver_sde_step(
     x0: torch.Tensor,
     noise: torch.Tensor,
     previous: tuple[int, torch.Tensor] | None = None,
+    eta: float = 1.0,
 ) -> torch.Tensor:
     r"""One DPM-Solver++(2M) SDE step from t to an earlier t_prev (Lu et al. 2022, as in k-diffusion and
     diffusers), t_prev = -1 meaning "done".
 
-    With the notation of :func:`dpm_solver_step`, the exact solution of the reverse SDE over one step for a
-    constant data prediction :math:`D` is Gaussian:
+    With the notation of :func:`dpm_solver_step`, the exact solution over one step, for a constant data
+    prediction :math:`D`, of the reverse SDE whose noise strength is :math:`\eta` is Gaussian:
 
-    .. math::  x_{t'} = \frac{\sigma_{t'}}{\sigma_t}e^{-h}\,x_t + \alpha_{t'}\,(1 - e^{-2h})\,D
-               + \sigma_{t'}\sqrt{1 - e^{-2h}}\;z.
+    .. math::  x_{t'} = \frac{\sigma_{t'}}{\sigma_t}e^{-\eta h}\,x_t + \alpha_{t'}\,(1 - e^{-(1+\eta)h})\,D
+               + \sigma_{t'}\sqrt{1 - e^{-2\eta h}}\;z.
 
-    With :math:`D = \hat x_0` (the first step) this is exactly DDPM's posterior step from t to t' (DDIM
-    with :math:`\eta = 1`); later steps use the same second-order :math:`D` as the ODE solver. The last
-    step, to :math:`\sigma = 0`, returns :math:`\hat x_0` itself.
+    Whatever :math:`\eta`, it maps :math:`x_t = \alpha_t D + \sigma_t\epsilon` to
+    :math:`\alpha_{t'} D + \sigma_{t'}\epsilon'` (since :math:`\alpha_t\sigma_{t'}/\sigma_t = \alpha_{t'}e^{-h}`),
+    so every :math:`\eta` samples the same distribution when the network is exact; they differ in how much
+    of :math:`x_t` is kept and how much is fresh noise. :math:`\eta = 0` is the ODE step of
+    :func:`dpm_solver_step`; :math:`\eta = 1` with :math:`D = \hat x_0` (the first step) is exactly DDPM's
+    posterior step from t to t' (DDIM with its own :math:`\eta = 1`). Later steps use the same
+    second-order :math:`D` as the ODE solver. The last step, to :math:`\sigma = 0`, returns :math:`\hat x_0`.
     """
     if t_prev < 0:
         return x0
     h, data = multistep_data(schedule, t, t_prev, x0, previous)
     sigma, sigma_prev = schedule.sqrt_one_minus_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t_prev]
-    keep = -torch.expm1(-2 * h)  # 1 - e^{-2h}
     return (
-        sigma_prev / sigma * torch.exp(-h) * x_t
-        + schedule.sqrt_alpha_bars[t_prev] * keep * data
-        + sigma_prev * keep.sqrt() * noise
+        sigma_prev / sigma * torch.exp(-eta * h) * x_t
+        - schedule.sqrt_alpha_bars[t_prev] * torch.expm1(-(1 + eta) * h) * data
+        + sigma_prev * (-torch.expm1(-2 * eta * h)).sqrt() * noise
     )
 
 
@@ -233,13 +239,26 @@ def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None =
     return log_snr_timesteps(schedule, steps or min(DEFAULT_STEPS[sampler], T))
 
 
+def resolve_eta(sampler: str, eta: float | None) -> float | None:
+    """The fresh-noise strength ``sampler`` runs with: ``eta``, or the sampler's :data:`DEFAULT_ETA` for None;
+    None for the samplers without the setting (ddpm, dpm++). ``ValueError`` for a negative ``eta``, or one
+    given to a sampler without the setting."""
+    if eta is None:
+        return DEFAULT_ETA.get(sampler)
+    if sampler not in DEFAULT_ETA:
+        raise ValueError(f"eta applies to {' and '.join(DEFAULT_ETA)} only, not to {sampler}")
+    if eta < 0:
+        raise ValueError(f"eta must be 0 or more, got {eta:g}")
+    return eta
+
+
 def sample(
     model: NoisePredictor,
     schedule: NoiseSchedule,
     x_T: torch.Tensor,
     sampler: str = "ddpm",
     steps: int | None = None,
-    eta: float = 0.0,
+    eta: float | None = None,
     generator: torch.Generator | None = None,
     clip: bool = True,
     times: list[int] | None = None,
@@ -247,19 +266,19 @@ def sample(
     r"""Denoise ``x_T`` step by step: an iterator that yields every step.
 
     ``sampler="ddpm"`` runs all T ancestral steps (``steps`` must be None or T); ``"ddim"`` runs ``steps``
-    steps (default 50) with stochasticity ``eta``; ``"dpm++"`` runs ``steps`` DPM-Solver++(2M) steps
-    (default 20); ``"dpm++sde"`` runs ``steps`` DPM-Solver++(2M) SDE steps (default in ``DEFAULT_STEPS``).
-    Every step costs one call of ``model``. ``generator`` makes the fresh noise :math:`z` of the
-    stochastic samplers reproducible; ``clip`` keeps :math:`\hat x_0` in the data range [-1, 1]. ``times``
-    (distinct timesteps, noisiest first) replaces the sampler's own placement of its steps
-    (:func:`sampler_timesteps`), for experiments with it. A bad sampler, step count or ``times`` raises
-    ``ValueError`` here, before any step runs.
+    steps (default 50); ``"dpm++"`` runs ``steps`` DPM-Solver++(2M) steps (default 20); ``"dpm++sde"``
+    runs ``steps`` DPM-Solver++(2M) SDE steps (default in ``DEFAULT_STEPS``). ``eta`` is the fresh noise
+    of ddim and dpm++sde (None: :data:`DEFAULT_ETA`). Every step costs one call of ``model``.
+    ``generator`` makes the fresh noise :math:`z` of the stochastic samplers reproducible; ``clip`` keeps
+    :math:`\hat x_0` in the data range [-1, 1]. ``times`` (distinct timesteps, noisiest first) replaces the
+    sampler's own placement of its steps (:func:`sampler_timesteps`), for experiments with it. A bad
+    sampler, step count, ``eta`` or ``times`` raises ``ValueError`` here, before any step runs.
     """
     if times is None:
         times = sampler_timesteps(schedule, sampler, steps)
     elif sampler == "ddpm" or not _descending_steps(times, schedule.timesteps):
         raise ValueError("times must be distinct timesteps below T, noisiest first (and not for ddpm)")
-    return _denoise(model, schedule, x_T, sampler, times, eta, generator, clip)
+    return _denoise(model, schedule, x_T, sampler, times, resolve_eta(sampler, eta), generator, clip)
 
 
 def _descending_steps(times: list[int], T: int) -> bool:
@@ -274,7 +293,7 @@ def _denoise(
     x_T: torch.Tensor,
     sampler: str,
     times: list[int],
-    eta: float,
+    eta: float | None,
     generator: torch.Generator | None,
     clip: bool,
 ) -> Iterator[SamplerStep]:
@@ -292,7 +311,7 @@ def _denoise(
                 x_next = dpm_solver_step(schedule, x, t, t_prev, x0, previous)
             else:
                 noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-                x_next = dpm_solver_sde_step(schedule, x, t, t_prev, x0, noise, previous)
+                x_next = dpm_solver_sde_step(schedule, x, t, t_prev, x0, noise, previous, eta)
             x, previous = x_next, (t, x0)
         else:
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

@@ -22,6 +22,7 @@ from .samplers import (
     guided,
     guided_calls,
     last_step,
+    resolve_eta,
     sample,
     sampler_timesteps,
 )
@@ -75,6 +76,7 @@ class SamplingPlan:
     timesteps: list[int]
     generator: torch.Generator
     autoguidance: float | None = None  # w when autoguided (two network calls per guided step), else None
+    eta: float | None = None  # the fresh noise of ddim and dpm++sde; None for the others (resolve_eta)
 
     @property
     def count(self) -> int:
@@ -87,9 +89,9 @@ class SamplingPlan:
             return None
         return int((self.labels == self.labels[0]).sum())
 
-    def run(self, eta: float = 0.0) -> Iterator[SamplerStep]:
+    def run(self) -> Iterator[SamplerStep]:
         """Denoise, yielding every step (see :func:`core.samplers.sample`)."""
-        return sample(self.predictor, self.schedule, self.x_T, self.sampler, self.steps, eta, self.generator)
+        return sample(self.predictor, self.schedule, self.x_T, self.sampler, self.steps, self.eta, self.generator)
 
 
 def plan_sampling(
@@ -106,6 +108,7 @@ def plan_sampling(
     guide: NoisePredictor | None = None,
     autoguidance: float | None = None,
     dataset: str = "mnist",
+    eta: float | None = None,
 ) -> SamplingPlan:
     """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device``
     draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
@@ -116,7 +119,8 @@ def plan_sampling(
     costs the same calls (:func:`autoguided_steps`). ``autoguidance=None`` means the ``dataset``'s
     :func:`default_autoguidance` for an unconditional model and a sampler whose steps can shrink, and
     none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already
-    steers it; ask for both explicitly). Raises ``ValueError`` for a bad request."""
+    steers it; ask for both explicitly). ``eta`` is the fresh noise per step of ddim and dpm++sde (None:
+    the sampler's :data:`core.samplers.DEFAULT_ETA`). Raises ``ValueError`` for a bad request."""
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
@@ -134,6 +138,7 @@ def plan_sampling(
         guide,
         autoguidance,
         dataset,
+        eta,
     )
 
 
@@ -165,7 +170,9 @@ def _plan(
     guide: NoisePredictor | None,
     autoguidance: float | None,
     dataset: str,
+    eta: float | None,
 ) -> SamplingPlan:
+    eta = resolve_eta(sampler, eta)
     autoguidance = resolve_autoguidance(guide is not None, sampler, labels is not None, autoguidance, dataset)
     autoguiding = autoguidance is not None
     interval = guidance_interval(schedule) if autoguiding else None
@@ -181,7 +188,7 @@ def _plan(
         worse = None if guide is None else guided(guide, labels, guidance_scale, guide.null_class)
     if autoguiding:
         predictor = autoguided(predictor, worse, autoguidance, interval)
-    return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance)
+    return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance, eta)
 
 
 def autoguided_steps(schedule: NoiseSchedule, sampler: str, guided: torch.Tensor | None) -> int:
@@ -209,6 +216,7 @@ def generate(
     guide: NoisePredictor | None = None,
     autoguidance: float | None = None,
     dataset: str = "mnist",
+    eta: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``count`` finished images (for evaluation) in batches of ``batch`` (batch i seeded ``seed + i``), on
     the CPU in [-1, 1], with the class each was drawn as (None for an unconditional model; by default all
@@ -233,6 +241,7 @@ def generate(
             guide,
             autoguidance,
             dataset,
+            eta,
         )
         images.append(last_step(plan.run()).x.float().clamp(-1, 1).cpu())
     return torch.cat(images), labels

@@ -235,7 +235,7 @@ async def test_a_failed_run_shows_its_error_and_the_app_stays_up(tmp_path):
         assert isinstance(app.screen, NoiseScreen)
 
 
-async def test_sampler_choice_sets_its_own_step_count(tiny_run, tmp_path):
+async def test_sampler_choice_sets_its_own_step_count_and_fresh_noise(tiny_run, tmp_path, monkeypatch):
     from textual.widgets import Input, Select
 
     app = DdpmApp(
@@ -243,16 +243,28 @@ async def test_sampler_choice_sets_its_own_step_count(tiny_run, tmp_path):
     )
     async with app.run_test(size=(100, 32)) as pilot:
         steps, sampler = app.screen.query_one("#steps", Input), app.screen.query_one("#sampler", Select)
+        eta = app.screen.query_one("#eta", Input)
         default = core.DEFAULT_STEPS[core.FAST_SAMPLER]
         assert sampler.value == core.FAST_SAMPLER and steps.value == ""
         assert steps.placeholder == f"{default} (fewer autoguided, same calls)"
-        steps.value = "7"
+        assert eta.placeholder == f"{core.DEFAULT_ETA[core.FAST_SAMPLER]:g}" and not eta.disabled
+        steps.value, eta.value = "7", "0.9"
         sampler.value = "ddim"
         await pilot.pause()
         assert steps.value == "" and steps.placeholder.startswith("50 ") and not steps.disabled
+        assert eta.value == "" and eta.placeholder == "0" and not eta.disabled
         sampler.value = "ddpm"
         await pilot.pause()
-        assert steps.disabled
+        assert steps.disabled and eta.disabled
+        sampler.value = "dpm++sde"
+        await pilot.pause()
+        planned = []
+        real_plan = core.plan_sampling
+        monkeypatch.setattr(core, "plan_sampling", lambda *a, **k: planned.append(a[-1]) or real_plan(*a, **k))
+        steps.value, eta.value = "3", "0.25"
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: app.screen.images is not None, what="sampling")
+        assert planned == [0.25]  # the box's eta reaches the core's plan
 
 
 async def test_conditional_sampling_uses_the_class_and_guidance(tiny_conditional_run, tmp_path, monkeypatch):

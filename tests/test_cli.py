@@ -245,6 +245,8 @@ BAD_INPUTS = [
     (["sample", "--checkpoint", "{model}", "--class_label", "12"], "--class_label: must be a class index 0-9"),
     (["sample", "--checkpoint", "{model}", "--guidance_scale", "-1"], "--guidance_scale: must be 0"),
     (["sample", "--checkpoint", "{model}", "--sampler", "dpm++", "--steps", "30"], "more than the model's T = 20"),
+    (["sample", "--checkpoint", "{model}", "--eta", "1"], "eta applies to ddim and dpm\\+\\+sde only, not to ddpm"),
+    (["eval", "--checkpoint", "{model}", "--eta", "-1"], "--eta: must be 0 or more"),
     (["train", "--model", "huge"], "invalid choice: 'huge'"),
     (["train", "--dataset", "cifar10", "--data_dir", "{empty_dir}"], "has no data_batch_1"),
     (["eval", "--images", "{empty_dir}", "--dataset", "cifar10"], "no scoring classifier"),

@@ -76,7 +76,7 @@ def test_compare_prints_a_row_per_run(evaluator, tiny_train_args, tmp_path, caps
     assert (runs[0] / "eval.json").exists()
 
 
-def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timesteps_with_the_same_w(
+def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timesteps_with_the_same_w_and_eta(
     tiny_train_args, tmp_path, capsys
 ):
     run = tmp_path / "run"
@@ -91,8 +91,8 @@ def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timestep
     capsys.readouterr()
     assert main(command) == 0
     assert "12345" in capsys.readouterr().out
-    for setting, older in (("timesteps", [19, 10, 5, 2, 0]), ("autoguidance", 1.75)):
-        stale = {**result, "settings": {**result["settings"], setting: older}}  # an older ddpm-tui's placement or w
+    for setting, older in (("timesteps", [19, 10, 5, 2, 0]), ("autoguidance", 1.75), ("eta", 1.0)):
+        stale = {**result, "settings": {**result["settings"], setting: older}}  # an older ddpm-tui's
         cache.write_text(json.dumps(stale))
         assert main(command) == 0
         assert "12345" not in capsys.readouterr().out

@@ -107,7 +107,7 @@ def gaussian_denoiser(schedule: NoiseSchedule, mean: float, std: float):
     return model
 
 
-def run_to_the_end(model, schedule, sampler, steps=None, eta=0.0, count=4000):
+def run_to_the_end(model, schedule, sampler, steps=None, eta=None, count=4000):
     gen = torch.Generator().manual_seed(0)
     x_T = torch.randn(count, 1, 2, 2, generator=gen)
     step = last_step(sample(model, schedule, x_T, sampler, steps, eta, generator=gen))
@@ -115,7 +115,7 @@ def run_to_the_end(model, schedule, sampler, steps=None, eta=0.0, count=4000):
     return step.x
 
 
-@pytest.mark.parametrize("sampler,eta", [("ddpm", 0.0), ("ddim", 0.0), ("ddim", 1.0)])
+@pytest.mark.parametrize("sampler,eta", [("ddpm", None), ("ddim", 0.0), ("ddim", 1.0)])
 def test_samplers_with_the_exact_denoiser_reproduce_the_data_distribution(sampler, eta):
     s = NoiseSchedule.create("linear", 1000)
     mean, std = 0.2, 0.3
@@ -276,18 +276,56 @@ def test_dpm_solver_sde_first_step_is_ddpm_posterior_step():
         torch.testing.assert_close(dpm_solver_sde_step(s, x_t, t, t_prev, x0, z), ddim, atol=1e-4, rtol=1e-4)
 
 
-def test_dpm_solver_sde_reproduces_the_data_distribution_and_converges_faster_than_ddim_eta_one():
+@pytest.mark.parametrize("eta", [core.DEFAULT_ETA["dpm++sde"], 1.0])
+def test_dpm_solver_sde_reproduces_the_data_distribution_and_converges_faster_than_ddim_eta_one(eta):
     s = NoiseSchedule.create("linear", 1000)
     model = gaussian_denoiser(s, 0.2, 0.3)
 
-    def std_error(sampler, steps, eta=0.0):
+    def std_error(sampler, steps, eta):
         x = run_to_the_end(model, s, sampler, steps, eta, count=8000)
         assert x.mean().item() == pytest.approx(0.2, abs=0.01)
         return abs(x.std().item() - 0.3)
 
-    sde = [std_error("dpm++sde", n) for n in (5, 10, 50)]
+    sde = [std_error("dpm++sde", n, eta) for n in (5, 10, 50)]
     assert sde[0] > sde[1] > 0.0 and sde[2] < 0.005
     assert sde[1] < std_error("ddim", 10, eta=1.0) / 4  # second order: far closer for the same network calls
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.3, 1.0, 2.0])
+def test_every_eta_of_the_sde_step_keeps_the_marginal_of_the_data_it_predicts(eta):
+    """When D is the data (x_t = alpha_t D + sigma_t eps exactly), the step lands on alpha_t' D + sigma_t' eps'
+    with eps' = e^{-eta h} eps + sqrt(1 - e^{-2 eta h}) z, unit variance: eta only trades kept noise for fresh."""
+    s = NoiseSchedule.create("cosine", 1000)
+    gen = torch.Generator().manual_seed(0)
+    data, eps, z = (torch.randn(4, 1, 4, 4, generator=gen) for _ in range(3))
+    for t, t_prev in ((999, 900), (500, 100), (20, 0)):
+        x_t = s.sqrt_alpha_bars[t] * data + s.sqrt_one_minus_alpha_bars[t] * eps
+        h = s.half_log_snr[t_prev] - s.half_log_snr[t]
+        kept = torch.exp(-eta * h)
+        expected = s.sqrt_alpha_bars[t_prev] * data + s.sqrt_one_minus_alpha_bars[t_prev] * (
+            kept * eps + (1 - kept**2).sqrt() * z
+        )
+        step = dpm_solver_sde_step(s, x_t, t, t_prev, data, z, eta=eta)
+        torch.testing.assert_close(step, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_the_sde_step_without_fresh_noise_is_the_ode_step():
+    s = NoiseSchedule.create("cosine", 1000)
+    gen = torch.Generator().manual_seed(0)
+    x_t, x0, x0_before, z = (torch.randn(4, 1, 4, 4, generator=gen) for _ in range(4))
+    for previous in (None, (700, x0_before)):
+        ode = dpm_solver_step(s, x_t, 500, 300, x0, previous)
+        torch.testing.assert_close(dpm_solver_sde_step(s, x_t, 500, 300, x0, z, previous, eta=0.0), ode)
+
+
+def test_eta_defaults_per_sampler_and_is_refused_where_it_means_nothing():
+    assert core.resolve_eta("dpm++sde", None) == core.DEFAULT_ETA["dpm++sde"]
+    assert core.resolve_eta("ddim", None) == 0.0 and core.resolve_eta("ddpm", None) is None
+    assert core.resolve_eta("dpm++sde", 1.0) == 1.0
+    with pytest.raises(ValueError, match="eta applies to ddim and dpm\\+\\+sde only"):
+        core.resolve_eta("ddpm", 1.0)
+    with pytest.raises(ValueError, match="0 or more"):
+        core.resolve_eta("ddim", -0.1)
 
 
 def test_the_default_autoguidance_is_the_one_measured_for_the_models_dataset(monkeypatch):

@@ -59,17 +59,18 @@ def evaluate_checkpoint(
     evaluator: core.Evaluator | None = None,
     guidance_scale: float = core.DEFAULT_GUIDANCE,
     autoguidance: float | None = None,
+    eta: float | None = None,
 ) -> dict:
     """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it.
 
     A class-conditional model draws every class equally often with guidance ``guidance_scale``, and the
     result adds each class's accuracy. A checkpoint that kept an early EMA snapshot is autoguided by it
-    with w = ``autoguidance`` (see :func:`core.plan_sampling`)."""
+    with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`)."""
     device = core.resolve_device(device_name)
     loaded = core.load_model(path, device)
-    # The timesteps the sampler will visit and the w it is autoguided with (checked here, before anything
-    # is sampled) are part of what a cached score depends on: a ddpm-tui that places its steps
-    # differently, or guides by another default w, does not reuse it.
+    # The timesteps the sampler will visit, the w it is autoguided with and its fresh noise (checked here,
+    # before anything is sampled) are part of what a cached score depends on: a ddpm-tui that places its
+    # steps differently, or samples with another default w or eta, does not reuse it.
     plan = core.plan_sampling(
         loaded.model,
         loaded.schedule,
@@ -80,6 +81,7 @@ def evaluate_checkpoint(
         guide=loaded.guide,
         autoguidance=autoguidance,
         dataset=loaded.config.dataset,
+        eta=eta,
     )
     settings = {
         "checkpoint": path.name,
@@ -90,6 +92,7 @@ def evaluate_checkpoint(
         "guidance_scale": guidance_scale,
         "autoguidance": plan.autoguidance,
         "timesteps": plan.timesteps,
+        "eta": plan.eta,
     }
     cache = path.parent / "eval.json"
     if cache.exists():
@@ -115,6 +118,7 @@ def evaluate_checkpoint(
             guide=loaded.guide,
             autoguidance=autoguidance,
             dataset=loaded.config.dataset,
+            eta=eta,
         )
     seconds = time.perf_counter() - start
     result = {
@@ -173,9 +177,14 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         guidance_scale=args.guidance_scale,
         autoguidance=args.autoguidance,
+        eta=args.eta,
     )
     scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
-    how = f"{args.sampler}, autoguided w = {result['autoguidance']:g}" if result.get("autoguidance") else args.sampler
+    how = args.sampler
+    if args.sampler in core.DEFAULT_ETA:
+        how += f", eta {result['settings']['eta']:g}"
+    if result.get("autoguidance"):
+        how += f", autoguided w = {result['autoguidance']:g}"
     scores_table(
         f"{args.num_images} samples ({how}) vs held-out {result['dataset']}",
         {str(args.checkpoint): (scores, floor)},

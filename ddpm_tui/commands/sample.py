@@ -36,6 +36,12 @@ AUTOGUIDANCE_HELP = (
 )
 
 
+ETA_HELP = (
+    "fresh noise per step of ddim and dpm++sde: 0 is deterministic (the ODE), 1 as much as DDPM adds "
+    f"(default {', '.join(f'{name} {eta:g}' for name, eta in core.DEFAULT_ETA.items())})"
+)
+
+
 def add_sampling_flags(parser: argparse.ArgumentParser, sampler: str) -> None:
     """The flags every command that samples shares: sampler, steps, guidance, seed and device."""
     add_flag(parser, "sampler", choices=core.SAMPLERS, default=sampler, help=SAMPLER_HELP)
@@ -53,6 +59,7 @@ def add_sampling_flags(parser: argparse.ArgumentParser, sampler: str) -> None:
         type=non_negative_float,
         help=AUTOGUIDANCE_HELP,
     )
+    add_flag(parser, "eta", type=non_negative_float, help=ETA_HELP)
     add_flag(parser, "seed", type=int, default=0)
     add_flag(parser, "device", choices=core.DEVICES, default="auto")
 
@@ -68,9 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write outputs/intermediate/step_XXXX.png frames and denoising.gif",
     )
     add_sampling_flags(parser, "ddpm")
-    add_flag(
-        parser, "eta", type=non_negative_float, default=0.0, help="DDIM stochasticity: 0 deterministic, 1 like DDPM"
-    )
     add_flag(
         parser,
         "class_label",
@@ -99,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         loaded.guide,
         args.autoguidance,
         loaded.config.dataset,
+        args.eta,
     )
     for target in filter(None, (args.output.parent, args.export_dir)):
         core.check_writable(target)
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with progress_bar() as progress, core.autocast(device, bf16):
         task = progress.add_task(f"{args.sampler} sampling", total=len(plan.timesteps), info="")
-        for step in plan.run(args.eta):
+        for step in plan.run():
             progress.update(task, completed=step.index + 1, info=f"t = {step.t}")
             if args.show_intermediate and step.index in keep:
                 frames.append((step.t, step.x.float().cpu()))

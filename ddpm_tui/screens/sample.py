@@ -40,7 +40,9 @@ predicts the noise in x_t, which gives a guess of the clean image **x̂_0** (rig
 moves x_t a little towards it (left). DDPM adds fresh noise at every step and needs all T steps;
 DDIM jumps along a shorter list of steps and, with η = 0, adds none: the same seed gives the same
 images. DPM-Solver++ also remembers the previous step's x̂_0 and extrapolates (second order), so
-20 steps do what DDIM needs 50 for. Coarse shapes settle first, fine strokes in the last steps (small t).
+20 steps do what DDIM needs 50 for; its SDE form (dpm++sde, the default) adds fresh noise again, η
+of DDPM's amount (η = 0 is the deterministic solver): the noise washes out part of the network's
+mistakes instead of following them. Coarse shapes settle first, fine strokes in the last steps (small t).
 
 **Class and guidance** (models trained with *conditional* on): the network also sees a label.
 Guidance w mixes its two predictions, ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)): w = 0 ignores the label,
@@ -103,7 +105,13 @@ NUMBER_FIELDS = [
 ]
 
 
+FLOAT_FIELDS = ("eta", "guidance_scale", "autoguidance")
 AUTOGUIDANCE_PLACEHOLDER = "by dataset (1: ddpm, classes)"
+
+
+def eta_placeholder(sampler: str) -> str:
+    """What an empty η box means for ``sampler`` (ddpm and dpm++ take no η)."""
+    return f"{core.DEFAULT_ETA[sampler]:g}" if sampler in core.DEFAULT_ETA else "none"
 
 
 def steps_placeholder(sampler: str) -> str:
@@ -183,6 +191,16 @@ class SampleScreen(Screen):
             valid_empty=True,
             validators=[Integer(minimum=1, failure_description="steps must be positive")],
         )
+        yield Label("Noise η")
+        yield Input(
+            get("eta", ""),
+            placeholder=eta_placeholder(sampler),
+            id="eta",
+            compact=True,
+            disabled=sampler not in core.DEFAULT_ETA,
+            valid_empty=True,
+            validators=[Number(minimum=0, failure_description="η must be 0 or more")],
+        )
         yield Label("Class")
         classes = [("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)]
         yield Select(
@@ -206,30 +224,33 @@ class SampleScreen(Screen):
 
     @on(Select.Changed, "#sampler")
     def sampler_changed(self, event: Select.Changed) -> None:
-        """An empty step box: each sampler's own default step count; DDPM always runs all T, so its box is
-        disabled."""
+        """Empty step and η boxes: each sampler's own defaults; DDPM always runs all T, so its step box is
+        disabled, and the η box for the samplers without fresh noise to set."""
         if event.value == self.chosen_sampler:
             return
         self.chosen_sampler = str(event.value)
         steps = self.query_one("#steps", Input)
         steps.disabled = event.value == "ddpm"
         steps.value, steps.placeholder = "", steps_placeholder(self.chosen_sampler)
+        eta = self.query_one("#eta", Input)
+        eta.disabled = self.chosen_sampler not in core.DEFAULT_ETA
+        eta.value, eta.placeholder = "", eta_placeholder(self.chosen_sampler)
 
     def action_focus_images(self) -> None:
         self.query_one("#generate", Button).focus()
 
     def read_form(self) -> dict | None:
         values = {}
-        for name in ("steps", "num_images", "seed", "guidance_scale", "autoguidance"):
+        for name in ("steps", "eta", "num_images", "seed", "guidance_scale", "autoguidance"):
             widget = self.query_one(f"#{name}", Input)
             result = widget.validate(widget.value)
             if result is not None and not result.is_valid:
                 self.notify(result.failure_descriptions[0], severity="error")
                 return None
-            if not widget.value:
+            if not widget.value or widget.disabled:
                 values[name] = None
             else:
-                values[name] = float(widget.value) if "guidance" in name else int(widget.value)
+                values[name] = float(widget.value) if name in FLOAT_FIELDS else int(widget.value)
         label = str(self.query_one("#class_label", Select).value)
         values["class_label"] = label if label == core.ALL_CLASSES else int(label)
         values["checkpoint"] = self.query_one("#checkpoint", Input).value.strip()
@@ -273,6 +294,7 @@ class SampleScreen(Screen):
                 loaded.guide,
                 values["autoguidance"],
                 loaded.config.dataset,
+                values["eta"],
             )
             self.post_message(SampleStarted(loaded.config.dataset, plan.autoguidance))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))
