@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.validation import Integer, Number
+from textual.validation import Integer, Number, Validator
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Header, Input, Label, Markdown, Select, Static
 from textual.worker import get_current_worker
@@ -122,6 +122,26 @@ def steps_placeholder(sampler: str) -> str:
     return f"{steps} (fewer autoguided, same calls)"
 
 
+# The boxes whose meaning depends on the sampler: (id, label, what empty means, whether the sampler takes
+# it, validator). Changing the sampler empties them, re-labels the empty value and disables the unused ones.
+SAMPLER_FIELDS: list[tuple[str, str, Callable[[str], str], Callable[[str], bool], Validator]] = [
+    (
+        "steps",
+        "Steps",
+        steps_placeholder,
+        lambda sampler: sampler != "ddpm",
+        Integer(minimum=1, failure_description="steps must be positive"),
+    ),
+    (
+        "eta",
+        "Noise η",
+        eta_placeholder,
+        lambda sampler: sampler in core.DEFAULT_ETA,
+        Number(minimum=0, failure_description="η must be 0 or more"),
+    ),
+]
+
+
 class SampleScreen(Screen):
     """Choose a checkpoint and sampler, generate, then scrub through the stored steps and export."""
 
@@ -181,26 +201,17 @@ class SampleScreen(Screen):
         yield Select(checkpoints, prompt="runs under " + str(self.root), id="found", compact=True)
         yield Label("Sampler")
         yield Select([(s, s) for s in core.SAMPLERS], value=sampler, allow_blank=False, id="sampler", compact=True)
-        yield Label("Steps")
-        yield Input(
-            get("steps", ""),
-            placeholder=steps_placeholder(sampler),
-            id="steps",
-            compact=True,
-            disabled=sampler == "ddpm",
-            valid_empty=True,
-            validators=[Integer(minimum=1, failure_description="steps must be positive")],
-        )
-        yield Label("Noise η")
-        yield Input(
-            get("eta", ""),
-            placeholder=eta_placeholder(sampler),
-            id="eta",
-            compact=True,
-            disabled=sampler not in core.DEFAULT_ETA,
-            valid_empty=True,
-            validators=[Number(minimum=0, failure_description="η must be 0 or more")],
-        )
+        for name, label, placeholder, takes, validator in SAMPLER_FIELDS:
+            yield Label(label)
+            yield Input(
+                get(name, ""),
+                placeholder=placeholder(sampler),
+                id=name,
+                compact=True,
+                disabled=not takes(sampler),
+                valid_empty=True,
+                validators=[validator],
+            )
         yield Label("Class")
         classes = [("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)]
         yield Select(
@@ -229,12 +240,10 @@ class SampleScreen(Screen):
         if event.value == self.chosen_sampler:
             return
         self.chosen_sampler = str(event.value)
-        steps = self.query_one("#steps", Input)
-        steps.disabled = event.value == "ddpm"
-        steps.value, steps.placeholder = "", steps_placeholder(self.chosen_sampler)
-        eta = self.query_one("#eta", Input)
-        eta.disabled = self.chosen_sampler not in core.DEFAULT_ETA
-        eta.value, eta.placeholder = "", eta_placeholder(self.chosen_sampler)
+        for name, _, placeholder, takes, _ in SAMPLER_FIELDS:
+            box = self.query_one(f"#{name}", Input)
+            box.disabled = not takes(self.chosen_sampler)
+            box.value, box.placeholder = "", placeholder(self.chosen_sampler)
 
     def action_focus_images(self) -> None:
         self.query_one("#generate", Button).focus()
