@@ -7,7 +7,7 @@
 Each seed trains the default recipe once on ``--dataset`` (``--epochs``, default 20) and keeps the EMA
 weights after each epoch of ``--snapshots``; then every (snapshot, w) pair samples ``--num_images`` with
 the default fast sampler as ``ddpm-tui eval`` runs it: w = 1 is the final model alone (one network call
-per step, ``DEFAULT_STEPS`` steps); any other w guides the steps above ``GUIDANCE_SIGMA_MIN`` at two
+per step, ``DEFAULT_STEPS`` steps); any other w guides the steps of ``core.guidance_interval`` at two
 calls each, with as many steps as the same calls allow (``core.autoguided_steps``). Rows append to a
 JSON-lines file (``--results``), so seeds can run in parallel (``--threads 1`` each); ``--show FILE``
 prints its table.

@@ -79,20 +79,12 @@ def timesteps(spacing: str, schedule: core.NoiseSchedule, steps: int) -> list[in
     raise ValueError(f"unknown spacing {spacing!r}")
 
 
-def guided_steps(
-    schedule: core.NoiseSchedule, guide_above: float, guide_below: float = math.inf
-) -> torch.Tensor | None:
+def guided_steps(schedule: core.NoiseSchedule, guide_above: float, guide_below: float) -> torch.Tensor | None:
     """The timesteps autoguidance acts on: those above noise level ``guide_above`` and below
     ``guide_below``; None (all) when neither bound is set."""
     if guide_above <= 0 and math.isinf(guide_below):
         return None
-    log_sigmas = schedule.log_sigmas()
-    above = (
-        core.guidance_interval(schedule, guide_above)
-        if guide_above > 0
-        else torch.ones_like(log_sigmas, dtype=torch.bool)
-    )
-    return above & (log_sigmas < math.log(guide_below))
+    return core.guidance_interval(schedule, guide_above, guide_below)
 
 
 def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, evaluator: core.Evaluator) -> dict:
@@ -168,7 +160,9 @@ def main() -> None:
     parser.add_argument(
         "--guide_above", type=float, default=core.GUIDANCE_SIGMA_MIN, help="guide only above this sigma; 0 = always"
     )
-    parser.add_argument("--guide_below", type=float, default=math.inf, help="and only below this sigma")
+    parser.add_argument(
+        "--guide_below", type=float, default=core.GUIDANCE_SIGMA_MAX, help="and only below this sigma; inf = no bound"
+    )
     parser.add_argument(
         "--eta", type=float, default=core.DEFAULT_ETA[core.FAST_SAMPLER], help="fresh noise per step (1: DDPM's)"
     )

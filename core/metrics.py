@@ -88,6 +88,7 @@ class Evaluator:
         self.classifier = classifier
         _, floor_pool, references = classifier_split(classifier.dataset)
         self.floor_pool = floor_pool.images
+        self.reference_labels = references.labels
         self.reference_features, _ = classifier.features_and_probabilities(references.images)
 
     def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Scores:

@@ -33,7 +33,8 @@ FAST_SAMPLER = "dpm++sde"  # the recommended sampler: eval's default and the tra
 DEFAULT_STEPS: dict[str, int] = {"ddim": 50, "dpm++": 20, "dpm++sde": 50}
 DEFAULT_ETA: dict[str, float] = {"ddim": 0.0, "dpm++sde": 0.7}  # fresh noise per step (README: how 0.7 was chosen)
 SIGMA_MAX = 20.0  # the noise level where the DPM-Solver samplers' evenly spaced steps begin
-GUIDANCE_SIGMA_MIN = 1.0  # autoguidance acts only above this noise level (see guidance_interval)
+GUIDANCE_SIGMA_MIN = 1.0  # autoguidance acts only above this noise level (see guidance_interval)...
+GUIDANCE_SIGMA_MAX = 5.0  # ...and below this one, where the digit's class is already chosen
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -384,14 +385,21 @@ def autoguided(
     return predict
 
 
-def guidance_interval(schedule: NoiseSchedule, sigma_min: float = GUIDANCE_SIGMA_MIN) -> torch.Tensor:
-    r"""Which timesteps autoguidance acts on: those whose noise level :math:`\sigma_t` is above ``sigma_min``.
+def guidance_interval(
+    schedule: NoiseSchedule, sigma_min: float = GUIDANCE_SIGMA_MIN, sigma_max: float = GUIDANCE_SIGMA_MAX
+) -> torch.Tensor:
+    r"""Which timesteps autoguidance acts on: those whose noise level is in :math:`\sigma_\min < \sigma_t <
+    \sigma_\max` (0 and ``math.inf`` leave that end open).
 
-    Guiding only part of the way (a limited guidance interval, Kynkaanniemi et al. 2024) keeps its gain
-    where the digit's shape is decided, at high noise, and spares the fine detail at low noise, where
-    extrapolating two models' differences mostly narrows the variety (see ``benchmarks/sampler_spacing.py``).
+    A limited guidance interval (Kynkaanniemi et al. 2024). Below it, where only the strokes are finished,
+    extrapolating two models' differences mostly narrows the variety. Above it the digit's class is
+    chosen: guided samples follow roughly :math:`p_\text{final}^w / p_\text{guide}^{w-1}`, so the class
+    shares are multiplied by :math:`(p_\text{final}(c) / p_\text{guide}(c))^{w-1}`, and each run's early
+    snapshot prefers different classes. The band between keeps the gain where the shape forms (see
+    ``benchmarks/sampler_spacing.py`` and ``benchmarks/guide_class_balance.py``).
     """
-    return schedule.log_sigmas() > math.log(sigma_min)
+    sigmas = schedule.log_sigmas().exp()
+    return (sigmas > sigma_min) & (sigmas < sigma_max)
 
 
 def guided_calls(guided: torch.Tensor | None, times: list[int]) -> int:

@@ -30,9 +30,9 @@ from .schedule import NoiseSchedule
 
 ALL_CLASSES = "all"
 DEFAULT_GUIDANCE = 3.0
-# Autoguidance w by the run's early EMA snapshot, above sigma = 1, for each dataset it was measured on
+# Autoguidance w by the run's early EMA snapshot, between sigma = 1 and 5, for each dataset it was measured on
 # (README: how w and the interval were chosen); a dataset not listed takes MNIST's.
-DEFAULT_AUTOGUIDANCE: dict[str, float] = {"mnist": 2.5, "fashion_mnist": 3.5}
+DEFAULT_AUTOGUIDANCE: dict[str, float] = {"mnist": 3.0, "fashion_mnist": 4.0}
 
 
 def default_autoguidance(dataset: str) -> float:
@@ -41,7 +41,7 @@ def default_autoguidance(dataset: str) -> float:
 
 
 def default_autoguidance_text() -> str:
-    """The measured defaults as the front ends print them, e.g. "2.5 for mnist, 3.5 for fashion_mnist"."""
+    """The measured defaults as the front ends print them, e.g. "3 for mnist, 4 for fashion_mnist"."""
     return ", ".join(f"{w:g} for {dataset}" for dataset, w in DEFAULT_AUTOGUIDANCE.items())
 
 
@@ -114,7 +114,7 @@ def plan_sampling(
     draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
     each image's class (see :func:`class_labels`) with classifier-free guidance ``guidance_scale``.
     With a ``guide`` (a worse version of the model) and ``autoguidance`` w other than 1 the prediction
-    is autoguided at noise levels above :data:`core.samplers.GUIDANCE_SIGMA_MIN` (see :func:`core.samplers.autoguided`);
+    is autoguided at the noise levels of :func:`core.samplers.guidance_interval` (see :func:`core.samplers.autoguided`);
     that costs two network calls per guided step, so the default step count shrinks until an image
     costs the same calls (:func:`autoguided_steps`). ``autoguidance=None`` means the ``dataset``'s
     :func:`default_autoguidance` for an unconditional model and a sampler whose steps can shrink, and

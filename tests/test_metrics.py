@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import core
 from core import Evaluator, class_entropy, export_images, frechet_distance, load_classifier, recognised_share
 from ddpm_tui.cli import main
 
@@ -80,7 +81,7 @@ def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timestep
     tiny_train_args, tmp_path, capsys
 ):
     run = tmp_path / "run"
-    assert main(["train", *tiny_train_args, "--output_dir", str(run)]) == 0
+    assert main(["train", *tiny_train_args, "--epochs", "3", "--output_dir", str(run)]) == 0  # keeps a guide
     command = ["eval", "--checkpoint", str(run / "model_final.pt"), "--num_images", "20", "--steps", "5"]
     assert main(command) == 0
     cache = run / "eval.json"
@@ -91,9 +92,16 @@ def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timestep
     capsys.readouterr()
     assert main(command) == 0
     assert "12345" in capsys.readouterr().out
-    for setting, older in (("timesteps", [19, 10, 5, 2, 0]), ("autoguidance", 1.75), ("eta", 1.0)):
-        stale = {**result, "settings": {**result["settings"], setting: older}}  # an older ddpm-tui's
-        cache.write_text(json.dumps(stale))
+    assert result["settings"]["guided_sigmas"] == [core.GUIDANCE_SIGMA_MIN, core.GUIDANCE_SIGMA_MAX]
+    guided_every_noisy_step = {k: v for k, v in result["settings"].items() if k != "guided_sigmas"}
+    for settings in (
+        *(
+            {**result["settings"], setting: older}
+            for setting, older in (("timesteps", [19, 10, 5, 2, 0]), ("autoguidance", 1.75), ("eta", 1.0))
+        ),
+        guided_every_noisy_step,  # an older ddpm-tui's: the same steps, but guided above sigma = 1
+    ):
+        cache.write_text(json.dumps({**result, "settings": settings}))
         assert main(command) == 0
         assert "12345" not in capsys.readouterr().out
 

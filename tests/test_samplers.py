@@ -355,14 +355,17 @@ def test_autoguidance_extrapolates_from_the_worse_model_past_the_better_one():
     assert torch.allclose(limited[0], 0.5 * x[0]) and torch.allclose(limited[1], 0.8 * x[1])
 
 
-def test_the_guidance_interval_is_the_steps_above_its_noise_level():
+def test_the_guidance_interval_is_the_one_block_of_steps_between_its_noise_levels():
     s = NoiseSchedule.create("cosine", 1000)
-    interval = core.guidance_interval(s, 1.0)
-    sigmas = s.log_sigmas().exp()
-    assert bool((sigmas[interval] > 1).all()) and bool((sigmas[~interval] <= 1).all())
-    first = int(interval.int().argmax())  # the interval is one block of steps, from sigma = 1 up to T - 1
-    assert bool(interval[first:].all()) and not bool(interval[:first].any())
-    assert core.guided_calls(interval, [999, 600, 10]) == 5 and core.guided_calls(None, [999, 600, 10]) == 6
+    sigmas = ((1 - s.alpha_bars.double()) / s.alpha_bars.double()).sqrt()  # closed form of each step's noise level
+    interval = core.guidance_interval(s)
+    assert torch.equal(interval, (sigmas > core.GUIDANCE_SIGMA_MIN) & (sigmas < core.GUIDANCE_SIGMA_MAX))
+    assert core.GUIDANCE_SIGMA_MIN < core.GUIDANCE_SIGMA_MAX
+    block = torch.nonzero(interval).flatten()  # consecutive timesteps, far from either end of the schedule
+    assert torch.equal(block, torch.arange(int(block[0]), int(block[-1]) + 1)) and 0 < block[0] and block[-1] < 999
+    assert torch.equal(core.guidance_interval(s, 1.0, math.inf), sigmas > 1)  # open above: up to T - 1
+    assert bool(core.guidance_interval(s, 0.0, math.inf).all())
+    assert core.guided_calls(interval, [999, int(block[0]), 10]) == 4 and core.guided_calls(None, [999, 600, 10]) == 6
 
 
 def test_an_autoguided_plan_takes_fewer_steps_so_an_image_costs_the_same_calls():

@@ -68,9 +68,10 @@ def evaluate_checkpoint(
     with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`)."""
     device = core.resolve_device(device_name)
     loaded = core.load_model(path, device)
-    # The timesteps the sampler will visit, the w it is autoguided with and its fresh noise (checked here,
-    # before anything is sampled) are part of what a cached score depends on: a ddpm-tui that places its
-    # steps differently, or samples with another default w or eta, does not reuse it.
+    # The timesteps the sampler will visit, the w it is autoguided with, the noise levels it guides and its
+    # fresh noise (checked here, before anything is sampled) are part of what a cached score depends on: a
+    # ddpm-tui that places or guides its steps differently, or samples with another default w or eta, does
+    # not reuse it.
     plan = core.plan_sampling(
         loaded.model,
         loaded.schedule,
@@ -91,6 +92,7 @@ def evaluate_checkpoint(
         "seed": seed,
         "guidance_scale": guidance_scale,
         "autoguidance": plan.autoguidance,
+        "guided_sigmas": [core.GUIDANCE_SIGMA_MIN, core.GUIDANCE_SIGMA_MAX] if plan.autoguidance else None,
         "timesteps": plan.timesteps,
         "eta": plan.eta,
     }

@@ -29,8 +29,9 @@ GUIDANCE_HELP = (
 
 AUTOGUIDANCE_HELP = (
     "w for autoguidance by the run's early EMA weights (checkpoints that kept them, see train --guide_at): "
-    f"eps_early + w * (eps - eps_early) at noise levels above sigma = {core.GUIDANCE_SIGMA_MIN:g}; 1 turns it "
-    "off; it costs two network calls on those steps, so the default step counts shrink to keep an image's calls "
+    "eps_early + w * (eps - eps_early) between noise levels "
+    f"sigma = {core.GUIDANCE_SIGMA_MIN:g} and {core.GUIDANCE_SIGMA_MAX:g}; 1 turns it off; it costs two network "
+    "calls on those steps, so the default step counts shrink to keep an image's calls "
     f"(default by the model's dataset: {core.default_autoguidance_text()}, "
     "else mnist's; 1 for ddpm, which always runs all T steps, and for class-conditional models)"
 )

@@ -50,9 +50,12 @@ w = 1 is the plain conditional model, larger w gives more typical, less varied i
 
 **Autoguidance** (runs that kept their early EMA weights, the default): the same mix, with the
 model's own cruder self from 40% of the way through training in place of ∅,
-ε_early + w·(ε − ε_early), on the steps above noise level σ = 1: it pushes away from the mistakes
-training was still growing out of. Guided steps cost two calls, so the empty step box means fewer
-steps for the same calls. An empty w box takes the w measured for the model's dataset
+ε_early + w·(ε − ε_early), on the steps between noise levels σ = {core.GUIDANCE_SIGMA_MIN:g} and
+{core.GUIDANCE_SIGMA_MAX:g}, where the shape forms: it pushes away from the mistakes training was still
+growing out of. Above σ = {core.GUIDANCE_SIGMA_MAX:g} the digit's class is chosen, and guiding there would
+tilt the mix of classes away from those the early self preferred. Guided steps cost two calls, so the
+empty step box means fewer steps for the same calls. An empty w box takes the w measured for the
+model's dataset
 ({core.default_autoguidance_text()}); w = 1 turns it off.
 """
 
