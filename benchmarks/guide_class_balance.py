@@ -24,31 +24,9 @@ import math
 import torch
 from rich.console import Console
 from rich.table import Table
+from sampler_spacing import draw  # benchmarks/ is on the path when a script in it runs
 
 import core
-
-BATCH = 250
-
-
-def draw(predictor: core.NoisePredictor, loaded: core.LoadedModel, times: list[int], count: int) -> torch.Tensor:
-    """``count`` images along ``times`` from the starting noise ``ddpm-tui eval`` draws."""
-    images = []
-    with core.autocast(torch.device("cpu"), core.use_bf16(torch.device("cpu"))):
-        for index, first in enumerate(range(0, count, BATCH)):
-            plan = core.plan_sampling(
-                loaded.model,
-                loaded.schedule,
-                loaded.image_shape,
-                min(BATCH, count - first),
-                core.FAST_SAMPLER,
-                seed=index,
-                autoguidance=1,
-            )
-            run = core.sample(
-                predictor, plan.schedule, plan.x_T, plan.sampler, eta=plan.eta, generator=plan.generator, times=times
-            )
-            images.append(core.last_step(run).x.float().clamp(-1, 1))
-    return torch.cat(images)
 
 
 def with_reference_shares(
@@ -78,10 +56,11 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint} kept no guide (train with --guide_at)")
     dataset = loaded.config.dataset
     w = args.autoguidance or core.default_autoguidance(dataset)
+    eta = core.DEFAULT_ETA[core.FAST_SAMPLER]
     plain_times = core.sampler_timesteps(loaded.schedule, core.FAST_SAMPLER, core.DEFAULT_STEPS[core.FAST_SAMPLER])
     sets = {
-        "final model alone": draw(loaded.model, loaded, plain_times, args.num_images),
-        "guide alone": draw(loaded.guide, loaded, plain_times, args.num_images),
+        "final model alone": draw(loaded.model, loaded, plain_times, args.num_images, eta),
+        "guide alone": draw(loaded.guide, loaded, plain_times, args.num_images, eta),
     }
     for sigma_max in (math.inf, core.GUIDANCE_SIGMA_MAX):
         interval = core.guidance_interval(loaded.schedule, core.GUIDANCE_SIGMA_MIN, sigma_max)
@@ -90,7 +69,7 @@ def main() -> None:
         name = f"autoguided, w = {w:g}, sigma > {core.GUIDANCE_SIGMA_MIN:g}" + (
             "" if math.isinf(sigma_max) else f" and < {sigma_max:g}"
         )
-        sets[name] = draw(core.autoguided(loaded.model, loaded.guide, w, interval), loaded, times, args.num_images)
+        sets[name] = draw(core.autoguided(loaded.model, loaded.guide, w, interval), loaded, times, args.num_images, eta)
 
     classifier = core.load_classifier(dataset)
     evaluator = core.Evaluator(classifier)

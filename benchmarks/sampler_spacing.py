@@ -87,6 +87,30 @@ def guided_steps(schedule: core.NoiseSchedule, guide_above: float, guide_below: 
     return core.guidance_interval(schedule, guide_above, guide_below)
 
 
+def draw(
+    predictor: core.NoisePredictor, loaded: core.LoadedModel, times: list[int], count: int, eta: float
+) -> torch.Tensor:
+    """``count`` images of the fast sampler along ``times`` with fresh noise ``eta``, from the starting noise
+    and generators ``ddpm-tui eval`` draws (batch i of ``BATCH`` seeded i)."""
+    images = []
+    with core.autocast(torch.device("cpu"), core.use_bf16(torch.device("cpu"))):
+        for index, first in enumerate(range(0, count, BATCH)):
+            plan = core.plan_sampling(
+                loaded.model,
+                loaded.schedule,
+                loaded.image_shape,
+                min(BATCH, count - first),
+                core.FAST_SAMPLER,
+                seed=index,
+                autoguidance=1,
+            )
+            run = core.sample(
+                predictor, plan.schedule, plan.x_T, plan.sampler, eta=eta, generator=plan.generator, times=times
+            )
+            images.append(core.last_step(run).x.float().clamp(-1, 1))
+    return torch.cat(images)
+
+
 def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, evaluator: core.Evaluator) -> dict:
     """``args.num_images`` samples along ``times``, autoguided with w = ``args.autoguidance`` between noise
     levels ``args.guide_above`` and ``args.guide_below`` (0 and inf: on every step), scored."""
@@ -95,18 +119,7 @@ def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, 
     if loaded.guide is not None:
         predictor = core.autoguided(loaded.model, loaded.guide, args.autoguidance, interval)
     start = time.perf_counter()
-    images = []
-    with core.autocast(torch.device("cpu"), core.use_bf16(torch.device("cpu"))):
-        for index, first in enumerate(range(0, args.num_images, BATCH)):
-            count = min(BATCH, args.num_images - first)
-            plan = core.plan_sampling(
-                loaded.model, loaded.schedule, loaded.image_shape, count, core.FAST_SAMPLER, seed=index, autoguidance=1
-            )  # the starting noise and the generator ddpm-tui eval draws for batch ``index``
-            run = core.sample(
-                predictor, plan.schedule, plan.x_T, plan.sampler, eta=args.eta, generator=plan.generator, times=times
-            )
-            images.append(core.last_step(run).x.float().clamp(-1, 1))
-    scores = evaluator.score(torch.cat(images))
+    scores = evaluator.score(draw(predictor, loaded, times, args.num_images, args.eta))
     return {
         "fd": round(scores.frechet_distance, 2),
         "recognised": round(scores.recognised, 4),
