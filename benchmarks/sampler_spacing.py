@@ -17,6 +17,8 @@ A spacing is one of
 and ``--guide_below S`` only those below S as well (an interval with both ends, Kynkaanniemi et al. 2024);
 each guided step costs two network calls, so compare rows of equal calls (``--steps``). ``--eta E`` sets
 the sampler's fresh noise per step (0: the ODE, 1: the reverse SDE of DDPM; default ``core.DEFAULT_ETA``).
+``--guide CHECKPOINT`` autoguides with that checkpoint's network (for example a smaller model, ``ddpm-tui
+train --model tiny``) instead of each checkpoint's own early snapshot.
 Every spacing samples from the same starting noise (batch i seeded i, as ``ddpm-tui eval`` does). Rows
 append to a JSON-lines file (``--results``), so checkpoints can be scored in parallel (``--threads 1``
 each); ``--show FILE`` prints its table.
@@ -25,6 +27,7 @@ each); ``--show FILE`` prints its table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -50,6 +53,7 @@ COLUMNS = (
     "steps",
     "eta",
     "w",
+    "guide",
     "above",
     "below",
     "images",
@@ -153,6 +157,7 @@ def show(path: Path, console: Console) -> None:
             str(r["steps"]),
             f"{r.get('eta', 1.0):g}",
             f"{r['w']:g}",
+            r.get("guide") or "own",
             f"{r.get('guide_above', 0):g}",
             f"{r.get('guide_below', math.inf):g}",
             *score_cells(r),
@@ -179,6 +184,7 @@ def main() -> None:
     parser.add_argument(
         "--eta", type=float, default=core.DEFAULT_ETA[core.FAST_SAMPLER], help="fresh noise per step (1: DDPM's)"
     )
+    parser.add_argument("--guide", help="autoguide with this checkpoint's network instead of each one's own guide")
     add_search_arguments(parser, Path("outputs/sampler_spacing.jsonl"))
     args = parser.parse_args()
     console = Console(width=160)
@@ -187,8 +193,11 @@ def main() -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
+    guide = core.load_model(args.guide).model if args.guide else None
     for checkpoint in args.checkpoints:
         loaded = core.load_model(checkpoint)
+        if guide is not None:
+            loaded = dataclasses.replace(loaded, guide=guide)
         evaluator = core.Evaluator(core.load_classifier(loaded.config.dataset))
         log_sigmas = loaded.schedule.log_sigmas()
         steps = args.steps or core.DEFAULT_STEPS[core.FAST_SAMPLER]
@@ -204,6 +213,7 @@ def main() -> None:
                 "steps": len(times),
                 "eta": args.eta,
                 "w": args.autoguidance if loaded.guide is not None else 1.0,
+                "guide": args.guide,
                 "guide_above": args.guide_above,
                 "guide_below": args.guide_below,
                 "num_images": args.num_images,
