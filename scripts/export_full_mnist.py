@@ -27,7 +27,14 @@ import numpy as np
 
 from core.data import load_bundled
 
-NUMPY_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+# What a pickled ndarray refers to: its rebuilder (under NumPy 1's module name, as in mnist.pkl.gz, or 2's),
+# the array class and the dtype class.
+NUMPY_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
