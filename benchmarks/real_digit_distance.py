@@ -31,7 +31,6 @@ from rich.table import Table
 
 import core
 from core.classifier import classifier_split, train_classifier
-from core.metrics import frechet_distance, recognised_share
 
 SUBSET_SOURCE = 5850  # the bundled subset's 5,000 digits all lie among the training set's first 5,850
 
@@ -86,37 +85,37 @@ def main() -> None:
         )
         sets.append((f"all {len(full):,} training digits", draws(full, args.num_images, args.draws, generator)))
 
-    table = Table(title=f"Real MNIST digits against the {len(references.images):,} reference digits")
-    for column in ("images", "scorer", "FD", "recognised"):
-        table.add_column(column, justify="left" if column in ("images", "scorer") else "right")
-    for name, images in sets:
-        scores = [evaluator.score(x) for x in images]
-        table.add_row(
-            name,
-            "shipped classifier",
-            summary([s.frechet_distance for s in scores]),
-            summary([s.recognised for s in scores], percent=True),
-        )
-
+    scorers: list[tuple[str, core.Evaluator, list[tuple[str, list[torch.Tensor]]]]] = [
+        ("shipped classifier", evaluator, sets)
+    ]
     if args.independent:
         half = len(train) // 2
         seen, unseen = train.subset(torch.arange(half), "first half"), train.images[half:]
-        classifier = train_classifier(seen, floor_pool)
-        reference_features, _ = classifier.features_and_probabilities(references.images)
-        for name, pool in (
-            ("unseen half of the bundled training subset", unseen),
-            ("held-out test digits", floor_pool.images),
-        ):
-            fds, recognised = [], []
-            for x in draws(pool, args.num_images, args.draws, generator):
-                features, probabilities = classifier.features_and_probabilities(x)
-                fds.append(frechet_distance(features, reference_features))
-                recognised.append(recognised_share(probabilities))
+        scorers.append(
+            (
+                f"trained here on {half:,} subset digits",
+                core.Evaluator(train_classifier(seen, floor_pool)),
+                [
+                    (
+                        "unseen half of the bundled training subset",
+                        draws(unseen, args.num_images, args.draws, generator),
+                    ),
+                    ("held-out test digits", draws(floor_pool.images, args.num_images, args.draws, generator)),
+                ],
+            )
+        )
+
+    table = Table(title=f"Real MNIST digits against the {len(references.images):,} reference digits")
+    for column in ("images", "scorer", "FD", "recognised"):
+        table.add_column(column, justify="left" if column in ("images", "scorer") else "right")
+    for scorer, scoring, image_sets in scorers:
+        for name, images in image_sets:
+            scores = [scoring.score(x) for x in images]
             table.add_row(
                 name,
-                f"trained here on {half:,} subset digits",
-                summary(fds),
-                summary(recognised, percent=True),
+                scorer,
+                summary([s.frechet_distance for s in scores]),
+                summary([s.recognised for s in scores], percent=True),
             )
     console.print(table)
 
