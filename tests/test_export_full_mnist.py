@@ -1,5 +1,5 @@
 """The maintainer's script that turns the PyPI copy of MNIST into IDX files: what it writes reads back
-through the product's own reader, and its unpickler runs nothing but NumPy."""
+through the product's own reader, and the unpickler it reads with (core.data.ArrayUnpickler) runs nothing but NumPy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import read_idx
+from core.data import ArrayUnpickler, read_idx
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "export_full_mnist.py"
 
@@ -51,11 +51,11 @@ def test_the_unpickler_loads_arrays_and_refuses_anything_else(export, tmp_path):
     with gzip.open(arrays, "wb") as f:
         pickle.dump(((np.zeros((2, 784), np.float32), np.zeros(2, np.int64)),), f, protocol=4)
     with gzip.open(arrays, "rb") as f:
-        ((x, y),) = export.NumpyOnlyUnpickler(f, encoding="latin1").load()
+        ((x, y),) = ArrayUnpickler(f, encoding="latin1").load()
     assert x.shape == (2, 784) and y.shape == (2,)
 
     hostile = tmp_path / "hostile.pkl.gz"
     with gzip.open(hostile, "wb") as f:
         pickle.dump(RunsACommand(), f, protocol=4)
     with gzip.open(hostile, "rb") as f, pytest.raises(pickle.UnpicklingError):
-        export.NumpyOnlyUnpickler(f, encoding="latin1").load()
+        ArrayUnpickler(f, encoding="latin1").load()
