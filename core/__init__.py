@@ -79,7 +79,15 @@ from .sampling import (
 
 # Evaluating.
 from .classifier import SCORED_DATASETS, Classifier, load_classifier
-from .metrics import Evaluator, Scores, class_entropy, frechet_distance, per_class_accuracy, recognised_share
+from .metrics import (
+    Evaluator,
+    Scores,
+    class_entropy,
+    frechet_distance,
+    one_class_warning,
+    per_class_accuracy,
+    recognised_share,
+)
 
 # Run files: checkpoints, run control, images and curves.
 from .checkpoint import (
@@ -214,6 +222,7 @@ __all__ = [
     "load_classifier",
     "per_class_accuracy",
     "recognised_share",
+    "one_class_warning",
     # run files
     "CheckpointError",
     "LoadedModel",

@@ -53,6 +53,19 @@ def class_entropy(probabilities: torch.Tensor) -> float:
     return float(-(p * p.log()).sum() / math.log(classes)) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+# Below this class entropy most images are one class (0.5: about 70% one digit, the rest spread evenly).
+ONE_CLASS_ENTROPY = 0.5
+
+
+def one_class_warning(entropy: float) -> str | None:
+    """A caution where the recognised share misleads: below ``ONE_CLASS_ENTROPY`` nearly every image is the
+    same class, so "recognised" means the classifier is sure which digit they all resemble, not that they
+    are good digits (an untrained network's blobs can be 80% "recognised" as one digit). None otherwise."""
+    if entropy >= ONE_CLASS_ENTROPY:
+        return None
+    return f"class entropy {entropy:.2f}: nearly all one class, so the recognised share says little"
+
+
 def per_class_accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> list[float]:
     """For each class k, the share of images requested as k that the classifier assigns to k (NaN if none)."""
     hits = probabilities.argmax(dim=1) == labels

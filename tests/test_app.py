@@ -337,6 +337,12 @@ async def test_the_dashboard_charts_each_epochs_preview_quality(tiny_run, tmp_pa
     unrated.add_epoch({"kind": "epoch", "epoch": 1, "samples": "samples/epoch_001.png", "recognised": None})
     assert not unrated.available and unrated.epochs == []
 
+    one_digit = QualityChart()  # an untrained network's blobs, all confidently one digit
+    one_digit.add_epoch({"kind": "epoch", "epoch": 1, "recognised": 0.83, "class_entropy": 0.0})
+    assert "one class" in one_digit.title()
+    one_digit.add_epoch({"kind": "epoch", "epoch": 2, "recognised": 0.6, "class_entropy": 0.95})
+    assert one_digit.title() == "preview quality"
+
 
 async def test_model_screen_keys_tell_a_wrong_t_and_cut_the_skips(tiny_run):
     app = DdpmApp(mode="model", output_dir=str(tiny_run))

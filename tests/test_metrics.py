@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 
 import core
-from core import Evaluator, class_entropy, export_images, frechet_distance, load_classifier, recognised_share
+from core import (
+    Evaluator,
+    class_entropy,
+    export_images,
+    frechet_distance,
+    load_classifier,
+    one_class_warning,
+    recognised_share,
+)
 from ddpm_tui.cli import main
 
 
@@ -32,6 +40,21 @@ def test_recognised_share_and_class_entropy():
     assert recognised_share(torch.cat([confident, unsure])) == 0.5
     assert class_entropy(F.one_hot(torch.full((50,), 7), 10).float()) == 0.0
     assert class_entropy(F.one_hot(torch.arange(100) % 10, 10).float()) == pytest.approx(1.0)
+
+
+def test_a_high_recognised_share_of_one_class_comes_with_a_warning():
+    """Blobs the classifier calls "7" with confidence are all recognised; the warning says why that is empty.
+    The line sits between 90% of one class (entropy 0.21) and 60% of one class (0.61)."""
+
+    def one_class_share(share: float) -> torch.Tensor:
+        mostly = round(100 * share)
+        return F.one_hot(torch.cat([torch.full((mostly,), 7), torch.arange(100 - mostly) % 9]), 10).float()
+
+    blobs = one_class_share(1.0)
+    assert recognised_share(blobs) == 1.0 and "one class" in one_class_warning(class_entropy(blobs))
+    assert one_class_warning(class_entropy(one_class_share(0.9))) is not None
+    assert one_class_warning(class_entropy(one_class_share(0.6))) is None
+    assert one_class_warning(class_entropy(F.one_hot(torch.arange(100) % 10, 10).float())) is None
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +81,10 @@ def test_eval_of_an_image_folder(evaluator, tmp_path, capsys):
     export_images(evaluator.floor_pool[2000:2100], tmp_path / "real")
     assert main(["eval", "--images", str(tmp_path / "real")]) == 0
     out = capsys.readouterr().out
-    assert "real floor (100)" in out
+    assert "real floor (100)" in out and "one class" not in out
+    export_images(evaluator.floor_pool[2000:2001].expand(40, -1, -1, -1), tmp_path / "copies")
+    assert main(["eval", "--images", str(tmp_path / "copies")]) == 0
+    assert "nearly all one class" in capsys.readouterr().out  # 40 copies of one real digit
     export_images(torch.zeros(3, 1, 32, 32), tmp_path / "wrong")
     assert main(["eval", "--images", str(tmp_path / "wrong")]) == 2
     assert "(32, 32) pixels" in capsys.readouterr().err

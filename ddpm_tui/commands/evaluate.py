@@ -149,6 +149,10 @@ def scores_table(title: str, rows: dict[str, tuple[core.Scores, core.Scores]]) -
             style="dim",
         )
     console.print(t)
+    for name, (scores, _) in rows.items():
+        warning = core.one_class_warning(scores.class_entropy)
+        if warning:
+            console.print(f"{name}: {warning}.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -97,9 +97,11 @@ def _print_setup(trainer: core.Trainer) -> None:
 
 def _epoch_line(event: core.EpochEvent, trainer: core.Trainer) -> str:
     where = f"  samples: {event.sample_path}" if event.sample_path else ""
-    rated = (
-        "" if event.recognised is None else f"  recognised {event.recognised:.0%}  entropy {event.class_entropy:.2f}"
-    )
+    rated = ""
+    if event.recognised is not None:
+        rated = f"  recognised {event.recognised:.0%}  entropy {event.class_entropy:.2f}"
+        if core.one_class_warning(event.class_entropy):
+            rated += " (nearly all one class)"
     return (
         f"epoch {event.epoch:3d}/{trainer.config.epochs}  loss {event.mean_loss:.4f}{rated}  "
         f"{event.seconds:.1f}s  {trainer.device_label}{where}"

@@ -410,13 +410,15 @@ class SampleScreen(Screen):
     def score_images(self, images: torch.Tensor, dataset: str) -> None:
         evaluator = core.Evaluator(core.load_classifier(dataset))
         scores, floor = evaluator.score(images), evaluator.floor(len(images))
+        warning = core.one_class_warning(scores.class_entropy)
         self.post_message(
             Scored(
                 scores,
                 f"{len(images)} images: Frechet distance {scores.frechet_distance:.1f} (real: "
                 f"{floor.frechet_distance:.1f}), recognised {scores.recognised:.0%} (real: {floor.recognised:.0%}), "
                 f"class entropy {scores.class_entropy:.2f} (real: {floor.class_entropy:.2f}). "
-                "Few images make the distance noisy: use `ddpm-tui eval` for 1,000.",
+                + (f"Careful: {warning}. " if warning else "")
+                + "Few images make the distance noisy: use `ddpm-tui eval` for 1,000.",
             )
         )
 

@@ -54,7 +54,8 @@ every residual block, so one network serves all {timesteps} steps.
 **Skip connections.** The U-Net's down path halves the resolution twice; each up-path block gets the
 matching down-path activations concatenated, so fine strokes need not squeeze through the bottleneck.
 **Preview quality** (the chart beside the loss): after each epoch the scoring classifier rates the
-64 preview images, the share it recognises and how evenly they spread over the classes.
+64 preview images, the share it recognises and how evenly they spread over the classes (while they
+are nearly all one class, the chart's title says the recognised share means little).
 """
 
 TARGETS = {

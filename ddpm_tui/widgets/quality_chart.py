@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+import core
+
 
 class QualityChart(PlotextPlot):
     """Share of the epoch's 64 preview images the classifier recognises, and their class entropy (both
@@ -30,6 +32,14 @@ class QualityChart(PlotextPlot):
         self.recognised.append(100 * float(record["recognised"]))
         self.entropy.append(100 * float(record["class_entropy"]))
 
+    def title(self) -> str:
+        """What the chart is, with a caution while the latest previews are nearly all one class."""
+        if not self.epochs:
+            return "preview quality: after the first epoch"
+        if core.one_class_warning(self.entropy[-1] / 100):
+            return "preview quality: nearly all one class, recognised says little"
+        return "preview quality"
+
     def draw(self) -> None:
         plt = self.plt
         plt.clear_data()
@@ -41,6 +51,6 @@ class QualityChart(PlotextPlot):
                 plt.plot(self.epochs, self.recognised, label="recognised %", marker="braille")
                 plt.plot(self.epochs, self.entropy, label="class entropy %", marker="braille")
             plt.ylim(0, 100)
-            plt.title("preview quality" if self.epochs else "preview quality: after the first epoch")
+            plt.title(self.title())
             plt.xlabel("epoch")
         self.refresh()
