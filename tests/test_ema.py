@@ -1,0 +1,36 @@
+"""The weights' moving average: its warm-up, its cap, and the average it amounts to in a short run."""
+
+import math
+
+import pytest
+import torch
+
+from core.ema import EMA
+
+
+def test_the_warm_up_reaches_the_cap_only_after_8990_steps():
+    ema = EMA(torch.nn.Linear(1, 1), max_decay=0.999)
+    assert ema.decay(0) == pytest.approx(0.1) and ema.decay(90) == pytest.approx(0.91)
+    assert ema.decay(3140) < 0.9972  # the default run (3,140 steps) never comes near 0.999
+    assert ema.decay(8989) < 0.999 == ema.decay(8990) == ema.decay(20000)
+
+
+def test_in_the_warm_up_the_ema_is_a_power_function_average_of_the_weights():
+    """Unrolled, d_n = (1 + n)/(10 + n) gives weight step j's weights the share
+    9 (j + 2)(j + 3)...(j + 9) / ((N + 2)(N + 3)...(N + 10)) of the average after step N: about (j/N)^8 / N,
+    so its centre of mass lies (gamma + 1)/(gamma + 2) = 90% of the way through the run."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(model, max_decay=0.999)
+    steps = 400
+    for n in range(steps + 1):
+        model.weight.data.fill_(float(n))  # the weights at step n are n
+        ema.update(model, n)
+
+    def share(j: int) -> float:
+        return 9 * math.prod(j + i for i in range(2, 10)) / math.prod(steps + i for i in range(2, 11))
+
+    shares = [share(j) for j in range(steps + 1)]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-6)  # the initial weights' share is negligible
+    expected = sum(j * s for j, s in enumerate(shares))
+    assert ema.model.weight.item() == pytest.approx(expected, rel=1e-5)
+    assert expected / steps == pytest.approx(0.9, abs=0.01)
