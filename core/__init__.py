@@ -80,6 +80,7 @@ from .sampling import (
 # Evaluating.
 from .classifier import SCORED_DATASETS, Classifier, load_classifier
 from .metrics import (
+    ONE_CLASS_NOTE,
     Evaluator,
     Scores,
     class_entropy,
@@ -223,6 +224,7 @@ __all__ = [
     "per_class_accuracy",
     "recognised_share",
     "one_class_warning",
+    "ONE_CLASS_NOTE",
     # run files
     "CheckpointError",
     "LoadedModel",

@@ -55,6 +55,7 @@ def class_entropy(probabilities: torch.Tensor) -> float:
 
 # Below this class entropy most images are one class (0.5: about 70% one digit, the rest spread evenly).
 ONE_CLASS_ENTROPY = 0.5
+ONE_CLASS_NOTE = "nearly all one class, so the recognised share says little"
 
 
 def one_class_warning(entropy: float) -> str | None:
@@ -63,7 +64,7 @@ def one_class_warning(entropy: float) -> str | None:
     are good digits (an untrained network's blobs can be 80% "recognised" as one digit). None otherwise."""
     if entropy >= ONE_CLASS_ENTROPY:
         return None
-    return f"class entropy {entropy:.2f}: nearly all one class, so the recognised share says little"
+    return f"class entropy {entropy:.2f}: {ONE_CLASS_NOTE}"
 
 
 def per_class_accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> list[float]:

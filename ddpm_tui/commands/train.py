@@ -101,7 +101,7 @@ def _epoch_line(event: core.EpochEvent, trainer: core.Trainer) -> str:
     if event.recognised is not None:
         rated = f"  recognised {event.recognised:.0%}  entropy {event.class_entropy:.2f}"
         if core.one_class_warning(event.class_entropy):
-            rated += " (nearly all one class)"
+            rated += f" ({core.ONE_CLASS_NOTE})"
     return (
         f"epoch {event.epoch:3d}/{trainer.config.epochs}  loss {event.mean_loss:.4f}{rated}  "
         f"{event.seconds:.1f}s  {trainer.device_label}{where}"

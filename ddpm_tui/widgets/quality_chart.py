@@ -37,7 +37,7 @@ class QualityChart(PlotextPlot):
         if not self.epochs:
             return "preview quality: after the first epoch"
         if core.one_class_warning(self.entropy[-1] / 100):
-            return "preview quality: nearly all one class, recognised says little"
+            return f"preview quality: {core.ONE_CLASS_NOTE}"
         return "preview quality"
 
     def draw(self) -> None:
