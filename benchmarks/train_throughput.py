@@ -8,7 +8,7 @@ figures hold for whatever machine runs it:
     .venv/bin/python benchmarks/train_throughput.py --device cuda --steps 50
     .venv/bin/python benchmarks/train_throughput.py --diffusers        # needs: pip install -e '.[bench]'
     .venv/bin/python benchmarks/train_throughput.py --models tiny small base large --batch_size 32
-    .venv/bin/python benchmarks/train_throughput.py --models small --batch_size 32 --adamw --repeats 5
+    .venv/bin/python benchmarks/train_throughput.py --models small --batch_size 32 --optimisers --repeats 5
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 
 import torch
 from rich.console import Console
@@ -40,12 +41,16 @@ def images_per_second(trainer: Trainer, steps: int, warmup: int) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
-def adamw_rates(config: TrainConfig, steps: int, warmup: int, repeats: int) -> dict[str, float]:
-    """Median images/s of the bf16 training step with the fused AdamW the trainer uses and with PyTorch's
-    per-parameter loop, timed in alternation so both see the same machine load."""
-    trainers = {"fused": Trainer(config), "per-parameter": Trainer(config)}
+def optimiser_rates(config: TrainConfig, steps: int, warmup: int, repeats: int) -> dict[str, float]:
+    """Median images/s of the bf16 training step with Muon and fused AdamW (the default), fused AdamW
+    alone, and AdamW in PyTorch's per-parameter loop, timed in alternation so all see the same load."""
+    trainers = {
+        "muon": Trainer(replace(config, optimiser="muon")),
+        "fused": Trainer(replace(config, optimiser="adamw")),
+        "per-parameter": Trainer(replace(config, optimiser="adamw")),
+    }
     looped = trainers["per-parameter"]
-    looped.optimizer = torch.optim.AdamW(looped.model.parameters(), lr=config.lr, weight_decay=0.0, fused=False)
+    looped.optimizers = [torch.optim.AdamW(looped.model.parameters(), lr=config.lr, weight_decay=0.0, fused=False)]
     rates: dict[str, list[float]] = {name: [] for name in trainers}
     for _ in range(repeats):
         for name, trainer in trainers.items():
@@ -108,9 +113,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--diffusers", action="store_true", help="also time diffusers' UNet2DModel")
     parser.add_argument(
-        "--adamw", action="store_true", help="also time bf16 with PyTorch's per-parameter AdamW instead of fused"
+        "--optimisers",
+        action="store_true",
+        help="also time bf16 with Muon and AdamW (the default), fused AdamW alone, and per-parameter AdamW",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats of the --adamw comparison")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats of the --optimisers comparison")
     args = parser.parse_args()
 
     table = Table(title=f"training images/s, batch {args.batch_size}")
@@ -119,8 +126,8 @@ def main() -> None:
         parser.error("--diffusers compares widths; leave out --models")
     if args.diffusers:
         columns += ["diffusers params", "diffusers fp32", "diffusers bf16", "ours / diffusers (best of each)"]
-    if args.adamw:
-        columns += ["bf16, fused AdamW", "bf16, per-parameter AdamW", "fused / per-parameter"]
+    if args.optimisers:
+        columns += ["bf16, Muon", "AdamW", "Muon / AdamW", "per-parameter AdamW", "fused / per-parameter"]
     for column in columns:
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,12 +171,14 @@ def main() -> None:
                     f"{theirs['bf16'][0]:.0f}",
                     f"{best_ours / best_theirs:.2f}x",
                 ]
-            if args.adamw:
-                optimizers = adamw_rates(config, args.steps, args.warmup, args.repeats)
+            if args.optimisers:
+                optimisers = optimiser_rates(config, args.steps, args.warmup, args.repeats)
                 row += [
-                    f"{optimizers['fused']:.0f}",
-                    f"{optimizers['per-parameter']:.0f}",
-                    f"{optimizers['fused'] / optimizers['per-parameter']:.2f}x",
+                    f"{optimisers['muon']:.0f}",
+                    f"{optimisers['fused']:.0f}",
+                    f"{optimisers['muon'] / optimisers['fused']:.2f}x",
+                    f"{optimisers['per-parameter']:.0f}",
+                    f"{optimisers['fused'] / optimisers['per-parameter']:.2f}x",
                 ]
             table.add_row(*row)
             device = (

@@ -14,6 +14,7 @@ from typing import Any
 from .data import CLASS_NAMES, DATA_MODES, DATASETS
 from .device import DEVICES, PRECISIONS
 from .objective import LOGNORMAL_MEAN, LOGNORMAL_STD, PREDICTIONS, TIMESTEP_DENSITIES
+from .optimiser import OPTIMISERS
 from .schedule import SCHEDULES
 from .unet import TIME_CONDITIONINGS, UPSAMPLINGS
 
@@ -35,6 +36,7 @@ BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
     "time_conditioning": "add",
     "upsample": "resize_conv",
     "guide_at": 0.0,
+    "optimiser": "adamw",
 }
 
 
@@ -90,7 +92,10 @@ class TrainConfig:
     max_images: int | None = setting(None, "train on only the first N images (quick experiments)", low=1)
     epochs: int = setting(20, "passes over the data", low=1)
     batch_size: int = setting(32, "images per optimiser step", low=1)
-    lr: float = setting(1e-3, "peak AdamW learning rate, reached after the warm-up", low=0, open_low=True)
+    optimiser: str = setting(
+        "muon", "muon: Muon for the weight matrices, AdamW for the rest; adamw: AdamW for everything", OPTIMISERS
+    )
+    lr: float = setting(1e-3, "peak learning rate, reached after the warm-up", low=0, open_low=True)
     warmup_steps: int = setting(100, "optimiser steps of linear learning-rate warm-up", low=0)
     lr_schedule: str = setting("cosine", "after warm-up: cosine decay to 0 at the last step, or constant", LR_SCHEDULES)
     timesteps: int = setting(1000, "T, the number of diffusion steps", low=2)

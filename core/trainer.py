@@ -42,12 +42,14 @@ from .files import check_writable
 from .images import plot_loss, save_grid
 from .metrics import class_entropy, recognised_share
 from .objective import draw_loss, example_losses, noise_predictor, timestep_probabilities
+from .optimiser import make_optimisers
 from .run_control import PAUSE_POLL_S, NoControl, RunControl
 from .samplers import FAST_SAMPLER, last_step
 from .sampling import ALL_CLASSES, plan_sampling
 from .schedule import NoiseSchedule
 from .unet import count_parameters
 
+CHECKPOINT_ENTRIES = ("optimizer", "muon")  # where each optimiser's state is saved, AdamW's first
 SAMPLE_COUNT = 64
 SAMPLE_PER_CLASS = 8
 SAMPLE_SEED = 1234
@@ -157,9 +159,7 @@ class Trainer:
                 self.schedule, config.timestep_density, config.log_sigma_mean, config.log_sigma_std
             )
             self.t_probabilities = density.float().to(self.device)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=0.0, fused=fused_adamw(self.device)
-        )
+        self.optimizers = make_optimisers(self.model, config.optimiser, config.lr, fused_adamw(self.device))
         self.data_rng = torch.Generator().manual_seed(config.seed)
         self.sample_count = SAMPLE_PER_CLASS * self.model.num_classes if config.conditional else SAMPLE_COUNT
         self.scorer = load_classifier(config.dataset) if config.dataset in SCORED_DATASETS else None
@@ -355,8 +355,9 @@ class Trainer:
 
         On several processes ``x0`` is the whole global batch on each; every process draws the same steps
         and noise for all of it and trains on its own rows (see :mod:`core.distributed`)."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
+        for optimiser in self.optimizers:
+            for group in optimiser.param_groups:
+                group["lr"] = self.lr_at(self.step)
         self.model.train()
         draw = draw_loss(x0, labels, self.schedule.timesteps, self.t_probabilities)
         rows, share = self.processes.shard(len(x0)), 1.0
@@ -373,11 +374,12 @@ class Trainer:
                 self.config.prediction,
             )
         summed = losses.sum() * share
-        self.optimizer.zero_grad(set_to_none=True)
+        self.model.zero_grad(set_to_none=True)
         (summed * (self.processes.world_size / len(x0))).backward()  # DDP averages: the batch mean's gradient
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        for optimiser in self.optimizers:
+            optimiser.step()
         self.ema.update(self.model, self.step)
         return (self.processes.sum(summed.detach()) / len(x0)).item()
 
@@ -454,7 +456,7 @@ class Trainer:
             self.data.image_shape,
             self.model.state_dict(),
             ema=self.ema.state_dict(),
-            optimizer=self.optimizer.state_dict(),
+            **{entry: optimiser.state_dict() for entry, optimiser in self._named_optimisers().items()},
             step=self.step,
             epoch=self.epoch,
             batch_in_epoch=self.batch_in_epoch,
@@ -467,6 +469,11 @@ class Trainer:
         ckpt.atomic_save(payload, self.checkpoint_path)
         return self.checkpoint_path
 
+    def _named_optimisers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers by the checkpoint field holding their state: AdamW's in ``optimizer`` (as before
+        Muon existed), Muon's momentum in ``muon`` when the run uses it."""
+        return dict(zip(CHECKPOINT_ENTRIES[: len(self.optimizers)], self.optimizers, strict=True))
+
     def _guide_entry(self) -> dict[str, Any]:
         """The checkpoint field holding the autoguidance weights, once they exist."""
         return {} if self.guide is None else {"guide": self.guide}
@@ -475,8 +482,9 @@ class Trainer:
         try:
             self.model.load_state_dict(payload["model"])
             self.ema.load_state_dict(payload["ema"])
-            self.optimizer.load_state_dict(payload["optimizer"])
-            for group in self.optimizer.param_groups:  # the kernel this device has, whichever saved the run
+            for entry, optimiser in self._named_optimisers().items():
+                optimiser.load_state_dict(payload[entry])
+            for group in self.optimizers[0].param_groups:  # the kernel this device has, whichever saved the run
                 group["fused"] = fused_adamw(self.device)
             self.step, self.epoch = int(payload["step"]), int(payload["epoch"])
             self.batch_in_epoch = int(payload["batch_in_epoch"])

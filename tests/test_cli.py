@@ -131,9 +131,12 @@ def test_resume_continues_the_step_count_and_the_loss_curve(tiny_train_args, tmp
     assert (run / "samples" / "epoch_002.png").exists()
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("optimiser", ["muon", "adamw"])
+def test_resume_is_exact(tmp_path, optimiser):
     straight, split = tmp_path / "straight", tmp_path / "split"
     args = [
+        "--optimiser",
+        optimiser,
         "--batch_size",
         "16",
         "--max_images",
@@ -153,6 +156,7 @@ def test_resume_is_exact(tmp_path):
     torch.testing.assert_close(a["losses"], b["losses"])
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key])
+    assert ("muon" in a) == (optimiser == "muon")  # Muon's momentum is saved, so the resumed steps match
 
 
 def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(train_command, tmp_path):

@@ -113,9 +113,9 @@ def test_gradient_clipping_bounds_the_update_norm(tmp_path):
 
 def test_checkpoints_from_before_a_choice_existed_keep_what_they_were_trained_with():
     stored = TrainConfig().to_dict()
-    for key in ("prediction", "timestep_density", "grad_clip", "log_sigma_mean", "log_sigma_std"):
+    for key in ("prediction", "timestep_density", "grad_clip", "log_sigma_mean", "log_sigma_std", "optimiser"):
         del stored[key]
     old = TrainConfig.from_dict(stored)
-    assert (old.prediction, old.timestep_density, old.grad_clip) == ("eps", "uniform", 0.0)
+    assert (old.prediction, old.timestep_density, old.grad_clip, old.optimiser) == ("eps", "uniform", 0.0, "adamw")
     assert (old.log_sigma_mean, old.log_sigma_std) == (LOGNORMAL_MEAN, LOGNORMAL_STD)  # EDM's, as before
     assert TrainConfig.from_dict(TrainConfig(prediction="v").to_dict()).prediction == "v"

@@ -1,0 +1,109 @@
+"""Muon: its orthogonalised step, the size of that step, and which parameters it takes from AdamW."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from core import UNet
+from core.optimiser import NEWTON_SCHULZ, NEWTON_SCHULZ_STEPS, Muon, make_optimisers, orthogonalise, split_parameters
+
+
+def _svd_polar(m: torch.Tensor) -> torch.Tensor:
+    """U V^T of M = U S V^T, exactly."""
+    u, _, vh = torch.linalg.svd(m, full_matrices=False)
+    return u @ vh
+
+
+@pytest.mark.parametrize("shape", [(16, 40), (40, 16), (3, 24, 24)])
+def test_newton_schulz_sets_every_singular_value_near_one_and_keeps_the_singular_vectors(shape):
+    torch.manual_seed(0)
+    u, _ = torch.linalg.qr(torch.randn(*shape[:-2], shape[-2], shape[-2], dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(*shape[:-2], shape[-1], shape[-1], dtype=torch.float64))
+    k = min(shape[-2:])
+    spread = torch.logspace(-1, 1, k, dtype=torch.float64)  # singular values from 0.1 to 10: a hundredfold range
+    m = u[..., :k] @ torch.diag_embed(spread.expand(*shape[:-2], k)) @ v[..., :k].mT
+    x = orthogonalise(m)
+    singular = torch.linalg.svdvals(x)
+    assert singular.min() > 0.6 and singular.max() < 1.25  # all about 1: every direction moves alike
+    # the same singular vectors as M: x = U diag(s') V^T, so U^T x V is diagonal
+    inner = u[..., :k].mT @ x @ v[..., :k]
+    off_diagonal = inner - torch.diag_embed(torch.diagonal(inner, dim1=-2, dim2=-1))
+    assert off_diagonal.abs().max() < 1e-9
+    cosine = (x * _svd_polar(m)).sum() / (x.norm() * _svd_polar(m).norm())
+    assert cosine > 0.98
+
+
+@pytest.mark.parametrize("shape", [(64, 576), (192, 64), (2, 32, 40)])
+def test_the_gram_space_iteration_is_newton_schulz_on_the_full_matrix(shape):
+    torch.manual_seed(0)
+    m = torch.randn(shape, dtype=torch.float64) * torch.logspace(-3, 0, shape[-1], dtype=torch.float64)
+    a, b, c = NEWTON_SCHULZ
+    x = m / m.norm(dim=(-2, -1), keepdim=True)
+    for _ in range(NEWTON_SCHULZ_STEPS):  # X_{k+1} = a X_k + (b A_k + c A_k^2) X_k, A_k = X_k X_k^T, on either side
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    torch.testing.assert_close(orthogonalise(m), x, rtol=1e-9, atol=1e-9)
+
+
+def test_a_rank_one_gradient_steps_along_itself():
+    torch.manual_seed(0)
+    u, v = torch.randn(8, dtype=torch.float64), torch.randn(36, dtype=torch.float64)
+    x = orthogonalise(torch.outer(u, v))
+    expected = torch.outer(u, v) / (u.norm() * v.norm())
+    assert torch.allclose(x / x.norm(), expected, atol=1e-10)
+
+
+def test_muon_moves_a_kernel_by_update_rms_times_lr_with_momentum():
+    conv = torch.nn.Conv2d(16, 32, 3)
+    before = conv.weight.detach().clone()
+    muon = Muon([conv.weight], lr=0.01, momentum=0.9, update_rms=0.4)
+    torch.manual_seed(0)
+    gradient = torch.randn_like(conv.weight)
+    conv.weight.grad = gradient.clone()
+    muon.step()
+    step = before - conv.weight.detach()
+    rms = step.pow(2).mean().sqrt().item()
+    assert rms == pytest.approx(0.4 * 0.01, rel=0.25)
+    # the first step follows G + mu B = 1.9 G: the orthogonalised gradient itself, flattened to (32, 144)
+    expected = orthogonalise(1.9 * gradient.reshape(32, -1)).reshape_as(step)
+    assert torch.allclose(step, 0.01 * 0.4 * math.sqrt(144) * expected, atol=1e-6)
+    assert torch.equal(muon.state[conv.weight]["momentum_buffer"], gradient)
+
+
+def test_muon_refuses_a_vector():
+    with pytest.raises(ValueError, match="belongs to AdamW"):
+        Muon([torch.nn.Parameter(torch.zeros(4))], lr=0.01)
+
+
+def test_every_parameter_has_one_optimiser_and_muon_gets_the_hidden_matrices():
+    model = UNet(base_channels=8, num_classes=10)
+    matrices, others = split_parameters(model)
+    names = {id(p): name for name, p in model.named_parameters()}
+    assert len(matrices) + len(others) == len(list(model.parameters()))
+    assert {id(p) for p in matrices}.isdisjoint(id(p) for p in others)
+    assert all(p.ndim >= 2 for p in matrices)
+    kept = {names[id(p)] for p in others if p.ndim >= 2}
+    assert kept == {"conv_in.weight", "conv_out.weight", "class_embedding.weight"}
+    adamw, muon = make_optimisers(model, "muon", 1e-3, fused=None)
+    assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, Muon)
+    (only,) = make_optimisers(model, "adamw", 1e-3, fused=None)
+    assert len(only.param_groups[0]["params"]) == len(list(model.parameters()))
+
+
+def test_muon_and_adamw_together_overfit_one_batch():
+    torch.manual_seed(0)
+    model = UNet(1, base_channels=16)
+    x, t, target = torch.randn(4, 1, 28, 28), torch.tensor([5, 50, 200, 700]), torch.randn(4, 1, 28, 28)
+    optimisers = make_optimisers(model, "muon", 2e-3, fused=None)
+    first = None
+    for _ in range(150):
+        loss = torch.nn.functional.mse_loss(model(x, t), target)
+        first = first if first is not None else loss.item()
+        model.zero_grad()
+        loss.backward()
+        for optimiser in optimisers:
+            optimiser.step()
+    assert loss.item() < first / 10
