@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from core import MODEL_PRESETS, TrainConfig, UNet, count_parameters, timestep_embedding
+from core.optimiser import OPTIMISERS, make_optimisers
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 30, 30)])
@@ -36,18 +37,20 @@ def test_time_changes_the_prediction():
     assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
 
 
-def test_tiny_model_overfits_one_batch():
+@pytest.mark.parametrize("optimiser", OPTIMISERS)
+def test_tiny_model_overfits_one_batch(optimiser):
     torch.manual_seed(0)
     model = UNet(1, base_channels=16)
     x, t, target = torch.randn(4, 1, 28, 28), torch.tensor([5, 50, 200, 700]), torch.randn(4, 1, 28, 28)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    optimisers = make_optimisers(model, optimiser, 2e-3, fused=None)
     first = None
     for _ in range(150):
         loss = torch.nn.functional.mse_loss(model(x, t), target)
         first = first if first is not None else loss.item()
-        opt.zero_grad()
+        model.zero_grad()
         loss.backward()
-        opt.step()
+        for step in optimisers:
+            step.step()
     assert loss.item() < first / 10
 
 
