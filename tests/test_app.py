@@ -308,6 +308,20 @@ async def test_train_form_conditional_switch_adds_the_flag(tmp_path):
         assert "--conditional" in screen.form_args()
 
 
+async def test_train_form_passes_the_chosen_optimiser(tmp_path):
+    from textual.widgets import Select
+
+    app = DdpmApp(mode="train", output_dir=str(tmp_path))
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        args = screen.form_args()
+        assert args[args.index("--optimiser") + 1] == core.TrainConfig().optimiser
+        screen.query_one("#optimiser", Select).value = "adamw"
+        await pilot.pause()
+        args = screen.form_args()
+        assert args[args.index("--optimiser") + 1] == "adamw"
+
+
 async def test_noise_screen_skips_a_dataset_it_cannot_load():
     app = DdpmApp()
     async with app.run_test(size=(100, 32)) as pilot:

@@ -28,7 +28,7 @@ def positive_int(name: str) -> list:
 
 
 DEFAULTS = core.TrainConfig()
-CHOICES = {"dataset": "Dataset", "schedule": "Schedule"}  # settings picked from their choices
+CHOICES = {"dataset": "Dataset", "schedule": "Schedule", "optimiser": "Optimiser"}  # settings picked from their choices
 FIELDS = [
     FormField("epochs", "Epochs", str(DEFAULTS.epochs), positive_int("epochs")),
     FormField("batch_size", "Batch size", str(DEFAULTS.batch_size), positive_int("batch size")),
