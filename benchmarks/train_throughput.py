@@ -9,6 +9,7 @@ figures hold for whatever machine runs it:
     .venv/bin/python benchmarks/train_throughput.py --diffusers        # needs: pip install -e '.[bench]'
     .venv/bin/python benchmarks/train_throughput.py --models tiny small base large --batch_size 32
     .venv/bin/python benchmarks/train_throughput.py --models small --batch_size 32 --optimisers --repeats 5
+    .venv/bin/python benchmarks/train_throughput.py --architectures 32:1,2,2 24:1,2,2 16:1,3,4 --batch_size 32
 """
 
 from __future__ import annotations
@@ -101,11 +102,20 @@ def diffusers_images_per_second(
     return steps * len(x0) / (time.perf_counter() - start), sum(p.numel() for p in model.parameters())
 
 
+def architecture(text: str) -> dict[str, object]:
+    """``WIDTH:MULTS``, e.g. ``16:1,3,4``: base_channels 16 and channel_mults (1, 3, 4)."""
+    width, mults = text.split(":")
+    return {"base_channels": int(width), "channel_mults": tuple(int(m) for m in mults.split(","))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument(
         "--models", nargs="+", choices=tuple(MODEL_PRESETS), help="time these presets instead of widths"
+    )
+    parser.add_argument(
+        "--architectures", nargs="+", type=architecture, help="time these WIDTH:MULTS instead, e.g. 16:1,3,4"
     )
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
@@ -121,9 +131,10 @@ def main() -> None:
     args = parser.parse_args()
 
     table = Table(title=f"training images/s, batch {args.batch_size}")
-    columns = ["model" if args.models else "base_channels", "parameters", "fp32", "bf16", "bf16 / fp32"]
-    if args.diffusers and args.models:
-        parser.error("--diffusers compares widths; leave out --models")
+    first = "model" if args.models else "width, levels" if args.architectures else "base_channels"
+    columns = [first, "parameters", "fp32", "bf16", "bf16 / fp32"]
+    if args.diffusers and (args.models or args.architectures):
+        parser.error("--diffusers compares widths; leave out --models and --architectures")
     if args.diffusers:
         columns += ["diffusers params", "diffusers fp32", "diffusers bf16", "ours / diffusers (best of each)"]
     if args.optimisers:
@@ -131,11 +142,15 @@ def main() -> None:
     for column in columns:
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
-        sizes = (
-            [(name, MODEL_PRESETS[name]) for name in args.models]
-            if args.models
-            else [(str(width), {"base_channels": width}) for width in args.widths]
-        )
+        if args.models:
+            sizes = [(name, MODEL_PRESETS[name]) for name in args.models]
+        elif args.architectures:
+            sizes = [
+                (f"{size['base_channels']}, {'x'.join(map(str, size['channel_mults']))}", size)
+                for size in args.architectures
+            ]
+        else:
+            sizes = [(str(width), {"base_channels": width}) for width in args.widths]
         for label, size in sizes:
             rates = {}
             for precision in ("fp32", "bf16"):
