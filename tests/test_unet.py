@@ -37,20 +37,20 @@ def test_time_changes_the_prediction():
     assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
 
 
-@pytest.mark.parametrize("optimiser", OPTIMISERS)
-def test_tiny_model_overfits_one_batch(optimiser):
+@pytest.mark.parametrize("name", OPTIMISERS)
+def test_tiny_model_overfits_one_batch(name):
     torch.manual_seed(0)
     model = UNet(1, base_channels=16)
     x, t, target = torch.randn(4, 1, 28, 28), torch.tensor([5, 50, 200, 700]), torch.randn(4, 1, 28, 28)
-    optimisers = make_optimisers(model, optimiser, 2e-3, fused=None)
+    optimisers = make_optimisers(model, name, 2e-3, fused=None)
     first = None
     for _ in range(150):
         loss = torch.nn.functional.mse_loss(model(x, t), target)
         first = first if first is not None else loss.item()
         model.zero_grad()
         loss.backward()
-        for step in optimisers:
-            step.step()
+        for optimiser in optimisers:
+            optimiser.step()
     assert loss.item() < first / 10
 
 
