@@ -10,6 +10,7 @@ figures hold for whatever machine runs it:
     .venv/bin/python benchmarks/train_throughput.py --models tiny small base large --batch_size 32
     .venv/bin/python benchmarks/train_throughput.py --models small --batch_size 32 --optimisers --repeats 5
     .venv/bin/python benchmarks/train_throughput.py --architectures 32:1,2,2 24:1,2,2 16:1,3,4 --batch_size 32
+    .venv/bin/python benchmarks/train_throughput.py --architectures 32:1,2,2:lowest 32:1,2,2:none --batch_size 32
 """
 
 from __future__ import annotations
@@ -103,9 +104,11 @@ def diffusers_images_per_second(
 
 
 def architecture(text: str) -> dict[str, object]:
-    """``WIDTH:MULTS``, e.g. ``16:1,3,4``: base_channels 16 and channel_mults (1, 3, 4)."""
-    width, mults = text.split(":")
-    return {"base_channels": int(width), "channel_mults": tuple(int(m) for m in mults.split(","))}
+    """``WIDTH:MULTS[:ATTENTION]``, e.g. ``16:1,3,4``: base_channels 16 and channel_mults (1, 3, 4), or
+    ``32:1,2,2:none``: the default network without self-attention."""
+    width, mults, *attention = text.split(":")
+    size: dict[str, object] = {"base_channels": int(width), "channel_mults": tuple(int(m) for m in mults.split(","))}
+    return {**size, "attention": attention[0]} if attention else size
 
 
 def main() -> None:
@@ -115,7 +118,10 @@ def main() -> None:
         "--models", nargs="+", choices=tuple(MODEL_PRESETS), help="time these presets instead of widths"
     )
     parser.add_argument(
-        "--architectures", nargs="+", type=architecture, help="time these WIDTH:MULTS instead, e.g. 16:1,3,4"
+        "--architectures",
+        nargs="+",
+        type=architecture,
+        help="time these WIDTH:MULTS[:ATTENTION] instead, e.g. 16:1,3,4 or 32:1,2,2:none",
     )
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
@@ -146,7 +152,11 @@ def main() -> None:
             sizes = [(name, MODEL_PRESETS[name]) for name in args.models]
         elif args.architectures:
             sizes = [
-                (f"{size['base_channels']}, {'x'.join(map(str, size['channel_mults']))}", size)
+                (
+                    f"{size['base_channels']}, {'x'.join(map(str, size['channel_mults']))}"
+                    + (f", attention {size['attention']}" if "attention" in size else ""),
+                    size,
+                )
                 for size in args.architectures
             ]
         else:

@@ -119,6 +119,7 @@ from .run_control import RunStatus, read_status, send_request
 from .inspect import (
     INSPECT_TIMESTEPS,
     PANELS,
+    Bottleneck,
     ErrorProfile,
     Level,
     Prediction,
@@ -251,6 +252,7 @@ __all__ = [
     # inside a trained network
     "INSPECT_TIMESTEPS",
     "PANELS",
+    "Bottleneck",
     "ErrorProfile",
     "Level",
     "Prediction",

@@ -16,7 +16,7 @@ from .device import DEVICES, PRECISIONS
 from .objective import LOGNORMAL_MEAN, LOGNORMAL_STD, PREDICTIONS, TIMESTEP_DENSITIES
 from .optimiser import OPTIMISERS
 from .schedule import SCHEDULES
-from .unet import TIME_CONDITIONINGS, UPSAMPLINGS
+from .unet import ATTENTIONS, TIME_CONDITIONINGS, UPSAMPLINGS
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -37,6 +37,7 @@ BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
     "upsample": "resize_conv",
     "guide_at": 0.0,
     "optimiser": "adamw",
+    "attention": "lowest",
 }
 
 
@@ -108,6 +109,12 @@ class TrainConfig:
     )
     upsample: str = setting(
         "conv_resize", "up path: resize then convolve, or convolve at the lower resolution first", UPSAMPLINGS
+    )
+    attention: str = setting(
+        "lowest",
+        "where self-attention runs: after every block at the lowest resolution and in the bottleneck, in the "
+        "bottleneck only, or nowhere",
+        ATTENTIONS,
     )
     ema_decay: float = setting(
         0.999,
@@ -189,6 +196,7 @@ class TrainConfig:
             "num_classes": len(CLASS_NAMES[self.dataset]) if self.conditional else 0,
             "time_conditioning": self.time_conditioning,
             "upsample": self.upsample,
+            "attention": self.attention,
         }
 
     @property

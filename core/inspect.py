@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .schedule import NoiseSchedule
-from .unet import UNet, timestep_embedding
+from .unet import SelfAttention, UNet, timestep_embedding
 
 INSPECT_TIMESTEPS: tuple[int, ...] = (50, 250, 500, 900)
 PROFILE_POINTS = 50
@@ -203,11 +203,20 @@ class Level:
     parameters: int
 
 
+@dataclass(frozen=True)
+class Bottleneck:
+    """The U-Net's middle, at the lowest resolution: its parameters, and whether self-attention sits
+    between its two residual blocks."""
+
+    parameters: int
+    attention: bool
+
+
 @torch.inference_mode()
-def describe_levels(predictor: nn.Module, image_shape: Sequence[int]) -> tuple[list[Level], int]:
+def describe_levels(predictor: nn.Module, image_shape: Sequence[int]) -> tuple[list[Level], Bottleneck]:
     """The U-Net's levels, top (full resolution) to bottom, read from one traced forward pass of a blank
-    image, so they describe the actual model; and the middle block's parameter count. A module belongs
-    to the level of the resolution it outputs (a downsampling step to the level below it)."""
+    image, so they describe the actual model; and its bottleneck. A module belongs to the level of the
+    resolution it outputs (a downsampling step to the level below it)."""
     network = unet_of(predictor)
     sources = [network.conv_in, *network.down]
     entries = [*sources, *network.up]
@@ -241,7 +250,9 @@ def describe_levels(predictor: nn.Module, image_shape: Sequence[int]) -> tuple[l
     result = [
         Level(res, v["channels"], v["down"], v["up"], v["skips"], v["attention"], v["parameters"]) for res, v in ordered
     ]
-    return result, sum(p.numel() for p in network.mid.parameters())
+    attends = any(isinstance(module, SelfAttention) for module in network.mid)
+    bottleneck = Bottleneck(sum(p.numel() for p in network.mid.parameters()), attends)
+    return result, bottleneck
 
 
 def _recorder(shapes: dict, index: int) -> Callable:
@@ -285,7 +296,7 @@ def panels(prediction: Prediction, index: int = 0) -> torch.Tensor:
     )
 
 
-def structure_lines(levels: Sequence[Level], mid_parameters: int, total_parameters: int) -> list[str]:
+def structure_lines(levels: Sequence[Level], bottleneck: Bottleneck, total_parameters: int) -> list[str]:
     """The U-Net drawn as text, one line per level (down path on the left, up path on the right, the skip
     tensors crossing between them), then the bottleneck and the parameter total."""
     lines = []
@@ -298,6 +309,7 @@ def structure_lines(levels: Sequence[Level], mid_parameters: int, total_paramete
             f"══ skips [{skips}] ══▶ {level.up_blocks} up  ({level.parameters / 1e3:,.0f}k params)"
         )
     h, w = levels[-1].resolution
-    lines.append(f"{'  ' * len(levels)}bottleneck {h}x{w}: block, attention, block ({mid_parameters / 1e3:,.0f}k)")
+    middle = "block, attention, block" if bottleneck.attention else "block, block"
+    lines.append(f"{'  ' * len(levels)}bottleneck {h}x{w}: {middle} ({bottleneck.parameters / 1e3:,.0f}k)")
     lines.append(f"{total_parameters / 1e6:.2f}M parameters in all (with the time MLP and output conv)")
     return lines

@@ -9,7 +9,8 @@ DDPM trains a network to look at a noisy image :math:`x_t` and the step :math:`t
 * a down path that halves the resolution, an up path that doubles it back, and skip connections that
   concatenate each down-path activation into the matching up-path block, so fine detail need not pass
   through the bottleneck;
-* self-attention at the lowest resolution, where every position can see the whole image cheaply.
+* self-attention at the lowest resolution, where every position can see the whole image cheaply
+  (``attention="lowest"``), only in the bottleneck (``"middle"``), or nowhere (``"none"``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 TIME_CONDITIONINGS: tuple[str, ...] = ("add", "scale_shift")
 UPSAMPLINGS: tuple[str, ...] = ("resize_conv", "conv_resize")
+ATTENTIONS: tuple[str, ...] = ("lowest", "middle", "none")
 
 
 class ResidualBlock(nn.Module):
@@ -143,6 +145,8 @@ class UNet(nn.Module):
             used for classifier-free guidance.
         time_conditioning: how t enters each residual block, "add" or "scale_shift" (see ResidualBlock).
         upsample: "resize_conv" or "conv_resize" (see Upsample).
+        attention: where self-attention runs: after every block at the lowest resolution and in the
+            bottleneck ("lowest", Ho et al. 2020), in the bottleneck only ("middle"), or nowhere ("none").
     """
 
     def __init__(
@@ -155,10 +159,14 @@ class UNet(nn.Module):
         num_classes: int = 0,
         time_conditioning: str = "add",
         upsample: str = "resize_conv",
+        attention: str = "lowest",
     ) -> None:
         super().__init__()
-        if time_conditioning not in TIME_CONDITIONINGS or upsample not in UPSAMPLINGS:
-            raise ValueError(f"time_conditioning must be one of {TIME_CONDITIONINGS}, upsample one of {UPSAMPLINGS}")
+        if time_conditioning not in TIME_CONDITIONINGS or upsample not in UPSAMPLINGS or attention not in ATTENTIONS:
+            raise ValueError(
+                f"time_conditioning must be one of {TIME_CONDITIONINGS}, upsample one of {UPSAMPLINGS}, "
+                f"attention one of {ATTENTIONS}"
+            )
         block = {"dropout": dropout, "time_conditioning": time_conditioning}
         self.base_channels = base_channels
         self.num_classes = num_classes
@@ -168,6 +176,7 @@ class UNet(nn.Module):
         self.class_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         lowest = len(channel_mults) - 1
+        attend_lowest = attention == "lowest"
 
         self.down = nn.ModuleList()
         skip_channels = [base_channels]
@@ -175,7 +184,7 @@ class UNet(nn.Module):
         for level, mult in enumerate(channel_mults):
             out = base_channels * mult
             for _ in range(num_res_blocks):
-                self.down.append(self._stage(channels, out, time_dim, block, attend=level == lowest))
+                self.down.append(self._stage(channels, out, time_dim, block, attend=attend_lowest and level == lowest))
                 channels = out
                 skip_channels.append(channels)
             if level != lowest:
@@ -185,7 +194,7 @@ class UNet(nn.Module):
         self.mid = nn.ModuleList(
             [
                 ResidualBlock(channels, channels, time_dim, **block),
-                SelfAttention(channels),
+                SelfAttention(channels) if attention != "none" else nn.Identity(),
                 ResidualBlock(channels, channels, time_dim, **block),
             ]
         )
@@ -195,7 +204,9 @@ class UNet(nn.Module):
             out = base_channels * mult
             for _ in range(num_res_blocks + 1):
                 self.up.append(
-                    self._stage(channels + skip_channels.pop(), out, time_dim, block, attend=level == lowest)
+                    self._stage(
+                        channels + skip_channels.pop(), out, time_dim, block, attend=attend_lowest and level == lowest
+                    )
                 )
                 channels = out
             if level != 0:

@@ -103,3 +103,14 @@ def test_the_guide_loads_as_a_second_noise_predictor_and_old_checkpoints_have_no
     expected = noise_predictor(guide.eval(), loaded.schedule, config.prediction)(x, t)
     assert torch.allclose(loaded.guide(x, t), expected)
     assert load_model(without).guide is None
+
+
+def test_a_checkpoint_from_before_the_attention_setting_loads_with_attention_where_it_was(tmp_path):
+    config = TrainConfig(base_channels=8)
+    model = build_model(config, (1, 28, 28))
+    old = {k: v for k, v in config.to_dict().items() if k != "attention"}
+    atomic_save({**make_payload(config, (1, 28, 28), model.state_dict()), "config": old}, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").config.attention == "lowest"
+    bare = TrainConfig(base_channels=8, attention="none")
+    atomic_save(make_payload(bare, (1, 28, 28), build_model(bare, (1, 28, 28)).state_dict()), tmp_path / "bare.pt")
+    assert load_model(tmp_path / "bare.pt").config.attention == "none"

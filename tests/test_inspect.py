@@ -88,15 +88,28 @@ def test_skips_of_a_v_model_are_cut_inside_its_wrapper():
 
 def test_levels_describe_the_actual_network():
     network = core.UNet(1, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1)
-    levels, middle = core.describe_levels(network, (1, 28, 28))
+    levels, bottleneck = core.describe_levels(network, (1, 28, 28))
     assert [level.resolution for level in levels] == [(28, 28), (14, 14), (7, 7)]
     assert [level.channels for level in levels] == [32, 64, 64]
-    assert [level.attention for level in levels] == [False, False, True]
+    assert [level.attention for level in levels] == [False, False, True] and bottleneck.attention
     # every down-path output crosses to one up block of its own resolution
     assert all(len(level.skip_channels) == level.up_blocks == 2 for level in levels)
-    assert sum(level.parameters for level in levels) + middle < core.count_parameters(network)
-    lines = core.structure_lines(levels, middle, core.count_parameters(network))
+    assert sum(level.parameters for level in levels) + bottleneck.parameters < core.count_parameters(network)
+    lines = core.structure_lines(levels, bottleneck, core.count_parameters(network))
     assert lines[0].startswith("28x28") and "skips [32 32]" in lines[0] and "1.11M" in lines[-1]
+    assert "block, attention, block" in lines[-2]
+
+
+@pytest.mark.parametrize(("attention", "at_lowest", "in_bottleneck"), [("middle", False, True), ("none", False, False)])
+def test_levels_show_where_attention_is(attention, at_lowest, in_bottleneck):
+    network = core.UNet(1, base_channels=32, attention=attention)
+    levels, bottleneck = core.describe_levels(network, (1, 28, 28))
+    assert [level.attention for level in levels] == [False, False, at_lowest]
+    assert bottleneck.attention == in_bottleneck
+    lines = core.structure_lines(levels, bottleneck, core.count_parameters(network))
+    assert ("+attn" in lines[2]) == at_lowest
+    middle = "block, attention, block" if in_bottleneck else "block, block"
+    assert lines[-2].endswith(f"{middle} ({bottleneck.parameters / 1e3:,.0f}k)")
 
 
 def test_embedding_map_is_the_sinusoidal_embedding():

@@ -5,6 +5,7 @@ import torch
 
 from core import MODEL_PRESETS, TrainConfig, UNet, count_parameters, timestep_embedding
 from core.optimiser import OPTIMISERS, make_optimisers
+from core.unet import SelfAttention
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 30, 30)])
@@ -80,6 +81,23 @@ def test_every_variant_keeps_shapes_and_starts_as_the_zero_function(time_conditi
         assert out.shape == x.shape and out.abs().max().item() == 0.0
         zeroed = [m.conv2 for m in model.modules() if hasattr(m, "conv2")]
         assert zeroed and all(conv.weight.abs().max() == 0 for conv in zeroed)
+
+
+@pytest.mark.parametrize(("attention", "layers"), [("lowest", 4), ("middle", 1), ("none", 0)])
+def test_attention_runs_where_asked_and_starts_as_the_zero_function(attention, layers):
+    """``lowest``: after the down block, in the bottleneck and after both up blocks at 7x7; ``middle``: the
+    bottleneck only; ``none``: nowhere. Whichever, the untrained network still predicts exactly 0."""
+    model = UNet(1, 32, attention=attention)
+    attending = [m for m in model.modules() if isinstance(m, SelfAttention)]
+    assert len(attending) == layers
+    x = torch.randn(2, 1, 28, 28)
+    assert model(x, torch.tensor([3, 700])).abs().max().item() == 0.0
+    # the same network less those layers: every other weight keeps its name and shape
+    full = UNet(1, 32)
+    one = count_parameters(SelfAttention(64))
+    assert count_parameters(model) == count_parameters(full) - (4 - layers) * one
+    shapes = {name: p.shape for name, p in full.state_dict().items()}
+    assert all(shapes[name] == p.shape for name, p in model.state_dict().items())
 
 
 def test_scale_shift_lets_time_scale_the_normalised_features():

@@ -78,7 +78,8 @@ def _print_setup(trainer: core.Trainer) -> None:
     kind = ", class-conditional (labels dropped 10% of the time)" if cfg.conditional else ""
     console.print(
         f"[bold]Model:[/] U-Net '{cfg.model_name}' (base_channels {cfg.base_channels}, levels "
-        f"{'x'.join(map(str, cfg.channel_mults))}, {cfg.num_res_blocks} blocks per level), "
+        f"{'x'.join(map(str, cfg.channel_mults))}, {cfg.num_res_blocks} blocks per level, "
+        f"self-attention: {cfg.attention}), "
         f"{trainer.param_count:,} parameters{kind}, predicting {cfg.prediction}"
     )
     console.print(f"[bold]Device:[/] {trainer.device_label}   [bold]Schedule:[/] {cfg.schedule}, T = {cfg.timesteps}")

@@ -376,8 +376,8 @@ class ModelScreen(Screen):
         self.query_one("#embedding", HalfBlockImage).update(rgb[None], shrink=2 if self.size.height < 40 else 1)
 
     def draw_structure(self) -> None:
-        levels, middle = core.describe_levels(self.loaded.model, self.loaded.image_shape)
-        lines = core.structure_lines(levels, middle, core.count_parameters(self.loaded.model))
+        levels, bottleneck = core.describe_levels(self.loaded.model, self.loaded.image_shape)
+        lines = core.structure_lines(levels, bottleneck, core.count_parameters(self.loaded.model))
         self.query_one("#structure", Static).update("\n".join(lines))
 
     def action_move(self, delta: int) -> None:
