@@ -9,9 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid, save_image
 
 from .curves import smooth
+
+
+def _torchvision_utils():
+    """torchvision's grid and PNG writers, imported on first use: importing torchvision loads all of its
+    models and operators, over a second that every command (and the app) would pay at start."""
+    from torchvision import utils
+
+    return utils
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -23,14 +30,14 @@ def grid_tensor(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> t
     """A batch (B, C, H, W) in [-1, 1] laid out as one (C', H', W') image in [0, 1], ``nrow`` per row
     (default: a square-ish grid)."""
     nrow = nrow or max(1, math.ceil(math.sqrt(x.shape[0])))
-    return make_grid(to_unit(x), nrow=nrow, padding=padding, pad_value=1.0)
+    return _torchvision_utils().make_grid(to_unit(x), nrow=nrow, padding=padding, pad_value=1.0)
 
 
 def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save a batch as one grid PNG; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid_tensor(x, nrow), path)
+    _torchvision_utils().save_image(grid_tensor(x, nrow), path)
     return path
 
 
@@ -38,7 +45,7 @@ def export_images(x: torch.Tensor, folder: str | Path) -> list[Path]:
     """Save every image of a batch as its own PNG at native resolution: ``0000.png``, ``0001.png``, ..."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths, save_image = [], _torchvision_utils().save_image
     for i, image in enumerate(to_unit(x)):
         path = folder / f"{i:04d}.png"
         save_image(image, path)

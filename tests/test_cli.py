@@ -325,3 +325,10 @@ def test_each_sampling_command_names_its_own_default_sampler_in_its_help():
         help_text = " ".join(commands[command].format_help().split())
         assert f"deterministic (default {default})" in help_text, command
         assert commands[command].get_default("sampler") == default
+
+
+def test_starting_a_command_or_the_app_leaves_torchvision_unloaded_until_an_image_is_written():
+    """Importing torchvision loads all its models and operators (seconds on a small CPU); only writing an
+    image needs it, so every command and the app start without it."""
+    check = "import sys, ddpm_tui.cli, ddpm_tui.app; print('torchvision' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "False"
