@@ -19,11 +19,13 @@ from .schedule import SCHEDULES
 from .unet import ATTENTIONS, TIME_CONDITIONINGS, UPSAMPLINGS
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+# The CPU-sized networks leave out self-attention (measured on MNIST: no loss, 1.16x the training speed);
+# the GPU-sized ones keep Ho et al.'s at the lowest resolution, where CIFAR-10's objects are not measured.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"base_channels": 16, "channel_mults": (1, 2, 2), "num_res_blocks": 1},
-    "small": {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1},
-    "base": {"base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2},
-    "large": {"base_channels": 128, "channel_mults": (1, 2, 2, 2), "num_res_blocks": 2},
+    "tiny": {"base_channels": 16, "channel_mults": (1, 2, 2), "num_res_blocks": 1, "attention": "none"},
+    "small": {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1, "attention": "none"},
+    "base": {"base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2, "attention": "lowest"},
+    "large": {"base_channels": 128, "channel_mults": (1, 2, 2, 2), "num_res_blocks": 2, "attention": "lowest"},
 }
 
 # What a checkpoint written before a field existed was trained with, whatever today's default is.
@@ -111,9 +113,10 @@ class TrainConfig:
         "conv_resize", "up path: resize then convolve, or convolve at the lower resolution first", UPSAMPLINGS
     )
     attention: str = setting(
-        "lowest",
+        "none",
         "where self-attention runs: after every block at the lowest resolution and in the bottleneck, in the "
-        "bottleneck only, or nowhere",
+        "bottleneck only, or nowhere (at 7x7 a few 3x3 convolutions already see the whole digit: no attention "
+        "trains 1.16x faster and scored as well)",
         ATTENTIONS,
     )
     ema_decay: float = setting(
@@ -206,6 +209,7 @@ class TrainConfig:
             "base_channels": self.base_channels,
             "channel_mults": tuple(self.channel_mults),
             "num_res_blocks": self.num_res_blocks,
+            "attention": self.attention,
         }
         return next((name for name, preset in MODEL_PRESETS.items() if preset == mine), "custom")
 

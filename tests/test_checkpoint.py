@@ -106,7 +106,7 @@ def test_the_guide_loads_as_a_second_noise_predictor_and_old_checkpoints_have_no
 
 
 def test_a_checkpoint_from_before_the_attention_setting_loads_with_attention_where_it_was(tmp_path):
-    config = TrainConfig(base_channels=8)
+    config = TrainConfig(base_channels=8, attention="lowest")  # every network had it then
     model = build_model(config, (1, 28, 28))
     old = {k: v for k, v in config.to_dict().items() if k != "attention"}
     atomic_save({**make_payload(config, (1, 28, 28), model.state_dict()), "config": old}, tmp_path / "old.pt")

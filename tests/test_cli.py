@@ -300,9 +300,12 @@ def test_model_preset_and_an_explicit_width_combine():
         "base_channels": 64,
         "channel_mults": (1, 2, 2),
         "num_res_blocks": 2,
+        "attention": "lowest",
     }
     given = setting_overrides(parser.parse_args(["train", "--model", "large", "--base_channels", "96"]))
     assert given["base_channels"] == 96 and given["num_res_blocks"] == 2
+    given = setting_overrides(parser.parse_args(["train", "--model", "base", "--attention", "none"]))
+    assert given["attention"] == "none" and given["base_channels"] == 64
     assert setting_overrides(parser.parse_args(["train"])) == {}
 
 

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model",
         choices=tuple(core.MODEL_PRESETS),
         help="U-Net size preset: tiny, small (default), base or large (see the README's table); explicit "
-        "--base_channels, --channel_mults or --num_res_blocks override it",
+        "--base_channels, --channel_mults, --num_res_blocks or --attention override it",
     )
     add_setting_flags(parser)
     add_flag(parser, "resume", type=Path, help="continue from a checkpoint.pt")
