@@ -154,6 +154,29 @@ def test_sampler_yields_every_step_with_its_t():
     assert steps[-1].x0_pred.shape == (2, 1, 2, 2)
 
 
+def _weight_casts_per_step(layers: int) -> float:
+    """bf16 casts per DDPM step, beyond the first, of a stack of ``layers`` 1-channel convolutions sampled
+    under autocast (the profiler counts ``aten::_to_copy``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    convs = torch.nn.Sequential(*[torch.nn.Conv2d(1, 1, 3, padding=1) for _ in range(layers)])
+    s = NoiseSchedule.create("linear", 30)
+    counts = []
+    for steps in (2, 6):
+        with profile(activities=[ProfilerActivity.CPU]) as run, torch.autocast("cpu", dtype=torch.bfloat16):
+            for step in sample(lambda x, t: convs(x), s, torch.randn(2, 1, 4, 4), "ddpm"):
+                if step.index + 1 == steps:
+                    break
+        counts.append(sum(event.count for event in run.key_averages() if event.key == "aten::_to_copy"))
+    return (counts[1] - counts[0]) / 4
+
+
+def test_sampling_casts_the_weights_to_bf16_once_not_at_every_step():
+    # Autocast keeps its bf16 copies of the weights for its whole block only outside inference mode: a
+    # sampler under inference_mode would cast all three layers' weights and biases again at every step.
+    assert _weight_casts_per_step(3) == _weight_casts_per_step(1)
+
+
 def test_ddpm_refuses_fewer_steps():
     s = NoiseSchedule.create("linear", 30)
     with pytest.raises(ValueError, match="all T"):
