@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import core
 from core import NoiseSchedule, TrainConfig, Trainer, l_simple
 
 
@@ -49,6 +50,16 @@ def test_min_snr_weighting_scales_each_example_by_min_snr_gamma_over_snr():
     assert weighted == pytest.approx(expected, rel=0.01)
     assert weighted < 0.95 * plain  # low-noise steps (SNR > 5, about t < 100 here) count less
     assert not math.isclose(weighted, plain)
+
+
+def test_the_guide_is_kept_where_it_was_measured_for_the_dataset_unless_asked(monkeypatch):
+    monkeypatch.setattr(core.config, "DEFAULT_GUIDE_AT", {"mnist": 0.5, "fashion_mnist": 0.25})
+    for dataset, at in (("mnist", 0.5), ("fashion_mnist", 0.25), ("cifar10", 0.5)):  # unmeasured: MNIST's
+        assert TrainConfig(dataset=dataset).guide_at == at
+    assert TrainConfig(dataset="fashion_mnist", guide_at=0.0).guide_at == 0.0
+    stored = TrainConfig(dataset="fashion_mnist").to_dict()
+    monkeypatch.setattr(core.config, "DEFAULT_GUIDE_AT", {"mnist": 0.4})
+    assert TrainConfig.from_dict(stored).guide_at == 0.25  # a checkpoint keeps the epoch it was trained with
 
 
 def _train(config: TrainConfig) -> Trainer:
