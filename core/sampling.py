@@ -32,7 +32,7 @@ ALL_CLASSES = "all"
 DEFAULT_GUIDANCE = 3.0
 # Autoguidance w by the run's early EMA snapshot, between sigma = 1 and 5, for each dataset it was measured on
 # (README: how w and the interval were chosen); a dataset not listed takes MNIST's.
-DEFAULT_AUTOGUIDANCE: dict[str, float] = {"mnist": 2.5, "fashion_mnist": 3.5}
+DEFAULT_AUTOGUIDANCE: dict[str, float] = {"mnist": 2.0, "fashion_mnist": 3.5}
 
 
 def default_autoguidance(dataset: str) -> float:
@@ -41,7 +41,7 @@ def default_autoguidance(dataset: str) -> float:
 
 
 def default_autoguidance_text() -> str:
-    """The measured defaults as the front ends print them, e.g. "2.5 for mnist, 3.5 for fashion_mnist"."""
+    """The measured defaults as the front ends print them, e.g. "2 for mnist, 3.5 for fashion_mnist"."""
     return ", ".join(f"{w:g} for {dataset}" for dataset, w in DEFAULT_AUTOGUIDANCE.items())
 
 
