@@ -1,0 +1,178 @@
+"""What every benchmark shares: its flags, seeding, drawing and scoring images, timing, and its records.
+
+A record is one JSON line per run: the command line, the full config, the seed, the figures, the wall time,
+the commit (and whether the tree had uncommitted changes), the torch version, the device, the CPU model and
+the date. ``scripts/render_results.py`` turns the records under ``docs/records/`` into the tables of the
+docs, so every number there names the run that measured it. ``benchmarks/`` is on ``sys.path`` when a
+script in it runs, so each imports this module as ``harness``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import core
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDS = ROOT / "docs" / "records"
+
+
+def parser(doc: str | None, results: Path | None = None) -> argparse.ArgumentParser:
+    """An argument parser described by the first line of the script's docstring, with the flags every
+    benchmark shares: ``--threads``, ``--device``, ``--num_images`` and, given a default ``results`` file,
+    ``--results`` and ``--show``."""
+    parsed = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parsed.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    parsed.add_argument("--device", default="auto")
+    parsed.add_argument("--num_images", type=int, default=1000, help="images per score")
+    if results is not None:
+        parsed.add_argument("--results", type=Path, default=results, help="the JSON-lines records file")
+        parsed.add_argument("--show", type=Path, help="only print the table of this records file")
+    return parsed
+
+
+def setup(args: argparse.Namespace, seed: int = 0) -> torch.device:
+    """Threads, seed and the device's fast paths, as ``args`` ask; returns the device."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(seed)
+    device = core.resolve_device(args.device)
+    core.configure_for_speed(device)
+    return device
+
+
+def draw(
+    model: Callable[..., torch.Tensor],
+    schedule: core.NoiseSchedule,
+    image_shape: tuple[int, ...],
+    sampler: str,
+    steps: int | None,
+    count: int,
+    device: torch.device,
+    seed: int = 0,
+    **sampling: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """``count`` images as ``ddpm-tui eval`` draws them (batch i seeded ``seed + i``, bf16 where the device
+    has it; ``sampling`` passes on, e.g. ``guide``, ``autoguidance``, ``eta``), their labels and the
+    seconds taken."""
+    start = time.perf_counter()
+    with torch.no_grad(), core.autocast(device, core.use_bf16(device)):
+        images, labels = core.generate(
+            model, schedule, count, image_shape, sampler, steps, seed=seed, device=device, **sampling
+        )
+    return images, labels, time.perf_counter() - start
+
+
+def figures(scores: core.Scores) -> dict[str, float]:
+    """A score's figures, rounded for a record: Frechet distance, recognised share, class entropy."""
+    return {
+        "fd": round(scores.frechet_distance, 2),
+        "recognised": round(scores.recognised, 4),
+        "entropy": round(scores.class_entropy, 4),
+    }
+
+
+def score_cells(row: dict[str, Any]) -> list[str]:
+    """A scored row's table cells: images, FD, recognised share, class entropy."""
+    return [str(row["num_images"]), f"{row['fd']:.1f}", f"{row['recognised']:.1%}", f"{row['entropy']:.3f}"]
+
+
+def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
+    """The median wall time of ``repeats`` calls of ``run`` after ``warmup`` untimed ones, and every timing:
+    single timings on a shared machine vary by 2-3x, medians by far less. CUDA work is waited for."""
+    for _ in range(warmup):
+        run()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings), timings
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; the platform's word elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Where and when a measurement ran: commit, uncommitted changes, torch, device, CPU, threads, date."""
+    device = torch.device(device)
+    return {
+        "commit": git("rev-parse", "--short=12", "HEAD") or "unknown",
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def record(path: Path, row: dict[str, Any], environment_: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Append ``row`` to the JSON-lines file ``path`` (several runs may share it) with the command line and
+    the :func:`environment`, print it, and return the whole record."""
+    whole = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **row}
+    whole.update(environment_ or environment())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(whole) + "\n")
+    print(json.dumps(whole), flush=True)
+    return whole
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file, in the order they were written."""
+    for line in path.read_text().splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def diffusers_unet(image_shape: tuple[int, ...], width: int, mults: tuple[int, ...], blocks: int, attention: bool):
+    """Hugging Face diffusers' ``UNet2DModel`` with the blocks of ours: the same widths, levels and residual
+    blocks per level, GroupNorm of 8 groups, and self-attention at the lowest resolution and in the
+    bottleneck exactly when ``attention`` (ours: ``--attention lowest`` against ``none``)."""
+    from diffusers import UNet2DModel
+
+    levels = len(mults)
+    lowest_down, lowest_up = ("AttnDownBlock2D", "AttnUpBlock2D") if attention else ("DownBlock2D", "UpBlock2D")
+    return UNet2DModel(
+        sample_size=image_shape[-1],
+        in_channels=image_shape[0],
+        out_channels=image_shape[0],
+        block_out_channels=tuple(width * m for m in mults),
+        layers_per_block=blocks,
+        down_block_types=("DownBlock2D",) * (levels - 1) + (lowest_down,),
+        up_block_types=(lowest_up,) + ("UpBlock2D",) * (levels - 1),
+        norm_num_groups=8,
+        add_attention=attention,
+    )

@@ -1,0 +1,198 @@
+"""The README's headline figures, measured on this machine with today's code and written as records.
+
+    make results                                        # the same as the next line
+    .venv/bin/python benchmarks/headline.py --seeds 0 1 2
+    .venv/bin/python benchmarks/headline.py --seeds 3 --parts default_run    # one more seed of the default run
+
+Four parts, each appending its records to ``docs/records/headline/PART.jsonl``:
+
+- ``default_run``: for each seed, ``ddpm-tui train --epochs 20 --seed S`` then ``ddpm-tui eval`` on its
+  checkpoint, both as a learner runs them: the training wall time, the final loss, and eval's Frechet
+  distance, recognised share and class entropy for 1,000 images beside the real floor.
+- ``samplers``: the first seed's checkpoint sampled by the default fast sampler and by DDPM's 1,000 steps,
+  ``--sampler_images`` each from the same noise, with their seconds and scores.
+- ``throughput``: training images/s of the default network against diffusers' ``UNet2DModel`` with the
+  same blocks (no self-attention on either side), batch 32, the better precision of each side.
+- ``phase3``: the wall time of QUICKSTART's Phase 3, ``ddpm-tui sample --num_images 64
+  --show_intermediate`` with DDPM's 1,000 steps, start-up and files included.
+
+Run it on an otherwise idle machine: the wall times are the figures. ``scripts/render_results.py`` then
+rewrites the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import harness  # benchmarks/ is on the path when a script in it runs
+import torch
+
+import core
+
+PARTS = ("default_run", "samplers", "throughput", "phase3")
+CLI = [sys.executable, "-m", "ddpm_tui"]
+
+
+def command(*args: str) -> float:
+    """Run ``ddpm-tui ARGS`` as a learner would, its output passed through; returns its wall seconds."""
+    print("$ ddpm-tui " + " ".join(args), flush=True)
+    start = time.perf_counter()
+    subprocess.run([*CLI, *args], check=True)
+    return time.perf_counter() - start
+
+
+def default_run(seed: int, run_dir: Path) -> dict[str, Any]:
+    """Train the default recipe for 20 epochs with ``seed`` and score it as ``ddpm-tui eval`` does."""
+    train_seconds = command("train", "--epochs", "20", "--seed", str(seed), "--output_dir", str(run_dir))
+    eval_seconds = command("eval", "--checkpoint", str(run_dir / "model_final.pt"))
+    result = json.loads((run_dir / "eval.json").read_text())
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").open() if '"kind": "epoch"' in line]
+    return {
+        "part": "default_run",
+        "seed": seed,
+        "config": json.loads((run_dir / "config.json").read_text()),
+        "eval_settings": result["settings"],
+        "figures": {
+            "train_minutes": round(train_seconds / 60, 2),
+            "final_loss": round(epochs[-1]["loss"], 4),
+            **{k: v for k, v in result["scores"].items() if k in ("frechet_distance", "recognised", "class_entropy")},
+            "floor_fd": result["floor"]["frechet_distance"],
+            "floor_recognised": result["floor"]["recognised"],
+            "eval_minutes": round(eval_seconds / 60, 2),
+        },
+        "wall_s": round(train_seconds + eval_seconds, 1),
+    }
+
+
+def samplers(checkpoint: Path, count: int) -> list[dict[str, Any]]:
+    """The default fast sampler (autoguided as ``eval`` runs it) against DDPM's T steps, from the same
+    noise, scored beside ``count`` real images."""
+    device = core.resolve_device("auto")
+    loaded = core.load_model(checkpoint, device)
+    evaluator = core.Evaluator(core.load_classifier(loaded.config.dataset))
+    floor = harness.figures(evaluator.floor(count))
+    rows = []
+    for sampler in (core.FAST_SAMPLER, "ddpm"):
+        plan = core.plan_sampling(
+            loaded.model,
+            loaded.schedule,
+            loaded.image_shape,
+            1,
+            sampler,
+            guide=loaded.guide,
+            dataset=loaded.config.dataset,
+        )
+        images, labels, seconds = harness.draw(
+            loaded.model,
+            loaded.schedule,
+            loaded.image_shape,
+            sampler,
+            None,
+            count,
+            device,
+            guide=loaded.guide,
+            dataset=loaded.config.dataset,
+        )
+        rows.append(
+            {
+                "part": "samplers",
+                "sampler": sampler,
+                "config": {"checkpoint": str(checkpoint), "num_images": count, "autoguidance": plan.autoguidance},
+                "figures": {
+                    "steps": len(plan.timesteps),
+                    "calls": calls(loaded.schedule, plan),
+                    **harness.figures(evaluator.score(images, labels)),
+                    "floor_fd": floor["fd"],
+                    "floor_recognised": floor["recognised"],
+                },
+                "wall_s": round(seconds, 1),
+            }
+        )
+    return rows
+
+
+def calls(schedule: core.NoiseSchedule, plan: core.SamplingPlan) -> int:
+    """Network calls per image: one a step, two on each step that autoguidance guides."""
+    if plan.autoguidance is None:
+        return len(plan.timesteps)
+    return core.guided_calls(core.guidance_interval(schedule), plan.timesteps)
+
+
+def throughput(batch: int, repeats: int) -> dict[str, Any]:
+    """Training images/s of the default network and of diffusers' at the same blocks, each side's better
+    precision, medians of ``repeats`` alternating timings of 10 steps."""
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler
+
+    config = core.TrainConfig(batch_size=batch, max_images=batch, output_dir=tempfile.mkdtemp(prefix="headline-"))
+    ours = {p: core.Trainer(dataclasses.replace(config, precision=p)) for p in ("fp32", "bf16")}
+    x0 = ours["fp32"].images_at(torch.arange(batch))
+    theirs = harness.diffusers_unet(
+        tuple(x0.shape[1:]), config.base_channels, config.channel_mults, config.num_res_blocks, attention=False
+    )
+    optimiser = torch.optim.AdamW(theirs.parameters(), lr=1e-3)
+    scheduler = DDPMScheduler(num_train_timesteps=config.timesteps)
+
+    def their_step(bf16: bool) -> None:
+        noise, t = torch.randn_like(x0), torch.randint(0, config.timesteps, (batch,))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.mse_loss(theirs(scheduler.add_noise(x0, noise, t), t).sample.float(), noise)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+    runs = {
+        **{f"ours {p}": (lambda t=t: [t.train_step(x0) for _ in range(10)]) for p, t in ours.items()},
+        **{f"diffusers {p}": (lambda b=p == "bf16": [their_step(b) for _ in range(10)]) for p in ("fp32", "bf16")},
+    }
+    rates = {name: 10 * batch / harness.median_seconds(run, repeats)[0] for name, run in runs.items()}
+    best_ours = max(rates["ours fp32"], rates["ours bf16"])
+    best_theirs = max(rates["diffusers fp32"], rates["diffusers bf16"])
+    return {
+        "part": "throughput",
+        "config": {"batch_size": batch, "repeats": repeats, "attention": "none on both sides"},
+        "figures": {
+            **{f"{k.replace(' ', '_')}_images_per_s": round(v, 1) for k, v in rates.items()},
+            "ours_parameters": ours["fp32"].param_count,
+            "diffusers_parameters": sum(p.numel() for p in theirs.parameters()),
+            "ratio": round(best_ours / best_theirs, 2),
+        },
+    }
+
+
+def main() -> None:
+    parser = harness.parser(__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--sampler_images", type=int, default=200, help="images per sampler in 'samplers'")
+    parser.add_argument("--out", type=Path, default=harness.RECORDS / "headline")
+    parser.add_argument("--runs", type=Path, default=Path("outputs/headline"), help="where the runs are trained")
+    args = parser.parse_args()
+    env = harness.environment(harness.setup(args))
+    first = args.runs / f"seed{args.seeds[0]}"
+    if "default_run" in args.parts:
+        for seed in args.seeds:
+            harness.record(args.out / "default_run.jsonl", default_run(seed, args.runs / f"seed{seed}"), env)
+    if "samplers" in args.parts:
+        for row in samplers(first / "model_final.pt", args.sampler_images):
+            harness.record(args.out / "samplers.jsonl", row, env)
+    if "throughput" in args.parts:
+        harness.record(args.out / "throughput.jsonl", throughput(32, repeats=5), env)
+    if "phase3" in args.parts:
+        seconds = command(
+            "sample", "--checkpoint", str(first / "model_final.pt"), "--num_images", "64", "--show_intermediate",
+            "--output", str(args.runs / "phase3" / "samples.png"),
+        )  # fmt: skip
+        row = {"part": "phase3", "config": {"sampler": "ddpm", "num_images": 64, "frames": True}}
+        harness.record(args.out / "phase3.jsonl", {**row, "figures": {"seconds": round(seconds, 1)}}, env)
+
+
+if __name__ == "__main__":
+    main()
