@@ -18,6 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/render_results.py --check
 	$(BIN)/python -m pytest
 
 # The README's headline figures, measured here (about 45 minutes on 2 cores), then its tables rendered.

@@ -67,12 +67,12 @@ for _mean, _std in ((-1.2, 1.2), (0.0, 1.2), (0.5, 1.2), (1.0, 1.2), (0.5, 0.8),
 # The recipe this search chose, trained by AdamW, and by Muon for the weight matrices (the default now).
 VARIANTS["adamw"] = VARIANTS["v_cosine_conv_resize_lognormal+0.5_std0.8"]
 VARIANTS["muon"] = {**VARIANTS["adamw"], "optimiser": "muon"}
-# Cheaper networks, and shorter epochs, that would buy back Muon's minutes (README: *Buying back Muon's minutes*).
+# Cheaper networks, and shorter epochs, that would buy back Muon's minutes (docs/muon.md).
 VARIANTS["muon_width24"] = {**VARIANTS["muon"], "base_channels": 24}
 VARIANTS["muon_16_1x3x4"] = {**VARIANTS["muon"], "base_channels": 16, "channel_mults": (1, 3, 4)}
 VARIANTS["muon_16_1x4x4"] = {**VARIANTS["muon"], "base_channels": 16, "channel_mults": (1, 4, 4)}
 VARIANTS["muon_4480_images"] = {**VARIANTS["muon"], "max_images": 4480}
-# Self-attention nowhere: 1.16x the training speed (README: *Does a digit need self-attention?*).
+# Self-attention nowhere: 1.16x the training speed (docs/attention.md).
 VARIANTS["muon_no_attention"] = {**VARIANTS["muon"], "attention": "none"}
 
 

@@ -43,7 +43,7 @@ BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
 }
 
 
-# Where in the run the autoguidance snapshot is kept, for each dataset it was measured on (README: which
+# Where in the run the autoguidance snapshot is kept, for each dataset it was measured on (docs/autoguidance.md: which
 # snapshot guides; a harder push for clothes): an earlier, worse guide pushes harder. Others take MNIST's.
 DEFAULT_GUIDE_AT: dict[str, float] = {"mnist": 0.4, "fashion_mnist": 0.2}
 

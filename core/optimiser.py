@@ -42,7 +42,7 @@ OPTIMISERS: tuple[str, ...] = ("adamw", "muon")
 NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)  # a, b, c of the quintic iteration (Jordan et al. 2024)
 NEWTON_SCHULZ_STEPS = 5
 MUON_MOMENTUM = 0.95
-MUON_UPDATE_RMS = 0.4  # r: each weight moves by an RMS of r * lr per step (see the README's optimiser table)
+MUON_UPDATE_RMS = 0.4  # r: each weight moves by an RMS of r * lr per step (docs/muon.md: the step-size screen)
 ADAMW_ONLY = ("conv_in.", "conv_out.", "class_embedding.")  # names of the layers Muon leaves to AdamW
 
 

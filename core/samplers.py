@@ -31,7 +31,7 @@ from .schedule import NoiseSchedule
 SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++", "dpm++sde")
 FAST_SAMPLER = "dpm++sde"  # the recommended sampler: eval's default and the trainer's previews
 DEFAULT_STEPS: dict[str, int] = {"ddim": 50, "dpm++": 20, "dpm++sde": 50}
-DEFAULT_ETA: dict[str, float] = {"ddim": 0.0, "dpm++sde": 0.7}  # fresh noise per step (README: how 0.7 was chosen)
+DEFAULT_ETA: dict[str, float] = {"ddim": 0.0, "dpm++sde": 0.7}  # fresh noise per step (docs/sampler.md)
 SIGMA_MAX = 20.0  # the noise level where the DPM-Solver samplers' evenly spaced steps begin
 GUIDANCE_SIGMA_MIN = 1.0  # autoguidance acts only above this noise level (see guidance_interval)...
 GUIDANCE_SIGMA_MAX = 5.0  # ...and below this one, where the digit's class is already chosen
@@ -289,7 +289,7 @@ def _descending_steps(times: list[int], T: int) -> bool:
 
 # no_grad rather than inference_mode: under inference_mode autocast casts every weight to bf16 again at
 # every call, while under no_grad it keeps those casts for as long as the caller's autocast block lasts,
-# which made DDPM's steps up to 1.2x faster on the CPU (README: Phase 3 in under two minutes).
+# which made DDPM's steps up to 1.2x faster on the CPU (docs/phase3-speed.md).
 @torch.no_grad()
 def _denoise(
     model: NoisePredictor,

@@ -31,7 +31,7 @@ from .schedule import NoiseSchedule
 ALL_CLASSES = "all"
 DEFAULT_GUIDANCE = 3.0
 # Autoguidance w by the run's early EMA snapshot, between sigma = 1 and 5, for each dataset it was measured on
-# (README: how w and the interval were chosen); a dataset not listed takes MNIST's.
+# (docs/autoguidance.md: how w and the interval were chosen); a dataset not listed takes MNIST's.
 DEFAULT_AUTOGUIDANCE: dict[str, float] = {"mnist": 2.0, "fashion_mnist": 3.5}
 
 

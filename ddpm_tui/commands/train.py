@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "model",
         choices=tuple(core.MODEL_PRESETS),
-        help="U-Net size preset: tiny, small (default), base or large (see the README's table); explicit "
+        help="U-Net size preset: tiny, small (default), base or large (see docs/performance.md); explicit "
         "--base_channels, --channel_mults, --num_res_blocks or --attention override it",
     )
     add_setting_flags(parser)

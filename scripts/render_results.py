@@ -1,0 +1,238 @@
+"""Rewrite the docs' results tables from the records the benchmarks wrote.
+
+    .venv/bin/python scripts/render_results.py           # rewrite every marked block
+    .venv/bin/python scripts/render_results.py --check   # exit 1, naming each block that differs
+
+A table lives between ``<!-- results: NAME -->`` and ``<!-- /results -->`` in README.md, QUICKSTART.md or
+a page under docs/; NAME picks a function of :data:`TABLES`, which reads ``docs/records/<study>/*.jsonl``
+(one JSON object per run, written by ``benchmarks/harness.py``). Where several seeds measured a figure the
+table shows mean ± standard deviation over the runs, and says how many. ``make test`` runs ``--check``, so
+a table edited by hand, or records added without rendering, fail the suite. Only the standard library is
+used: the check costs no PyTorch import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK = re.compile(r"(<!-- results: ([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
+Records = list[dict[str, Any]]
+
+
+def records(root: Path, study: str, part: str) -> Records:
+    """The records of ``docs/records/STUDY/PART.jsonl``, the newest per seed (or per sampler) kept: a rerun
+    of the same seed replaces its row, another seed adds one."""
+    path = root / "docs" / "records" / study / f"{part}.jsonl"
+    if not path.exists():
+        return []
+    newest: dict[Any, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            newest[(row.get("seed"), row.get("sampler"))] = row
+    return list(newest.values())
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """``mean ± std (n runs)`` of ``values`` formatted by ``fmt`` (one value: itself)."""
+    if len(values) == 1:
+        return format(values[0], fmt)
+    mean, std = statistics.fmean(values), statistics.stdev(values)
+    return f"{format(mean, fmt)} ± {format(std, fmt)} ({len(values)} runs)"
+
+
+def figure(rows: Records, key: str, fmt: str, scale: float = 1.0) -> str:
+    return spread([row["figures"][key] * scale for row in rows], fmt)
+
+
+def provenance(rows: Records, command: str) -> str:
+    """The line under a table: the command, and where and when its records were measured."""
+    commits = sorted({row["commit"] + ("+" if row.get("dirty") else "") for row in rows})
+    dates = sorted({row["date"][:10] for row in rows})
+    first = rows[0]
+    return (
+        f"Measured by `{command}` on {first['cpu']} ({first['threads']} threads, {first['device']}), "
+        f"torch {first['torch']}, commit {', '.join(commits)}, {' to '.join(dict.fromkeys([dates[0], dates[-1]]))}."
+    )
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """A Markdown table."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def by_sampler(rows: Records) -> dict[str, dict[str, Any]]:
+    return {row["sampler"]: row for row in rows}
+
+
+def sampler_cell(row: dict[str, Any]) -> str:
+    f = row["figures"]
+    return f"FD {f['fd']:.1f}, {f['recognised']:.1%} recognised, {f['calls']} calls, {row['wall_s']:.0f} s"
+
+
+def best_rates(speed: dict[str, float]) -> dict[str, float]:
+    """Each side's images/s at its better precision."""
+    return {s: max(speed[f"{s}_fp32_images_per_s"], speed[f"{s}_bf16_images_per_s"]) for s in ("ours", "diffusers")}
+
+
+NO_RECORDS = ["(no records yet: run `make results`)"]
+
+
+def headline(root: Path) -> list[str]:
+    """The README's table: the default run, the fast sampler against DDPM, speed against diffusers, Phase 3."""
+    runs = records(root, "headline", "default_run")
+    samplers = by_sampler(records(root, "headline", "samplers"))
+    throughput = records(root, "headline", "throughput")
+    phase3 = records(root, "headline", "phase3")
+    if not (runs and samplers and throughput and phase3):
+        return NO_RECORDS
+    fast, ddpm, speed = samplers["dpm++sde"], samplers["ddpm"], throughput[-1]["figures"]
+    best, real = best_rates(speed), runs[0]["figures"]
+    eval_command = "`ddpm-tui eval --checkpoint outputs/model_final.pt`"
+    rows = [
+        ("training, 20 epochs of the default recipe", figure(runs, "train_minutes", ".1f") + " min",
+         "`ddpm-tui train --epochs 20`"),
+        (f"Frechet distance of 1,000 samples (real images: {real['floor_fd']:.2f})",
+         figure(runs, "frechet_distance", ".1f"), eval_command),
+        (f"recognised by the classifier (real: {real['floor_recognised']:.1%})",
+         figure(runs, "recognised", ".1f", 100) + "%", "(the same)"),
+        ("class entropy (1: every class equally often)", figure(runs, "class_entropy", ".3f"), "(the same)"),
+        (f"fast sampler, {fast['config']['num_images']} images (real: FD {fast['figures']['floor_fd']:.1f})",
+         sampler_cell(fast), "`benchmarks/headline.py --parts samplers`"),
+        ("DDPM's 1,000 steps from the same noise", sampler_cell(ddpm), "(the same)"),
+        ("training images/s against diffusers, equal blocks (no attention), batch 32",
+         f"{best['ours']:.0f} against {best['diffusers']:.0f} ({speed['ratio']:.2f}x)",
+         "`benchmarks/headline.py --parts throughput`"),
+        ("Phase 3: DDPM-1000, 64 images with frames, wall", f"{phase3[-1]['figures']['seconds']:.0f} s",
+         "`ddpm-tui sample --checkpoint outputs/model_final.pt --num_images 64 --show_intermediate`"),
+    ]  # fmt: skip
+    everything = runs + list(samplers.values()) + throughput + phase3
+    return [*table(("what", "result", "command"), rows), "", provenance(everything, "make results")]
+
+
+def default_run(root: Path) -> list[str]:
+    """QUICKSTART's Phase 2 and 4 figures: each with its spread over the seeds of the default run."""
+    runs = records(root, "headline", "default_run")
+    if not runs:
+        return NO_RECORDS
+    real = runs[0]["figures"]
+    rows = [
+        ("training time, 20 epochs (minutes)", figure(runs, "train_minutes", ".1f"), ""),
+        ("loss, the last epoch's mean", figure(runs, "final_loss", ".4f"), ""),
+        ("Frechet distance, 1,000 images", figure(runs, "frechet_distance", ".1f"), f"{real['floor_fd']:.2f}"),
+        ("recognised (confidence >= 0.9)", figure(runs, "recognised", ".1f", 100) + "%",
+         f"{real['floor_recognised']:.1%}"),
+        ("class entropy", figure(runs, "class_entropy", ".3f"), ""),
+        ("`eval` wall time (minutes)", figure(runs, "eval_minutes", ".1f"), ""),
+    ]  # fmt: skip
+    header = ("figure", "the default run", "real held-out images")
+    return [*table(header, rows), "", provenance(runs, "benchmarks/headline.py --parts default_run")]
+
+
+def fast_vs_ddpm(root: Path) -> list[str]:
+    """QUICKSTART's Phase 3: the fast sampler against DDPM's 1,000 steps, from the same noise."""
+    rows = records(root, "headline", "samplers")
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for row in rows:
+        f, w = row["figures"], row["config"]["autoguidance"]
+        name = row["sampler"] + (f", autoguided w = {w:g}" if w else "")
+        cells.append((name, str(f["calls"]), f"{f['fd']:.1f}", f"{f['recognised']:.1%}", f"{row['wall_s']:.0f}"))
+    real, count = rows[0]["figures"], rows[0]["config"]["num_images"]
+    cells.append(
+        (f"real held-out images ({count})", "", f"{real['floor_fd']:.1f}", f"{real['floor_recognised']:.1%}", "")
+    )
+    header = ("sampler", "network calls", "FD", "recognised", "seconds")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/headline.py --parts samplers")]
+
+
+def phase3(root: Path) -> list[str]:
+    """QUICKSTART's Phase 3 wall time."""
+    rows = records(root, "headline", "phase3")
+    if not rows:
+        return NO_RECORDS
+    seconds = spread([row["figures"]["seconds"] for row in rows], ".0f")
+    cells = [("DDPM, 1,000 steps, 64 images, frames and GIF, start-up included", seconds + " s")]
+    return [*table(("Phase 3", "wall time"), cells), "", provenance(rows, "benchmarks/headline.py --parts phase3")]
+
+
+def peers_throughput(root: Path) -> list[str]:
+    """The diffusers comparison at equal blocks, both precisions."""
+    rows = records(root, "headline", "throughput")
+    if not rows:
+        return NO_RECORDS
+    f = rows[-1]["figures"]
+    cells = [
+        ("ours, `--attention none`", f"{f['ours_parameters']:,}", f"{f['ours_fp32_images_per_s']:.0f}",
+         f"{f['ours_bf16_images_per_s']:.0f}"),
+        ("diffusers `UNet2DModel`, no attention", f"{f['diffusers_parameters']:,}",
+         f"{f['diffusers_fp32_images_per_s']:.0f}", f"{f['diffusers_bf16_images_per_s']:.0f}"),
+        ("ours / diffusers, the better precision of each", "", "", f"{f['ratio']:.2f}x"),
+    ]  # fmt: skip
+    header = ("training images/s, batch 32", "parameters", "fp32", "bf16")
+    return [*table(header, cells), "", provenance(rows[-1:], "benchmarks/headline.py --parts throughput")]
+
+
+TABLES: dict[str, Callable[[Path], list[str]]] = {
+    "headline": headline,
+    "default-run": default_run,
+    "fast-vs-ddpm": fast_vs_ddpm,
+    "phase3": phase3,
+    "peers-throughput": peers_throughput,
+}
+
+
+def documents(root: Path) -> list[Path]:
+    return [root / "README.md", root / "QUICKSTART.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def render(text: str, root: Path) -> tuple[str, list[str]]:
+    """``text`` with every marked block rewritten, and the names of the blocks that changed."""
+    changed: list[str] = []
+
+    def rewrite(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in TABLES:
+            raise SystemExit(f"render_results: no table is named {name!r}; known: {', '.join(TABLES)}")
+        body = "\n".join(TABLES[name](root)) + "\n"
+        if body != match.group(3):
+            changed.append(name)
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(rewrite, text), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if any block is stale")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the project folder")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in documents(args.root):
+        if not path.exists():
+            continue
+        text = path.read_text()
+        new, changed = render(text, args.root)
+        stale += [f"{path.relative_to(args.root)}: {name}" for name in changed]
+        if changed and not args.check:
+            path.write_text(new)
+    if args.check and stale:
+        for block in stale:
+            print(f"stale results table (run scripts/render_results.py): {block}", file=sys.stderr)
+        return 1
+    for block in stale:
+        print(f"rewrote {block}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

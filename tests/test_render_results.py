@@ -1,0 +1,85 @@
+"""scripts/render_results.py: the docs' tables are rendered from records, and --check catches a hand edit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "render_results.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+
+
+def record(seed: int, fd: float, minutes: float) -> dict:
+    figures = {
+        "train_minutes": minutes,
+        "final_loss": 0.1,
+        "frechet_distance": fd,
+        "recognised": 0.86,
+        "class_entropy": 0.997,
+        "floor_fd": 4.1,
+        "floor_recognised": 0.937,
+        "eval_minutes": 1.5,
+    }
+    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+    return {"seed": seed, "figures": figures, **machine, "date": "2026-12-05T00:00:00+00:00"}
+
+
+def project(tmp_path: Path, rows: list[dict]) -> Path:
+    """A project folder with one QUICKSTART block and the default run's records ``rows``."""
+    (tmp_path / "QUICKSTART.md").write_text("Phase 2\n\n<!-- results: default-run -->\n<!-- /results -->\n")
+    records = tmp_path / "docs" / "records" / "headline"
+    records.mkdir(parents=True)
+    (records / "default_run.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path
+
+
+def test_the_committed_tables_match_their_records():
+    result = run("--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_table_shows_the_mean_and_spread_over_seeds_and_the_newest_run_of_each(tmp_path):
+    rows = [record(0, 99.0, 9.0), record(0, 10.0, 9.0), record(1, 12.0, 10.0), record(2, 14.0, 11.0)]
+    root = project(tmp_path, rows)
+    assert run("--root", str(root)).returncode == 0
+    text = (root / "QUICKSTART.md").read_text()
+    assert "| Frechet distance, 1,000 images | 12.0 ± 2.0 (3 runs) | 4.10 |" in text  # seed 0's rerun replaced 99
+    assert "| training time, 20 epochs (minutes) | 10.0 ± 1.0 (3 runs) |  |" in text
+    assert "commit abc" in text and "2026-12-05" in text
+    assert run("--root", str(root), "--check").returncode == 0
+
+
+def test_check_fails_and_names_the_block_when_a_table_was_edited_by_hand(tmp_path):
+    root = project(tmp_path, [record(0, 10.0, 9.0), record(1, 12.0, 10.0)])
+    run("--root", str(root))
+    path = root / "QUICKSTART.md"
+    path.write_text(path.read_text().replace("11.0 ± 1.4", "9.0 ± 0.1"))
+    result = run("--root", str(root), "--check")
+    assert result.returncode == 1
+    assert "QUICKSTART.md: default-run" in result.stderr
+    assert "9.0 ± 0.1" in path.read_text()  # --check changes nothing
+
+
+def test_the_real_readme_fails_the_check_once_its_headline_is_edited(tmp_path):
+    for name in ("README.md", "QUICKSTART.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    readme = tmp_path / "README.md"
+    text = readme.read_text()
+    start = text.index("<!-- results: headline -->")
+    readme.write_text(text[: start + 27] + "| a number typed by hand | 1.0 |\n" + text[start + 27 :])
+    result = run("--root", str(tmp_path), "--check")
+    assert result.returncode == 1 and "README.md: headline" in result.stderr
+
+
+def test_an_unknown_table_name_is_an_error(tmp_path):
+    (tmp_path / "README.md").write_text("<!-- results: nonsense -->\n<!-- /results -->\n")
+    result = run("--root", str(tmp_path), "--check")
+    assert result.returncode == 1 and "nonsense" in result.stderr
