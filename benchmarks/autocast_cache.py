@@ -14,13 +14,13 @@ checkpoint is named. Both ways must give the same images bit for bit, which the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import harness  # benchmarks/ is on the path when a script in it runs
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -48,14 +48,13 @@ def ddpm_steps(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, Path("outputs/records/autocast_cache.jsonl"))
+    parser.set_defaults(num_images=64)
     parser.add_argument("--checkpoint", type=Path, help="time this model (default: an untrained default network)")
-    parser.add_argument("--num_images", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40, help="DDPM steps per timing")
     parser.add_argument("--repeats", type=int, default=7, help="report the median of this many timings")
     args = parser.parse_args()
-    core.configure_for_speed(torch.device("cpu"))
-    torch.manual_seed(0)
+    harness.setup(args)
     if args.checkpoint is not None:
         loaded = core.load_model(args.checkpoint)
         model, schedule = loaded.model.eval(), loaded.schedule
@@ -83,6 +82,8 @@ def main() -> None:
     console = Console(width=120)
     console.print(table)
     console.print(f"same images bit for bit: {identical}")
+    figures = {f"ms_per_step_{name.split()[0]}": round(statistics.median(v), 2) for name, v in timings.items()}
+    harness.record(args.results, {"config": vars(args), "figures": {**figures, "identical": identical}})
 
 
 if __name__ == "__main__":

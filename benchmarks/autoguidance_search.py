@@ -16,17 +16,13 @@ prints its table.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import tempfile
 from pathlib import Path
 
+import harness  # benchmarks/ is on the path when a script in it runs
 import torch
-from recipe_search import (
-    add_search_arguments,
-    record,
-    score,
-    score_cells,
-)  # benchmarks/ is on the path when a script in it runs
+from recipe_search import score
 from rich.console import Console
 from rich.table import Table
 
@@ -51,7 +47,7 @@ def train(seed: int, args: argparse.Namespace) -> tuple[core.Trainer, dict[int, 
 
 
 def show(path: Path, console: Console) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = list(harness.read(path))
     table = Table(title=f"{path}: {core.FAST_SAMPLER}, the same network calls per image in every row")
     for column in ("dataset", "seed", "guide (epoch)", "w", "steps", "images", "FD", "recognised", "entropy"):
         table.add_column(column, justify="right")
@@ -62,56 +58,51 @@ def show(path: Path, console: Console) -> None:
             "-" if r["w"] == 1 else str(r["guide_epoch"]),
             f"{r['w']:g}",
             str(r["steps"]),
-            *score_cells(r),
+            *harness.score_cells(r),
         )
     console.print(table)
 
 
+def scored_rows(seed: int, args: argparse.Namespace, evaluator: core.Evaluator) -> list[dict]:
+    """Train one seed, then score every (snapshot, w) pair at the same network calls per image."""
+    trainer, snapshots = train(seed, args)
+    rows = []
+    for epoch, state in snapshots.items():
+        guide = core.build_model(trainer.config, trainer.data.image_shape).to(trainer.device)
+        guide.load_state_dict(state)
+        predictor = core.noise_predictor(guide.eval(), trainer.schedule, trainer.config.prediction)
+        for w in args.guidance:
+            if w == 1 and epoch != min(snapshots):
+                continue  # w = 1 ignores the guide: score it once
+            steps = core.DEFAULT_STEPS[core.FAST_SAMPLER]
+            if w != 1:
+                interval = core.guidance_interval(trainer.schedule)
+                steps = core.autoguided_steps(trainer.schedule, core.FAST_SAMPLER, interval)
+            row = {"dataset": args.dataset, "seed": seed, "guide_epoch": epoch, "w": w, "steps": steps}
+            row.update(config=dataclasses.asdict(trainer.config), num_images=args.num_images)
+            model = trainer.sampling_model()
+            sampler, count = core.FAST_SAMPLER, args.num_images
+            row.update(score(model, trainer, evaluator, sampler, None, count, guide=predictor, autoguidance=w))
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, Path("outputs/autoguidance_search.jsonl"))
+    parser.set_defaults(num_images=500)
     parser.add_argument("--dataset", choices=core.SCORED_DATASETS, default="mnist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--snapshots", type=int, nargs="+", default=[5], help="epochs whose EMA may guide")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5], help="autoguidance w (1 = none)")
-    add_search_arguments(parser, Path("outputs/autoguidance_search.jsonl"))
     args = parser.parse_args()
     console = Console(width=160)
-    if args.show:
-        show(args.show, console)
+    if harness.only_show(args, show, console):
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     evaluator = core.Evaluator(core.load_classifier(args.dataset))
-    args.results.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        trainer, snapshots = train(seed, args)
-        for epoch, state in snapshots.items():
-            guide = core.build_model(trainer.config, trainer.data.image_shape).to(trainer.device)
-            guide.load_state_dict(state)
-            predictor = core.noise_predictor(guide.eval(), trainer.schedule, trainer.config.prediction)
-            for w in args.guidance:
-                if w == 1 and epoch != min(snapshots):
-                    continue  # w = 1 ignores the guide: score it once
-                steps = core.DEFAULT_STEPS[core.FAST_SAMPLER]
-                if w != 1:
-                    interval = core.guidance_interval(trainer.schedule)
-                    steps = core.autoguided_steps(trainer.schedule, core.FAST_SAMPLER, interval)
-                row = {"dataset": args.dataset, "seed": seed, "guide_epoch": epoch, "w": w, "steps": steps}
-                row["num_images"] = args.num_images
-                row.update(
-                    score(
-                        trainer.sampling_model(),
-                        trainer,
-                        evaluator,
-                        core.FAST_SAMPLER,
-                        None,
-                        args.num_images,
-                        guide=predictor,
-                        autoguidance=w,
-                    )
-                )
-                record(row, args.results, console)
+        for row in scored_rows(seed, args, evaluator):
+            harness.record(args.results, row)
     show(args.results, console)
 
 

@@ -44,6 +44,17 @@ def parser(doc: str | None, results: Path | None = None) -> argparse.ArgumentPar
     return parsed
 
 
+def only_show(args: argparse.Namespace, show: Callable[[Path, Any], None], console: Any) -> bool:
+    """With ``--show FILE``, print that records file's table and say so (the script then stops); otherwise
+    set the threads ``--threads`` asks for."""
+    if getattr(args, "show", None):
+        show(args.show, console)
+        return True
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return False
+
+
 def setup(args: argparse.Namespace, seed: int = 0) -> torch.device:
     """Threads, seed and the device's fast paths, as ``args`` ask; returns the device."""
     if args.threads:
@@ -140,13 +151,16 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
 
 def record(path: Path, row: dict[str, Any], environment_: dict[str, Any] | None = None) -> dict[str, Any]:
     """Append ``row`` to the JSON-lines file ``path`` (several runs may share it) with the command line and
-    the :func:`environment`, print it, and return the whole record."""
-    whole = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **row}
-    whole.update(environment_ or environment())
+    the :func:`environment`, print it, and return the whole record. The commit, whether the tree has
+    uncommitted changes, and the date are read as the record is written (a long run can outlast an edit of
+    the code); the device and threads come from ``environment_``, measured where the run began, if given."""
+    whole = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **row, **environment()}
+    if environment_:
+        whole.update({key: environment_[key] for key in ("device", "cpu", "cores", "threads", "torch")})
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
-        f.write(json.dumps(whole) + "\n")
-    print(json.dumps(whole), flush=True)
+        f.write(json.dumps(whole, default=str) + "\n")  # paths and the like as text
+    print(json.dumps(whole, default=str), flush=True)
     return whole
 
 
@@ -157,22 +171,23 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def diffusers_unet(image_shape: tuple[int, ...], width: int, mults: tuple[int, ...], blocks: int, attention: bool):
-    """Hugging Face diffusers' ``UNet2DModel`` with the blocks of ours: the same widths, levels and residual
-    blocks per level, GroupNorm of 8 groups, and self-attention at the lowest resolution and in the
-    bottleneck exactly when ``attention`` (ours: ``--attention lowest`` against ``none``)."""
+def diffusers_unet(image_shape: tuple[int, ...], width: int, mults: tuple[int, ...], blocks: int, attention: str):
+    """Hugging Face diffusers' ``UNet2DModel`` with the blocks of ours (``core.UNet``): the same widths, levels,
+    residual blocks per level and GroupNorm groups, and self-attention where ours has it: ``"lowest"`` after
+    every block of the lowest level and in the bottleneck, ``"middle"`` in the bottleneck only, ``"none"``
+    nowhere. At equal blocks the two have the same parameter count."""
     from diffusers import UNet2DModel
 
     levels = len(mults)
-    lowest_down, lowest_up = ("AttnDownBlock2D", "AttnUpBlock2D") if attention else ("DownBlock2D", "UpBlock2D")
+    lowest = attention == "lowest"
     return UNet2DModel(
         sample_size=image_shape[-1],
         in_channels=image_shape[0],
         out_channels=image_shape[0],
         block_out_channels=tuple(width * m for m in mults),
         layers_per_block=blocks,
-        down_block_types=("DownBlock2D",) * (levels - 1) + (lowest_down,),
-        up_block_types=(lowest_up,) + ("UpBlock2D",) * (levels - 1),
+        down_block_types=("DownBlock2D",) * (levels - 1) + ("AttnDownBlock2D" if lowest else "DownBlock2D",),
+        up_block_types=("AttnUpBlock2D" if lowest else "UpBlock2D",) + ("UpBlock2D",) * (levels - 1),
         norm_num_groups=8,
-        add_attention=attention,
+        add_attention=attention != "none",
     )

@@ -135,7 +135,7 @@ def throughput(batch: int, repeats: int) -> dict[str, Any]:
     ours = {p: core.Trainer(dataclasses.replace(config, precision=p)) for p in ("fp32", "bf16")}
     x0 = ours["fp32"].images_at(torch.arange(batch))
     theirs = harness.diffusers_unet(
-        tuple(x0.shape[1:]), config.base_channels, config.channel_mults, config.num_res_blocks, attention=False
+        tuple(x0.shape[1:]), config.base_channels, config.channel_mults, config.num_res_blocks, config.attention
     )
     optimiser = torch.optim.AdamW(theirs.parameters(), lr=1e-3)
     scheduler = DDPMScheduler(num_train_timesteps=config.timesteps)
@@ -157,7 +157,7 @@ def throughput(batch: int, repeats: int) -> dict[str, Any]:
     best_theirs = max(rates["diffusers fp32"], rates["diffusers bf16"])
     return {
         "part": "throughput",
-        "config": {"batch_size": batch, "repeats": repeats, "attention": "none on both sides"},
+        "config": {"batch_size": batch, "repeats": repeats, "attention": f"{config.attention} on both sides"},
         "figures": {
             **{f"{k.replace(' ', '_')}_images_per_s": round(v, 1) for k, v in rates.items()},
             "ours_parameters": ours["fp32"].param_count,

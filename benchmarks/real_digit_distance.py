@@ -25,6 +25,7 @@ import argparse
 import statistics
 from pathlib import Path
 
+import harness  # benchmarks/ is on the path when a script in it runs
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -49,60 +50,46 @@ def summary(values: list[float], percent: bool = False) -> str:
     return f"{mean:.2f}{unit} +- {statistics.stdev(values) * scale:.2f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_images", type=int, default=1000)
-    parser.add_argument("--draws", type=int, default=10)
-    parser.add_argument("--data_dir", type=Path, help="the full MNIST training set (IDX files)")
-    parser.add_argument("--independent", action="store_true", help="also score under a classifier trained here")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    console = Console()
-    generator = torch.Generator().manual_seed(1)
-    evaluator = core.Evaluator(core.load_classifier("mnist"))
-    train, floor_pool, references = classifier_split("mnist")
+ImageSets = list[tuple[str, list[torch.Tensor]]]
 
-    sets: list[tuple[str, list[torch.Tensor]]] = [
-        (
-            f"the floor ({args.num_images:,} held-out test digits, as eval prints it)",
-            [floor_pool.images[: args.num_images]],
-        ),
-        (
-            "random draws of the same held-out test digits",
-            draws(floor_pool.images, args.num_images, args.draws, generator),
-        ),
-        (f"the bundled training subset ({len(train):,})", draws(train.images, args.num_images, args.draws, generator)),
+
+def real_sets(args: argparse.Namespace, generator: torch.Generator, train, floor_pool) -> ImageSets:
+    """The sets of real digits the shipped classifier scores: the floor, other draws of it, the training
+    subset and, with ``--data_dir``, the full training set."""
+    count, repeats = args.num_images, args.draws
+    sets: ImageSets = [
+        (f"the floor ({count:,} held-out test digits, as eval prints it)", [floor_pool.images[:count]]),
+        ("random draws of the same held-out test digits", draws(floor_pool.images, count, repeats, generator)),
+        (f"the bundled training subset ({len(train):,})", draws(train.images, count, repeats, generator)),
     ]
     if args.data_dir is not None:
         full = core.load_dataset("mnist", "train", data_dir=args.data_dir).images
-        sets.append(
-            (
-                f"training digits 1-{SUBSET_SOURCE:,} (where the bundled subset was drawn from)",
-                draws(full[:SUBSET_SOURCE], args.num_images, args.draws, generator),
-            )
-        )
-        sets.append((f"all {len(full):,} training digits", draws(full, args.num_images, args.draws, generator)))
+        source = f"training digits 1-{SUBSET_SOURCE:,} (where the bundled subset was drawn from)"
+        sets.append((source, draws(full[:SUBSET_SOURCE], count, repeats, generator)))
+        sets.append((f"all {len(full):,} training digits", draws(full, count, repeats, generator)))
+    return sets
 
-    scorers: list[tuple[str, core.Evaluator, list[tuple[str, list[torch.Tensor]]]]] = [
-        ("shipped classifier", evaluator, sets)
-    ]
+
+def main() -> None:
+    parser = harness.parser(__doc__, Path("outputs/records/real_digit_distance.jsonl"))
+    parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--data_dir", type=Path, help="the full MNIST training set (IDX files)")
+    parser.add_argument("--independent", action="store_true", help="also score under a classifier trained here")
+    args = parser.parse_args()
+    harness.setup(args)
+    generator = torch.Generator().manual_seed(1)
+    evaluator = core.Evaluator(core.load_classifier("mnist"))
+    train, floor_pool, references = classifier_split("mnist")
+    scorers = [("shipped classifier", evaluator, real_sets(args, generator, train, floor_pool))]
     if args.independent:
         half = len(train) // 2
         seen, unseen = train.subset(torch.arange(half), "first half"), train.images[half:]
+        sets = [
+            ("unseen half of the bundled training subset", draws(unseen, args.num_images, args.draws, generator)),
+            ("held-out test digits", draws(floor_pool.images, args.num_images, args.draws, generator)),
+        ]
         scorers.append(
-            (
-                f"trained here on {half:,} subset digits",
-                core.Evaluator(train_classifier(seen, floor_pool)),
-                [
-                    (
-                        "unseen half of the bundled training subset",
-                        draws(unseen, args.num_images, args.draws, generator),
-                    ),
-                    ("held-out test digits", draws(floor_pool.images, args.num_images, args.draws, generator)),
-                ],
-            )
+            (f"trained here on {half:,} subset digits", core.Evaluator(train_classifier(seen, floor_pool)), sets)
         )
 
     table = Table(title=f"Real MNIST digits against the {len(references.images):,} reference digits")
@@ -111,13 +98,19 @@ def main() -> None:
     for scorer, scoring, image_sets in scorers:
         for name, images in image_sets:
             scores = [scoring.score(x) for x in images]
-            table.add_row(
-                name,
-                scorer,
-                summary([s.frechet_distance for s in scores]),
-                summary([s.recognised for s in scores], percent=True),
+            fds, recognised = [s.frechet_distance for s in scores], [s.recognised for s in scores]
+            table.add_row(name, scorer, summary(fds), summary(recognised, percent=True))
+            figures = {"fd": [round(v, 2) for v in fds], "recognised": [round(v, 4) for v in recognised]}
+            harness.record(
+                args.results,
+                {
+                    "images": name,
+                    "scorer": scorer,
+                    "config": vars(args),
+                    "figures": figures,
+                },
             )
-    console.print(table)
+    Console().print(table)
 
 
 if __name__ == "__main__":

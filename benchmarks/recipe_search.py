@@ -13,12 +13,14 @@ prints the table of a results file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import harness  # benchmarks/ is on the path when a script in it runs
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -93,26 +95,9 @@ def score(
 ) -> dict[str, float]:
     """Sample ``count`` images (seed 0; ``sampling`` passes on, e.g. ``guide`` and ``autoguidance``) and
     score them: FD, recognised share, class entropy, seconds taken."""
-    start = time.perf_counter()
-    with torch.no_grad(), core.autocast(trainer.device, trainer.bf16):
-        images, _ = core.generate(
-            model,
-            trainer.schedule,
-            count,
-            trainer.data.image_shape,
-            sampler,
-            steps,
-            seed=0,
-            device=trainer.device,
-            **sampling,
-        )
-    scores = evaluator.score(images)
-    return {
-        "fd": round(scores.frechet_distance, 2),
-        "recognised": round(scores.recognised, 4),
-        "entropy": round(scores.class_entropy, 4),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    shape, device = trainer.data.image_shape, trainer.device
+    images, _, seconds = harness.draw(model, trainer.schedule, shape, sampler, steps, count, device, **sampling)
+    return {**harness.figures(evaluator.score(images)), "seconds": round(seconds, 1)}
 
 
 def run_variant(name: str, seed: int, args: argparse.Namespace, evaluator: core.Evaluator) -> dict[str, Any]:
@@ -127,8 +112,6 @@ def run_variant(name: str, seed: int, args: argparse.Namespace, evaluator: core.
         }
     )
     trainer = core.Trainer(config)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     for event in trainer.run():
         if isinstance(event, core.FinishedEvent):
@@ -136,6 +119,7 @@ def run_variant(name: str, seed: int, args: argparse.Namespace, evaluator: core.
     row: dict[str, Any] = {
         "variant": name,
         "overrides": overrides,
+        "config": dataclasses.asdict(config),
         "seed": seed,
         "epochs": args.epochs,
         "steps": trainer.step,
@@ -155,7 +139,7 @@ def run_variant(name: str, seed: int, args: argparse.Namespace, evaluator: core.
 
 
 def show(path: Path, console: Console) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = list(harness.read(path))
     columns = sorted({key for row in rows for key in row["scores"]}, key=lambda k: (k.startswith("raw"), k))
     table = Table(title=f"{path}: FD / recognised per sampler (EMA weights unless 'raw')")
     for column in ("variant", "seed", "steps", "min", *columns):
@@ -172,28 +156,9 @@ def show(path: Path, console: Console) -> None:
     console.print(table)
 
 
-def score_cells(row: dict[str, Any]) -> list[str]:
-    """A scored row's table cells: images, FD, recognised share, class entropy."""
-    return [str(row["num_images"]), f"{row['fd']:.1f}", f"{row['recognised']:.1%}", f"{row['entropy']:.3f}"]
-
-
-def record(row: dict[str, Any], path: Path, console: Console) -> None:
-    """Append one result row to the JSON-lines file ``path`` (searches may share it) and print it."""
-    with path.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    console.print(json.dumps(row))
-
-
-def add_search_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
-    """The flags every search shares: images per score, torch threads, the results file, --show."""
-    parser.add_argument("--num_images", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
-    parser.add_argument("--results", type=Path, default=results)
-    parser.add_argument("--show", type=Path, help="only print the table of this results file")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, Path("outputs/recipe_search.jsonl"))
+    parser.set_defaults(num_images=500)
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["muon"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=10, help="screening budget (the default recipe has 20)")
@@ -204,17 +169,14 @@ def main() -> None:
         nargs="+",
         default=[parse_sampler(s) for s in ("dpm++:20", "dpm++sde:50", "ddim:50")],
     )
-    add_search_arguments(parser, Path("outputs/recipe_search.jsonl"))
     args = parser.parse_args()
     console = Console(width=200)
-    if args.show:
-        show(args.show, console)
+    if harness.only_show(args, show, console):
         return
     evaluator = core.Evaluator(core.load_classifier("mnist"))
-    args.results.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for name in args.variants:
-            record(run_variant(name, seed, args, evaluator), args.results, console)
+            harness.record(args.results, run_variant(name, seed, args, evaluator))
     show(args.results, console)
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sample_pixels.py --checkpoint RUN/model_final.pt --threads 1
 
-The issue that asked for clean digits saw "speckled backgrounds". Real MNIST backgrounds are exactly
+A first look at the samples saw "speckled backgrounds". Real MNIST backgrounds are exactly
 black (-1 in the model's range), while every stochastic sampler ends at the smallest noise level with a
 faint residue. This counts, for real held-out digits and for ``--num_images`` images drawn as ``ddpm-tui
 eval`` draws them (the same sampler, guide and noise), the share of pixels that are exactly background,
@@ -14,9 +14,10 @@ levels, are what the Frechet distance measures.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
+from pathlib import Path
 
+import harness  # benchmarks/ is on the path when a script in it runs
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -43,15 +44,11 @@ def pixel_shares(images: torch.Tensor) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, Path("outputs/records/sample_pixels.jsonl"))
     parser.add_argument("--checkpoint", required=True, help="a run's model_final.pt")
-    parser.add_argument("--num_images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="the noise, as ddpm-tui eval --seed")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = core.resolve_device("auto")
+    device = harness.setup(args)
     loaded = core.load_model(args.checkpoint, device)
     dataset = loaded.config.dataset
     with core.autocast(device, core.use_bf16(device)):
@@ -84,6 +81,8 @@ def main() -> None:
         _, grain, _, bright = pixel_shares(images)
         cells = (f"{result.frechet_distance:.2f}", f"{result.recognised:.1%}", f"{grain:.1%}", f"{bright:.1%}")
         scores.add_row(name, *cells)
+        figures = {**harness.figures(result), "grain": round(grain, 4), "bright": round(bright, 4)}
+        harness.record(args.results, {"images": name, "config": vars(args), "figures": figures})
     console = Console(width=140)
     console.print(shares)
     console.print(scores)

@@ -28,18 +28,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
 from typing import Any
 
+import harness  # benchmarks/ is on the path when a script in it runs
 import torch
-from recipe_search import (
-    add_search_arguments,
-    record,
-    score_cells,
-)  # benchmarks/ is on the path when a script in it runs
 from rich.console import Console
 from rich.table import Table
 
@@ -124,16 +119,11 @@ def score(loaded: core.LoadedModel, times: list[int], args: argparse.Namespace, 
         predictor = core.autoguided(loaded.model, loaded.guide, args.autoguidance, interval)
     start = time.perf_counter()
     scores = evaluator.score(draw(predictor, loaded, times, args.num_images, args.eta))
-    return {
-        "fd": round(scores.frechet_distance, 2),
-        "recognised": round(scores.recognised, 4),
-        "entropy": round(scores.class_entropy, 4),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    return {**harness.figures(scores), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def show(path: Path, console: Console) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = list(harness.read(path))
     table = Table(title=f"{path}: {core.FAST_SAMPLER}, FD / recognised / class entropy")
     for column in COLUMNS:
         table.add_column(column, justify="right")
@@ -160,14 +150,15 @@ def show(path: Path, console: Console) -> None:
             r.get("guide") or "own",
             f"{r.get('guide_above', 0):g}",
             f"{r.get('guide_below', math.inf):g}",
-            *score_cells(r),
+            *harness.score_cells(r),
             f"{sigmas[0]:.3g}, {sigmas[1]:.3g}, {sigmas[2]:.3g} ... {sigmas[-1]:.3g}",
         )
     console.print(table)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, Path("outputs/sampler_spacing.jsonl"))
+    parser.set_defaults(num_images=500)
     parser.add_argument("--checkpoints", nargs="+", default=[])
     spacings = ["logsnr:inf", f"logsnr:{core.SIGMA_MAX:g}", "uniform", "karras"]
     parser.add_argument("--spacings", nargs="+", default=spacings)
@@ -185,14 +176,10 @@ def main() -> None:
         "--eta", type=float, default=core.DEFAULT_ETA[core.FAST_SAMPLER], help="fresh noise per step (1: DDPM's)"
     )
     parser.add_argument("--guide", help="autoguide with this checkpoint's network instead of each one's own guide")
-    add_search_arguments(parser, Path("outputs/sampler_spacing.jsonl"))
     args = parser.parse_args()
     console = Console(width=160)
-    if args.show:
-        show(args.show, console)
+    if harness.only_show(args, show, console):
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
     guide = core.load_model(args.guide).model if args.guide else None
     for checkpoint in args.checkpoints:
         loaded = core.load_model(checkpoint)
@@ -220,7 +207,7 @@ def main() -> None:
                 "sigmas": [round(math.exp(float(log_sigmas[t])), 3) for t in times],
                 **score(loaded, times, args, evaluator),
             }
-            record(row, args.results, console)
+            harness.record(args.results, row)
     show(args.results, console)
 
 

@@ -1,6 +1,7 @@
 """Sampling speed: seconds for 64 images with our DPM-Solver++-20, DDIM-50 and DDPM-1000 samplers, against
 diffusers' DPMSolverMultistepScheduler, DDIMScheduler and DDPMScheduler driving a UNet2DModel of the same
-size, in the same process.
+blocks (the default network's, self-attention on both sides or on neither), in the same process; each
+sampler's timings are appended to ``--results`` as a record.
 
     .venv/bin/python benchmarks/sampling_speed.py              # needs: pip install -e '.[bench]'
     .venv/bin/python benchmarks/sampling_speed.py --skip_ddpm  # DDIM only (DDPM-1000 takes minutes on a CPU)
@@ -11,11 +12,12 @@ runs in fp32 and under bf16 autocast and the faster is reported.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import harness  # benchmarks/ is on the path when a script in it runs
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -44,33 +46,24 @@ def theirs(unet, scheduler, x_T: torch.Tensor, steps: int, bf16: bool) -> float:
 
 
 def median(timed: Callable[..., float], repeats: int, *args) -> float:
-    """The median of ``repeats`` calls of ``timed(*args)``: single timings on a shared machine vary by 2-3x,
-    medians by far less."""
+    """The median of ``repeats`` calls of ``timed(*args)``, each of which times only its sampling loop."""
     return statistics.median(timed(*args) for _ in range(repeats))
 
 
 def main() -> None:
-    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_images", type=int, default=64)
+    parser = harness.parser(__doc__, Path("outputs/records/sampling_speed.jsonl"))
+    parser.set_defaults(num_images=64)
     parser.add_argument("--skip_ddpm", action="store_true", help="leave out DDPM-1000 (minutes on a CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="report the median of this many timings")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    core.configure_for_speed(torch.device("cpu"))
-    model = core.UNet(1, 32).eval()
-    schedule = core.NoiseSchedule.create("linear", 1000)
-    unet = UNet2DModel(
-        sample_size=28,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(32, 64, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        norm_num_groups=8,
-    ).eval()
+    harness.setup(args)
+    config = core.TrainConfig()
+    model = core.build_model(config, (1, 28, 28)).eval()
+    schedule = core.NoiseSchedule.create(config.schedule, config.timesteps)
+    blocks = (config.base_channels, config.channel_mults, config.num_res_blocks, config.attention)
+    unet = harness.diffusers_unet((1, 28, 28), *blocks).eval()
     x_T = torch.randn(args.num_images, 1, 28, 28)
     runs = [
         ("DPM-Solver++-20", "dpm++", 20, DPMSolverMultistepScheduler(num_train_timesteps=1000)),
@@ -91,6 +84,10 @@ def main() -> None:
         other = {
             bf16: median(theirs, args.repeats, unet, scheduler, x_T, steps or 1000, bf16) for bf16 in (False, True)
         }
+        figures = {"ours_fp32": mine[False], "ours_bf16": mine[True], "diffusers_fp32": other[False]}
+        figures.update(diffusers_bf16=other[True], speed_up=min(other.values()) / min(mine.values()))
+        row = {"sampler": name, "config": {**vars(args), "attention": config.attention}}
+        harness.record(args.results, {**row, "figures": {k: round(v, 3) for k, v in figures.items()}})
         table.add_row(
             name,
             f"{mine[False]:.2f}",
