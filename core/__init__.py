@@ -38,6 +38,7 @@ from .ema import EMA
 from .objective import PREDICTIONS, TIMESTEP_DENSITIES, l_simple, noise_predictor, timestep_probabilities
 from .trainer import EpochEvent, FinishedEvent, StepEvent, Trainer, TrainingError
 from .distributed import DistributedError
+from .jobs import Share, computing, live_jobs
 
 # Sampling.
 from .samplers import (
@@ -71,10 +72,28 @@ from .sampling import (
     default_autoguidance_text,
     DEFAULT_GUIDANCE,
     SamplingPlan,
+    SamplingRequest,
     class_labels,
     generate,
     autoguided_steps,
     plan_sampling,
+)
+from .editing import (
+    INPAINT_RESAMPLE,
+    INPAINT_STEPS,
+    INVERSION_SOLVERS,
+    MASKS,
+    edit_predictor,
+    images_to_edit,
+    inpaint,
+    inpaint_step,
+    invert,
+    lerp,
+    load_mask,
+    region_mask,
+    renoise,
+    shape_text,
+    slerp,
 )
 
 # Evaluating.
@@ -93,7 +112,9 @@ from .metrics import (
 # Run files: checkpoints, run control, images and curves.
 from .checkpoint import (
     CheckpointError,
+    CheckpointTraits,
     LoadedModel,
+    checkpoint_traits,
     atomic_save,
     build_model,
     find_checkpoints,
@@ -173,6 +194,9 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "DistributedError",
+    "Share",
+    "computing",
+    "live_jobs",
     "autocast",
     "configure_for_speed",
     "device_label",
@@ -200,8 +224,24 @@ __all__ = [
     "GUIDANCE_SIGMA_MAX",
     "GUIDANCE_SIGMA_MIN",
     "SamplingPlan",
+    "SamplingRequest",
     "class_labels",
     "plan_sampling",
+    "INVERSION_SOLVERS",
+    "INPAINT_RESAMPLE",
+    "INPAINT_STEPS",
+    "MASKS",
+    "images_to_edit",
+    "edit_predictor",
+    "load_mask",
+    "shape_text",
+    "inpaint",
+    "inpaint_step",
+    "invert",
+    "lerp",
+    "region_mask",
+    "renoise",
+    "slerp",
     "ddim_step",
     "ddim_timesteps",
     "log_snr_timesteps",
@@ -228,7 +268,9 @@ __all__ = [
     "ONE_CLASS_NOTE",
     # run files
     "CheckpointError",
+    "CheckpointTraits",
     "LoadedModel",
+    "checkpoint_traits",
     "OutputError",
     "RunStatus",
     "atomic_save",

@@ -140,6 +140,35 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
     return LoadedModel(predictors[0], schedule, config, image_shape, payload, guide)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class CheckpointTraits:
+    """What a checkpoint can be asked for when sampling: a class (``conditional``, then classifier-free
+    guidance too) and autoguidance (``guided``: it kept an early EMA snapshot)."""
+
+    dataset: str
+    conditional: bool
+    guided: bool
+
+    def unavailable(self) -> dict[str, str]:
+        """The sampling settings this checkpoint cannot use, each with the reason a front end shows."""
+        reasons = {}
+        if not self.conditional:
+            reasons.update(class_label="this model has no classes", guidance_scale="this model has no classes")
+        if not self.guided:
+            reasons["autoguidance"] = "this model kept no guide"
+        return reasons
+
+
+def checkpoint_traits(path: str | Path) -> CheckpointTraits:
+    """A checkpoint's :class:`CheckpointTraits`, read without building its networks."""
+    payload = load_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path} does not match this version of ddpm-tui ({_first_line(err)})") from None
+    return CheckpointTraits(config.dataset, config.conditional, "guide" in payload)
+
+
 def find_checkpoints(root: str | Path) -> list[Path]:
     """``model_final.pt`` and ``checkpoint.pt`` files in ``root`` and one level of run folders below it
     (a run still training offers its latest ``checkpoint.pt``)."""

@@ -41,13 +41,14 @@ def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Pat
     return path
 
 
-def export_images(x: torch.Tensor, folder: str | Path) -> list[Path]:
-    """Save every image of a batch as its own PNG at native resolution: ``0000.png``, ``0001.png``, ..."""
+def export_images(x: torch.Tensor, folder: str | Path, names: list[str] | None = None) -> list[Path]:
+    """Save every image of a batch as its own PNG at native resolution: ``names``, or ``0000.png``,
+    ``0001.png``, ..."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths, save_image = [], _torchvision_utils().save_image
     for i, image in enumerate(to_unit(x)):
-        path = folder / f"{i:04d}.png"
+        path = folder / (names[i] if names else f"{i:04d}.png")
         save_image(image, path)
         paths.append(path)
     return paths
@@ -205,7 +206,7 @@ def plot_inspection(
     for t, (t_models, values) in sweeps.items():
         (line,) = told.plot(t_models, values, label=f"x_t made at t = {t}")
         told.axvline(t, color=line.get_color(), linestyle=":", linewidth=1)
-    told.set(xlabel="t_model (the step the network is told)", yscale="log", title="MSE(ε̂, ε) against the t told")
+    told.set(xlabel="t_model (the step the network is told)", yscale="log", title="MSE(ε_hat, ε) against the t told")
     told.legend(fontsize=7)
     for ax in (errors, told):
         ax.grid(alpha=0.3, which="both")
@@ -233,11 +234,39 @@ def read_grid(path: str | Path, image_size: int, padding: int = 2) -> torch.Tens
     return batch[:, :1].contiguous() if gray else batch
 
 
+def image_paths(folder: str | Path) -> list[Path]:
+    """The PNG files of ``folder``, sorted by name."""
+    return sorted(Path(folder).glob("*.png"))
+
+
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def image_channels(path: str | Path) -> int:
+    """1 for a gray image file (a gray mode, or RGB whose three channels are equal everywhere, as many tools
+    save gray images), 3 for a colour one."""
+    with Image.open(path) as image:
+        if image.mode in GRAY_MODES:
+            return 1
+        rgb = np.asarray(image.convert("RGB"))
+    return 1 if (rgb == rgb[..., :1]).all() else 3
+
+
+def read_mask(path: str | Path) -> torch.Tensor:
+    """A PNG as a (H, W) boolean mask, True where it is light (gray level above 127); ``ValueError`` if it is
+    not a readable image."""
+    try:
+        with Image.open(path) as image:
+            return torch.from_numpy(np.asarray(image.convert("L")) > 127)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable image ({type(err).__name__})") from None
+
+
 def load_image_folder(folder: str | Path, channels: int = 1) -> torch.Tensor:
     """All PNG images in ``folder`` (sorted by name) as (N, C, H, W) in [-1, 1], converted to gray
     (``channels=1``) or RGB whatever their mode; they must share one size. A file that is not an image, or
     of another size, is a ``ValueError`` naming it."""
-    paths = sorted(Path(folder).glob("*.png"))
+    paths = image_paths(folder)
     if not paths:
         raise ValueError(f"no .png images in {folder}")
     mode = "L" if channels == 1 else "RGB"

@@ -262,9 +262,9 @@ def _recorder(shapes: dict, index: int) -> Callable:
     return record
 
 
-PANELS: tuple[str, ...] = ("x_0", "x_t", "ε", "ε̂", "ε̂ − ε", "x̂_0")
-NOISE_RANGE = 3.0  # ε and ε̂ are drawn with ±3 standard deviations as black and white
-ERROR_RANGE = 1.0  # |ε̂ − ε| of 1 or more is full red (too high) or full blue (too low)
+PANELS: tuple[str, ...] = ("x_0", "x_t", "ε", "ε_hat", "ε_hat − ε", "x0_hat")
+NOISE_RANGE = 3.0  # ε and ε_hat are drawn with ±3 standard deviations as black and white
+ERROR_RANGE = 1.0  # |ε_hat − ε| of 1 or more is full red (too high) or full blue (too low)
 
 
 def diverging(values: torch.Tensor, scale: float = ERROR_RANGE) -> torch.Tensor:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import jobs
 from .schedule import NoiseSchedule
 
 SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++", "dpm++sde")
@@ -304,6 +305,7 @@ def _denoise(
     x = x_T
     previous: tuple[int, torch.Tensor] | None = None
     for i, t in enumerate(times):
+        jobs.tick()  # between steps: take this job's share of the cores, as jobs come and go
         t_prev = times[i + 1] if i + 1 < len(times) else -1
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps = model(x, tt).float()
@@ -345,7 +347,10 @@ def guided(model: Callable[..., torch.Tensor], labels: torch.Tensor, scale: floa
     sharper, more typical digits, less variety, and artefacts when w is very large. The two predictions
     come from one batched call (a single call when w is 0 or 1).
     """
-    null = torch.full_like(labels, null_class)
+    if labels.is_floating_point():  # weights over the classes (see core.unet.UNet.forward): the null one-hot
+        null = torch.nn.functional.one_hot(torch.full(labels.shape[:1], null_class), labels.shape[1]).to(labels)
+    else:
+        null = torch.full_like(labels, null_class)
     if scale == 0:
         return lambda x, t: model(x, t, null)
     if scale == 1:

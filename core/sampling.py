@@ -94,6 +94,29 @@ class SamplingPlan:
         return sample(self.predictor, self.schedule, self.x_T, self.sampler, self.steps, self.eta, self.generator)
 
 
+@dataclass(frozen=True)
+class SamplingRequest:
+    """How to sample, apart from how many images and from which noise; checked once, when it is made.
+
+    ``sampler`` and ``steps`` choose the denoising loop; ``guidance_scale`` is classifier-free guidance's w
+    for a conditional model; ``guide`` (a worse version of the model) and ``autoguidance`` w autoguide it
+    (None: the ``dataset``'s measured default, see :func:`resolve_autoguidance`); ``eta`` is the fresh
+    noise of ddim and dpm++sde (None: the sampler's default). ``ValueError`` for a bad value."""
+
+    sampler: str
+    steps: int | None = None
+    guidance_scale: float = DEFAULT_GUIDANCE
+    guide: NoisePredictor | None = None
+    autoguidance: float | None = None
+    dataset: str = "mnist"
+    eta: float | None = None
+
+    def __post_init__(self) -> None:
+        resolve_eta(self.sampler, self.eta)
+        if self.autoguidance is not None and self.autoguidance < 0:
+            raise ValueError(f"autoguidance w must be 0 or more, got {self.autoguidance:g}")
+
+
 def plan_sampling(
     model: Callable[..., torch.Tensor],
     schedule: NoiseSchedule,
@@ -124,22 +147,8 @@ def plan_sampling(
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
-    return _plan(
-        model,
-        schedule,
-        image_shape,
-        labels,
-        count,
-        sampler,
-        steps,
-        guidance_scale,
-        seed,
-        device,
-        guide,
-        autoguidance,
-        dataset,
-        eta,
-    )
+    request = SamplingRequest(sampler, steps, guidance_scale, guide, autoguidance, dataset, eta)
+    return _plan(model, schedule, image_shape, labels, count, seed, device, request)
 
 
 def resolve_autoguidance(
@@ -162,20 +171,18 @@ def _plan(
     image_shape: tuple[int, ...],
     labels: torch.Tensor | None,
     count: int,
-    sampler: str,
-    steps: int | None,
-    guidance_scale: float,
     seed: int,
     device: torch.device | str,
-    guide: NoisePredictor | None,
-    autoguidance: float | None,
-    dataset: str,
-    eta: float | None,
+    request: SamplingRequest,
 ) -> SamplingPlan:
-    eta = resolve_eta(sampler, eta)
-    autoguidance = resolve_autoguidance(guide is not None, sampler, labels is not None, autoguidance, dataset)
+    """The plan for ``count`` images of ``labels`` from the noise of ``seed``, as ``request`` asks."""
+    sampler, guide = request.sampler, request.guide
+    eta = resolve_eta(sampler, request.eta)
+    conditional = labels is not None
+    autoguidance = resolve_autoguidance(guide is not None, sampler, conditional, request.autoguidance, request.dataset)
     autoguiding = autoguidance is not None
     interval = guidance_interval(schedule) if autoguiding else None
+    steps = request.steps
     if autoguiding and steps is None and sampler in DEFAULT_STEPS:
         steps = autoguided_steps(schedule, sampler, interval)
     timesteps = sampler_timesteps(schedule, sampler, steps)
@@ -184,8 +191,8 @@ def _plan(
     predictor, worse = model, guide
     if labels is not None:
         labels = labels.to(device)
-        predictor = guided(model, labels, guidance_scale, model.null_class)
-        worse = None if guide is None else guided(guide, labels, guidance_scale, guide.null_class)
+        predictor = guided(model, labels, request.guidance_scale, model.null_class)
+        worse = None if guide is None else guided(guide, labels, request.guidance_scale, guide.null_class)
     if autoguiding:
         predictor = autoguided(predictor, worse, autoguidance, interval)
     return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance, eta)
@@ -223,25 +230,11 @@ def generate(
     classes in equal blocks, as :func:`class_labels` lays them out), autoguided as in :func:`plan_sampling`."""
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
     labels = None if labels is None else labels[:count]
+    request = SamplingRequest(sampler, steps, guidance_scale, guide, autoguidance, dataset, eta)
     images = []
     for index, start in enumerate(range(0, count, batch)):
         size = min(batch, count - start)
         chunk = None if labels is None else labels[start : start + size]
-        plan = _plan(
-            model,
-            schedule,
-            image_shape,
-            chunk,
-            size,
-            sampler,
-            steps,
-            guidance_scale,
-            seed + index,
-            device,
-            guide,
-            autoguidance,
-            dataset,
-            eta,
-        )
+        plan = _plan(model, schedule, image_shape, chunk, size, seed + index, device, request)
         images.append(last_step(plan.run()).x.float().clamp(-1, 1).cpu())
     return torch.cat(images), labels

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
+from . import jobs
 from .classifier import SCORED_DATASETS, load_classifier
 from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset, to_model_range
@@ -276,18 +277,7 @@ class Trainer:
                         control.report("stopped", self.step, self.epoch)
                         yield self._stopped(start)
                         return
-                    picks = order[batch * self.config.batch_size : (batch + 1) * self.config.batch_size]
-                    loss = self.train_step(
-                        self._augment(self.images_at(picks)), None if self.labels is None else self.labels[picks]
-                    )
-                    if not math.isfinite(loss):
-                        raise TrainingError(
-                            f"the loss became {loss} at step {self.step + 1}; training stopped. "
-                            f"{self.checkpoint_path} still holds the last good state (try a lower --lr)"
-                        )
-                    self.step += 1
-                    self.batch_in_epoch = batch + 1
-                    self.losses.append(loss)
+                    loss = self._step_on(order, batch)
                     epoch_losses.append(loss)
                     now = time.perf_counter()
                     took, last_tick = now - last_tick, now
@@ -303,15 +293,12 @@ class Trainer:
                         rate,
                         self._elapsed(start),
                     )
-                    self._log(metrics, {"kind": "step", **_jsonable(event)})
+                    share = jobs.tick()  # between steps: this job's share of the cores, as jobs come and go
+                    sharing = {} if share is None else {"threads": share.threads, "sharing": share.describe()}
+                    self._log(metrics, {"kind": "step", **_jsonable(event), **sharing})
                     control.report("running", self.step, self.epoch, force=False)
                     yield event
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                if self.epoch == self.guide_epoch:
-                    self.guide = {name: value.clone() for name, value in self.ema.state_dict().items()}
-                self.epoch_rng_state = self.data_rng.get_state()
-                self.epoch_steps.append(self.step)
+                self._close_epoch()
                 yield self._end_epoch(metrics, start, epoch_start, epoch_losses)
                 last_tick = time.perf_counter()
             final = self.output_dir / "model_final.pt"
@@ -323,6 +310,33 @@ class Trainer:
         finally:
             if metrics is not None:
                 metrics.close()
+
+    def _step_on(self, order: torch.Tensor, batch: int) -> float:
+        """One optimiser step on batch ``batch`` of the epoch's image ``order``; its loss.
+        ``TrainingError`` when the loss is not finite (the last checkpoint is still good)."""
+        size = self.config.batch_size
+        picks = order[batch * size : (batch + 1) * size]
+        loss = self.train_step(
+            self._augment(self.images_at(picks)), None if self.labels is None else self.labels[picks]
+        )
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {loss} at step {self.step + 1}; training stopped. "
+                f"{self.checkpoint_path} still holds the last good state (try a lower --lr)"
+            )
+        self.step += 1
+        self.batch_in_epoch = batch + 1
+        self.losses.append(loss)
+        return loss
+
+    def _close_epoch(self) -> None:
+        """Count the epoch, keep the autoguidance snapshot after its epoch, and the data order's RNG state."""
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        if self.epoch == self.guide_epoch:
+            self.guide = {name: value.clone() for name, value in self.ema.state_dict().items()}
+        self.epoch_rng_state = self.data_rng.get_state()
+        self.epoch_steps.append(self.step)
 
     def _save_final(self, final: Path) -> None:
         """``model_final.pt``: the EMA weights (and the autoguidance weights) with the config."""

@@ -176,20 +176,12 @@ class UNet(nn.Module):
         self.class_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         lowest = len(channel_mults) - 1
-        attend_lowest = attention == "lowest"
+        attend = [attention == "lowest" and level == lowest for level in range(len(channel_mults))]
 
-        self.down = nn.ModuleList()
-        skip_channels = [base_channels]
-        channels = base_channels
-        for level, mult in enumerate(channel_mults):
-            out = base_channels * mult
-            for _ in range(num_res_blocks):
-                self.down.append(self._stage(channels, out, time_dim, block, attend=attend_lowest and level == lowest))
-                channels = out
-                skip_channels.append(channels)
-            if level != lowest:
-                self.down.append(Downsample(channels))
-                skip_channels.append(channels)
+        self.down, skip_channels = self._down_path(
+            base_channels, channel_mults, num_res_blocks, time_dim, block, attend
+        )
+        channels = skip_channels[-1]
 
         self.mid = nn.ModuleList(
             [
@@ -199,23 +191,58 @@ class UNet(nn.Module):
             ]
         )
 
-        self.up = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(channel_mults))):
-            out = base_channels * mult
-            for _ in range(num_res_blocks + 1):
-                self.up.append(
-                    self._stage(
-                        channels + skip_channels.pop(), out, time_dim, block, attend=attend_lowest and level == lowest
-                    )
-                )
-                channels = out
-            if level != 0:
-                self.up.append(Upsample(channels, upsample))
+        self.up = self._up_path(
+            base_channels, channel_mults, num_res_blocks, time_dim, block, attend, skip_channels, upsample
+        )
+        channels = base_channels * channel_mults[0]
 
         self.norm_out = nn.GroupNorm(GROUPS, channels)
         self.conv_out = nn.Conv2d(channels, in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+
+    @classmethod
+    def _down_path(
+        cls, base: int, mults: tuple[int, ...], blocks: int, time_dim: int, block: dict, attend: list[bool]
+    ) -> tuple[nn.ModuleList, list[int]]:
+        """The encoder: ``blocks`` residual stages per level, each level but the last followed by a
+        downsampling step; and the channels of every skip tensor it leaves for the decoder, in order."""
+        down = nn.ModuleList()
+        skip_channels = [base]
+        channels = base
+        for level, mult in enumerate(mults):
+            for _ in range(blocks):
+                down.append(cls._stage(channels, base * mult, time_dim, block, attend[level]))
+                channels = base * mult
+                skip_channels.append(channels)
+            if level != len(mults) - 1:
+                down.append(Downsample(channels))
+                skip_channels.append(channels)
+        return down, skip_channels
+
+    @classmethod
+    def _up_path(
+        cls,
+        base: int,
+        mults: tuple[int, ...],
+        blocks: int,
+        time_dim: int,
+        block: dict,
+        attend: list[bool],
+        skip_channels: list[int],
+        upsample: str = "resize_conv",
+    ) -> nn.ModuleList:
+        """The decoder: ``blocks + 1`` stages per level, lowest first, each taking one skip tensor (popped
+        from ``skip_channels``), and an upsampling step between levels."""
+        up = nn.ModuleList()
+        channels = skip_channels[-1]
+        for level, mult in reversed(list(enumerate(mults))):
+            for _ in range(blocks + 1):
+                up.append(cls._stage(channels + skip_channels.pop(), base * mult, time_dim, block, attend[level]))
+                channels = base * mult
+            if level != 0:
+                up.append(Upsample(channels, upsample))
+        return up
 
     @staticmethod
     def _stage(in_ch: int, out_ch: int, time_dim: int, block: dict, attend: bool) -> nn.ModuleList:
@@ -232,12 +259,15 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the noise in ``x`` (B, C, H, W) at integer timesteps ``t`` (B,), given class labels ``y``
-        (B,) when the network is conditional (None means the null class)."""
+        (B,) when the network is conditional (None means the null class). ``y`` may also be (B, K + 1)
+        weights over the K classes and the null class, which mix their embeddings (to morph one class into
+        another)."""
         t_emb = self.time_mlp(timestep_embedding(t, self.base_channels))
         if self.class_embedding is not None:
             if y is None:
                 y = torch.full_like(t, self.null_class)
-            t_emb = t_emb + self.class_embedding(y)
+            mixed = y.is_floating_point()
+            t_emb = t_emb + (y.to(t_emb.dtype) @ self.class_embedding.weight if mixed else self.class_embedding(y))
         elif y is not None:
             raise ValueError("this model was trained without class labels (train with --conditional)")
         h = self.conv_in(x)

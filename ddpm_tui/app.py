@@ -1,4 +1,4 @@
-"""The Textual app: Noise, Train, Sample and Model screens as modes, with help and a command palette."""
+"""The Textual app: Noise, Train, Sample, Model and Edit screens as modes, with help and a command palette."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from textual.containers import Grid
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label
 
+from .screens.edit import EditScreen
 from .screens.help import HelpScreen
 from .screens.model import ModelScreen
 from .screens.noise import NoiseScreen
@@ -62,19 +63,19 @@ class TooSmallScreen(ModalScreen):
 
 
 class DdpmApp(App):
-    """ddpm-tui: watch the forward process, train, sample, and look inside the network."""
+    """ddpm-tui: watch the forward process, train, sample, look inside the network, and edit images with it."""
 
     CSS_PATH = "app.tcss"
     TITLE = "ddpm-tui"
-    BINDINGS = [
-        Binding("1", "switch_mode('noise')", "Noise"),
-        Binding("2", "switch_mode('train')", "Train"),
-        Binding("3", "switch_mode('sample')", "Sample"),
-        Binding("4", "switch_mode('model')", "Model"),
+    SCREEN_NAMES = {"noise": "Noise", "train": "Train", "sample": "Sample", "model": "Model", "edit": "Edit"}
+    BINDINGS = [  # keys 1 to 5: the screens, in the lesson's order
+        *(
+            Binding(str(key), f"switch_mode('{mode}')", name)
+            for key, (mode, name) in enumerate(SCREEN_NAMES.items(), 1)
+        ),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
-    SCREEN_NAMES = {"noise": "Noise", "train": "Train", "sample": "Sample", "model": "Model"}
 
     def __init__(
         self,
@@ -92,6 +93,7 @@ class DdpmApp(App):
             "train": partial(TrainScreen, {"output_dir": watch or output_dir, **(train_defaults or {})}, watch),
             "sample": partial(SampleScreen, output_dir, sample_defaults),
             "model": partial(ModelScreen, output_dir),
+            "edit": partial(EditScreen, output_dir),
         }
         for name, factory in factories.items():
             self.add_mode(name, partial(self._open, name, factory))
@@ -112,7 +114,15 @@ class DdpmApp(App):
 
     def action_help(self) -> None:
         self.push_screen(
-            HelpScreen({"Noise": NoiseScreen, "Train": TrainScreen, "Sample": SampleScreen, "Model": ModelScreen})
+            HelpScreen(
+                {
+                    "Noise": NoiseScreen,
+                    "Train": TrainScreen,
+                    "Sample": SampleScreen,
+                    "Model": ModelScreen,
+                    "Edit": EditScreen,
+                }
+            )
         )
 
     def mode_screen(self, mode: str, kind: type[Screen]) -> Screen | None:

@@ -7,6 +7,7 @@ import argparse
 import math
 from collections.abc import Callable
 from dataclasses import Field
+from pathlib import Path
 from typing import Any
 
 import core
@@ -96,3 +97,22 @@ def setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = {spec.name for spec in settings()}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
     return core.resolve_overrides(given, getattr(args, "model", None))
+
+
+def add_edit_flags(parser: argparse.ArgumentParser, export_dir: str, images_required: bool = False) -> None:
+    """The flags the editing commands (invert, interpolate, inpaint) share: the checkpoint, the images to
+    start from (a folder of PNGs, or held-out images of a dataset), how many, the seed, the device and where
+    the results go."""
+    add_flag(parser, "checkpoint", type=Path, required=True, help="e.g. outputs/model_final.pt")
+    source = parser.add_mutually_exclusive_group(required=images_required)
+    add_flag(source, "images", type=Path, help="a folder of PNG images the model can take")
+    if not images_required:
+        add_flag(
+            source, "dataset", choices=core.DATASETS, help="held-out images of this dataset (default: the model's)"
+        )
+    add_flag(parser, "num_images", type=positive_int, default=64, help="images to use (default 64)")
+    add_flag(parser, "seed", type=int, default=0, help="seed of the image choice and the noise")
+    add_flag(
+        parser, "export_dir", type=Path, default=Path(export_dir), help=f"where the PNGs go (default {export_dir})"
+    )
+    add_flag(parser, "device", choices=core.DEVICES, default="auto")

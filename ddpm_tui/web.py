@@ -11,6 +11,8 @@ one app process per browser tab. Three things are added here, and nothing else i
   own session, so they keep running, exactly as when the terminal app quits.
 - **Offline page.** The page's stylesheet link to Google Fonts is replaced by the Roboto Mono font that
   textual-serve ships, so the page never waits on the network.
+- **Keys from the start.** The terminal takes the keyboard focus as soon as the app has drawn its first
+  screen, and again whenever the tab regains focus, so "press 3" works without a click first.
 """
 
 from __future__ import annotations
@@ -83,6 +85,24 @@ def check_port_free(host: str, port: int) -> None:
             fail(f"cannot listen on {host}:{port}: {err.strerror or err} (choose another --port)")
 
 
+# The page's terminal reads keys through xterm.js's hidden textarea. Focus it once the app's first bytes
+# have arrived (textual.js then marks the body "-first-byte"), and whenever the tab or window comes back.
+FOCUS_SCRIPT = """<script>
+(function () {
+  function focusTerminal() {
+    var input = document.querySelector("#terminal .xterm-helper-textarea");
+    if (input && document.body.classList.contains("-first-byte") && document.activeElement !== input) {
+      input.focus();
+    }
+  }
+  new MutationObserver(focusTerminal).observe(document.body, {attributes: true, childList: true, subtree: true});
+  window.addEventListener("focus", focusTerminal);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { focusTerminal(); } });
+})();
+</script>
+</body>"""
+
+
 class AppServer(Server):
     """Serves ``ddpm-tui`` with an Origin check, tracked app processes and an offline page."""
 
@@ -94,9 +114,10 @@ class AppServer(Server):
     # ----- the page -------------------------------------------------------------------------------
 
     def offline_template(self, name: str) -> str:
-        """textual-serve's page template with its Google Fonts link replaced by the bundled font."""
+        """textual-serve's page template with its Google Fonts link replaced by the bundled font, and the
+        script that gives the terminal the keyboard focus."""
         text = (Path(self.templates_path) / name).read_text()
-        return GOOGLE_FONTS_LINK.sub(lambda _: BUNDLED_FONT, text)
+        return GOOGLE_FONTS_LINK.sub(lambda _: BUNDLED_FONT, text).replace("</body>", FOCUS_SCRIPT, 1)
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()

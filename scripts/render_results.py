@@ -27,30 +27,36 @@ BLOCK = re.compile(r"(<!-- results: ([\w-]+) -->\n)(.*?)(<!-- /results -->)", re
 Records = list[dict[str, Any]]
 
 
+def newest(rows: Records, key: Callable[[dict[str, Any]], Any]) -> list[dict[str, Any]]:
+    """The newest record for each ``key``, in the order the keys first appear."""
+    kept: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        kept[key(row)] = row
+    return list(kept.values())
+
+
+def all_records(root: Path, study: str, part: str) -> Records:
+    """Every record of ``docs/records/STUDY/PART.jsonl``, oldest first."""
+    path = root / "docs" / "records" / study / f"{part}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def records(root: Path, study: str, part: str) -> Records:
     """The records of ``docs/records/STUDY/PART.jsonl``, the newest per seed (or per sampler) kept: a rerun
     of the same seed replaces its row, another seed adds one."""
-    path = root / "docs" / "records" / study / f"{part}.jsonl"
-    if not path.exists():
-        return []
-    newest: dict[Any, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            newest[(row.get("seed"), row.get("sampler"))] = row
-    return list(newest.values())
+    return newest(all_records(root, study, part), lambda row: (row.get("seed"), row.get("sampler")))
 
 
-def spread(values: list[float], fmt: str) -> str:
-    """``mean ± std (n runs)`` of ``values`` formatted by ``fmt`` (one value: itself)."""
+def spread(values: list[float], fmt: str, unit: str = "") -> str:
+    """``mean ± std UNIT (n runs)`` of ``values`` formatted by ``fmt`` (one value: itself)."""
     if len(values) == 1:
-        return format(values[0], fmt)
+        return format(values[0], fmt) + unit
     mean, std = statistics.fmean(values), statistics.stdev(values)
-    return f"{format(mean, fmt)} ± {format(std, fmt)} ({len(values)} runs)"
+    return f"{format(mean, fmt)} ± {format(std, fmt)}{unit} ({len(values)} runs)"
 
 
-def figure(rows: Records, key: str, fmt: str, scale: float = 1.0) -> str:
-    return spread([row["figures"][key] * scale for row in rows], fmt)
+def figure(rows: Records, key: str, fmt: str, scale: float = 1.0, unit: str = "") -> str:
+    return spread([row["figures"][key] * scale for row in rows], fmt, unit)
 
 
 def provenance(rows: Records, command: str) -> str:
@@ -98,12 +104,12 @@ def headline(root: Path) -> list[str]:
     best, real = best_rates(speed), runs[0]["figures"]
     eval_command = "`ddpm-tui eval --checkpoint outputs/model_final.pt`"
     rows = [
-        ("training, 20 epochs of the default recipe", figure(runs, "train_minutes", ".1f") + " min",
+        ("training, 20 epochs of the default recipe", figure(runs, "train_minutes", ".1f", unit=" min"),
          "`ddpm-tui train --epochs 20`"),
         (f"Frechet distance of 1,000 samples (real images: {real['floor_fd']:.2f})",
          figure(runs, "frechet_distance", ".1f"), eval_command),
         (f"recognised by the classifier (real: {real['floor_recognised']:.1%})",
-         figure(runs, "recognised", ".1f", 100) + "%", "(the same)"),
+         figure(runs, "recognised", ".1f", 100, "%"), "(the same)"),
         ("class entropy (1: every class equally often)", figure(runs, "class_entropy", ".3f"), "(the same)"),
         (f"fast sampler, {fast['config']['num_images']} images (real: FD {fast['figures']['floor_fd']:.1f})",
          sampler_cell(fast), "`benchmarks/headline.py --parts samplers`"),
@@ -128,7 +134,7 @@ def default_run(root: Path) -> list[str]:
         ("training time, 20 epochs (minutes)", figure(runs, "train_minutes", ".1f"), ""),
         ("loss, the last epoch's mean", figure(runs, "final_loss", ".4f"), ""),
         ("Frechet distance, 1,000 images", figure(runs, "frechet_distance", ".1f"), f"{real['floor_fd']:.2f}"),
-        ("recognised (confidence >= 0.9)", figure(runs, "recognised", ".1f", 100) + "%",
+        ("recognised (confidence >= 0.9)", figure(runs, "recognised", ".1f", 100, "%"),
          f"{real['floor_recognised']:.1%}"),
         ("class entropy", figure(runs, "class_entropy", ".3f"), ""),
         ("`eval` wall time (minutes)", figure(runs, "eval_minutes", ".1f"), ""),
@@ -160,8 +166,8 @@ def phase3(root: Path) -> list[str]:
     rows = records(root, "headline", "phase3")
     if not rows:
         return NO_RECORDS
-    seconds = spread([row["figures"]["seconds"] for row in rows], ".0f")
-    cells = [("DDPM, 1,000 steps, 64 images, frames and GIF, start-up included", seconds + " s")]
+    seconds = spread([row["figures"]["seconds"] for row in rows], ".0f", " s")
+    cells = [("DDPM, 1,000 steps, 64 images, frames and GIF, start-up included", seconds)]
     return [*table(("Phase 3", "wall time"), cells), "", provenance(rows, "benchmarks/headline.py --parts phase3")]
 
 
@@ -182,12 +188,96 @@ def peers_throughput(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows[-1:], "benchmarks/headline.py --parts throughput")]
 
 
+def study_table(
+    root: Path, where: tuple[str, str], key: Callable, header: tuple[str, ...], cells: Callable, command: str
+) -> list[str]:
+    """The table of ``docs/records/STUDY/PART.jsonl`` (``where``): the newest record per ``key``, a row of
+    ``cells(record)`` each, and the provenance line naming ``command``."""
+    rows = newest(all_records(root, *where), key)
+    if not rows:
+        return NO_RECORDS
+    return [*table(header, [cells(row) for row in rows]), "", provenance(rows, command)]
+
+
+def invert_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    f = row["figures"]
+    moments = f"{f['x_T_mean']:.3f}, {f['x_T_std']:.3f}"
+    return str(row["config"]["steps"]), f"{f['mse']:.5f}", f"{f['random_mse']:.4f}", f"{f['ratio']:.0f}x", moments
+
+
+def inpaint_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    config, f = row["config"], row["figures"]
+    per_64 = f"{row['wall_s'] / config['num_images'] * 64:.0f}"
+    steps, passes = str(config["steps"]), str(config["resample"])
+    return config["mask"], steps, passes, str(config["num_images"]), f"{f['kept_class']:.1%}", per_64
+
+
+def sharing_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    f = row["figures"]
+    beside = ", ".join(f"{s:.1f} s" for s in f.get("together_s") or [f["beside_training_s"]])
+    return row["part"], f"{f['alone_s']:.1f} s", beside, f"{f['slowdown']:.2f}x"
+
+
+def editing_invert(root: Path) -> list[str]:
+    """Reconstruction error of inversion against a random sample's, per step count."""
+    header = ("DDIM steps each way", "reconstruction MSE", "random sample's MSE", "ratio", "x_T mean, std")
+    key = lambda r: r["config"]["steps"]
+    return study_table(root, ("editing", "invert"), key, header, invert_cells, "benchmarks/editing.py --parts invert")
+
+
+def editing_interpolate(root: Path) -> list[str]:
+    """Slerp and lerp mid-points against ordinary samples: recognised, distance, ink, noise norm."""
+    header = ("decoded from", "recognised", "FD (500 images)", "ink (mean brightness)", "noise norm / sqrt(d)")
+
+    def cells(r: dict[str, Any]) -> tuple[str, ...]:
+        f = r["figures"]
+        norm = f"{f.get('norm_over_sqrt_d', 1.0):.3f}"
+        return r["method"], f"{f['recognised']:.1%}", f"{f.get('fd', float('nan')):.1f}", f"{f.get('ink', 0):.3f}", norm
+
+    command = "benchmarks/editing.py --parts interpolate"
+    return study_table(root, ("editing", "interpolate"), lambda r: r["method"], header, cells, command)
+
+
+def editing_inpaint(root: Path) -> list[str]:
+    """The share of inpainted digits that keep their class, per mask and resampling."""
+    header = ("mask", "steps", "passes a step", "digits", "keep their class", "seconds per 64")
+    key = lambda r: (r["config"]["mask"], r["config"]["steps"], r["config"]["resample"], r["config"]["num_images"])
+    return study_table(
+        root, ("editing", "inpaint"), key, header, inpaint_cells, "benchmarks/editing.py --parts inpaint"
+    )
+
+
+def editing_speed(root: Path) -> list[str]:
+    """Wall time of each editing command with its defaults, 64 images."""
+    header = ("command, defaults, 64 images", "wall time")
+
+    def cells(r: dict[str, Any]) -> tuple[str, ...]:
+        return f"`ddpm-tui {r['command']}`", f"{r['figures']['seconds']:.0f} s"
+
+    return study_table(
+        root, ("editing", "speed"), lambda r: r["command"], header, cells, "benchmarks/editing.py --parts speed"
+    )
+
+
+def sharing(root: Path) -> list[str]:
+    """Each job's slowdown beside another, against its time alone."""
+    header = ("jobs", "alone", "beside the other job", "slowdown")
+    return study_table(
+        root, ("sharing", "sharing"), lambda r: r["part"], header, sharing_cells, "benchmarks/sharing.py"
+    )
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "headline": headline,
     "default-run": default_run,
     "fast-vs-ddpm": fast_vs_ddpm,
     "phase3": phase3,
     "peers-throughput": peers_throughput,
+    "editing-invert": editing_invert,
+    "editing-interpolate": editing_interpolate,
+    "editing-inpaint": editing_inpaint,
+    "editing-speed": editing_speed,
+    "sharing": sharing,
 }
 
 

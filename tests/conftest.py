@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,10 +31,21 @@ def train_command(tiny_train_args: list[str]):
     return command
 
 
+@pytest.fixture
+def start_training(train_command):
+    """Start :func:`train_command`'s run as its own process, its stderr captured as text."""
+
+    def start(run: Path, *extra: str, stdout: int = subprocess.DEVNULL) -> subprocess.Popen:
+        return subprocess.Popen(train_command(run, *extra), stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+    return start
+
+
 @pytest.fixture(autouse=True)
 def offline_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep downloads and caches out of the user's home folder."""
+    """Keep downloads and caches out of the user's home folder, and the jobs of each test to themselves."""
     monkeypatch.setenv("DDPM_TUI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("DDPM_TUI_RUNTIME", str(tmp_path_factory.mktemp("jobs")))
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +75,6 @@ class ServedApp:
     def __init__(self, folder: Path) -> None:
         import os
         import socket
-        import subprocess
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

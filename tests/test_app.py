@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,16 +170,24 @@ async def test_reopening_attaches_to_a_running_run_with_its_history(train_comman
         proc.wait(timeout=60)
 
 
+def sample_app(run: Path, output_dir: Path, num_images: int, steps: int) -> DdpmApp:
+    """The app on its Sample screen, its form filled in for ``run``'s checkpoint."""
+    defaults = {"checkpoint": str(run / "model_final.pt"), "num_images": str(num_images), "steps": str(steps)}
+    return DdpmApp(mode="sample", output_dir=str(output_dir), sample_defaults=defaults)
+
+
+async def generate(pilot) -> SampleScreen:
+    """Press f5 on the Sample screen and wait for the images; the screen."""
+    screen = pilot.app.screen
+    await pilot.press("f5")
+    await wait_until(pilot, lambda: screen.images is not None, what="sampling")
+    return screen
+
+
 async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
-    app = DdpmApp(
-        mode="sample",
-        output_dir=str(tmp_path),
-        sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "4", "steps": "10"},
-    )
+    app = sample_app(tiny_run, tmp_path, 4, 10)
     async with app.run_test(size=(100, 32)) as pilot:
-        screen = app.screen
-        await pilot.press("f5")
-        await wait_until(pilot, lambda: screen.images is not None, what="sampling")
+        screen = await generate(pilot)
         assert screen.frames[-1].t == 0 and len(screen.frames) == 10
         await pilot.press("escape", "left", "left")
         assert screen.position == len(screen.frames) - 3
@@ -193,11 +202,7 @@ async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
 
 
 async def test_quitting_while_sampling_asks_first(tiny_run, tmp_path):
-    app = DdpmApp(
-        mode="sample",
-        output_dir=str(tmp_path),
-        sample_defaults={"checkpoint": str(tiny_run / "model_final.pt"), "num_images": "64", "steps": "20"},
-    )
+    app = sample_app(tiny_run, tmp_path, 64, 20)
     async with app.run_test(size=(100, 32)) as pilot:
         app.screen.sampling = True  # as while a long sampling run is going
         await pilot.press("q")
@@ -371,7 +376,7 @@ async def test_model_screen_keys_tell_a_wrong_t_and_cut_the_skips(tiny_run):
         look = screen.look
         expected = core.predict(screen.loaded.model, screen.loaded.schedule, screen.x0, T - 3, screen.eps)
         assert look.right.mse_eps == pytest.approx(expected.mse_eps, rel=0.05)
-        assert f"MSE(ε̂, ε) = {look.told.mse_eps:.4f}" in str(screen.query_one("#model-numbers").render())
+        assert f"MSE(ε_hat, ε) = {look.told.mse_eps:.4f}" in str(screen.query_one("#model-numbers").render())
         assert len(look.sweep) == T  # every t the model could be told
         await pilot.press("left_square_bracket")
         await wait_until(pilot, lambda: screen.look.told.t_model == 0, what="a wrong t")
@@ -396,3 +401,112 @@ async def test_model_screen_without_checkpoints_shows_how_to_get_one(tmp_path):
         screen = app.screen
         assert isinstance(screen, ModelScreen) and screen.loaded is None
         assert "No checkpoint yet" in screen.query_one("#noise-text").source
+
+
+def test_no_label_holds_a_combining_character():
+    """A combining accent (x̂ written as x + U+0302) is a cell of its own in some terminals, which shifts the
+    rest of the line; every label is written in characters whose width Rich measures as one cell each."""
+    import unicodedata
+
+    from rich.cells import cell_len
+
+    import ddpm_tui
+
+    sources = [*Path(ddpm_tui.__file__).parent.rglob("*.py"), Path(core.__file__).parent / "inspect.py"]
+    for path in sources:
+        combining = sorted({c for c in path.read_text() if unicodedata.combining(c)})
+        assert not combining, f"{path} holds combining characters {combining}"
+    for label in core.PANELS:
+        assert cell_len(label) == len(label), label
+
+
+async def test_the_sample_form_disables_what_the_checkpoint_cannot_use(tiny_run, tiny_conditional_run, tmp_path):
+    from textual.widgets import Input, Select
+
+    from ddpm_tui.screens.sample import AUTOGUIDANCE_PLACEHOLDER
+
+    app = sample_app(tiny_run, tmp_path, 4, 5)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        guidance, autoguidance = screen.query_one("#guidance_scale", Input), screen.query_one("#autoguidance", Input)
+        classes = screen.query_one("#class_label", Select)
+        await wait_until(pilot, lambda: guidance.disabled, what="the unconditional checkpoint's traits")
+        assert guidance.value == "" and guidance.placeholder == "this model has no classes" and classes.disabled
+        guided = core.checkpoint_traits(tiny_run / "model_final.pt").guided
+        assert autoguidance.disabled == (not guided)
+        assert autoguidance.placeholder == (AUTOGUIDANCE_PLACEHOLDER if guided else "this model kept no guide")
+        screen.query_one("#checkpoint", Input).value = str(tiny_conditional_run / "model_final.pt")
+        await wait_until(pilot, lambda: not guidance.disabled, what="the conditional checkpoint's traits")
+        assert guidance.value == f"{core.DEFAULT_GUIDANCE:g}" and not classes.disabled
+
+
+def drawn_lines(chart) -> list[str]:
+    """The chart as plotext lays it out, one string per row, without colour codes."""
+    import re
+
+    return [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in chart.plt.build().splitlines()]
+
+
+async def test_no_chart_draws_a_legend_over_its_curves():
+    """Curve names stand in each chart's title row or the row under its axis, never inside the plot where
+    plotext's legend box would cover the data (on the Noise screen, alpha_bar_t between t = 0 and 200)."""
+    from textual_plotext import PlotextPlot
+
+    from ddpm_tui.widgets import LossChart, QualityChart
+
+    app = DdpmApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        charts = {"schedule": (app.screen.query_one(PlotextPlot), ["ᾱ_t", "β_t"])}
+        await pilot.press("2")
+        await pilot.pause()
+        loss, quality = app.screen.query_one(LossChart), app.screen.query_one(QualityChart)
+        loss.add_steps([{"step": s, "loss": 1 / s} for s in range(1, 50)])
+        for epoch in (1, 2, 3):
+            quality.add_epoch({"epoch": epoch, "recognised": 0.2 * epoch, "class_entropy": 0.9, "samples": "x"})
+        charts.update(loss=(loss, ["loss", "smoothed"]), quality=(quality, ["recognised", "entropy"]))
+        for what, (chart, names) in charts.items():
+            chart.draw() if what != "schedule" else app.opened["noise"].draw_chart()
+            lines = drawn_lines(chart)
+            for name in names:
+                assert name in lines[0] or name in lines[-1], f"the {what} chart does not name {name!r}"
+                assert not any(name in line for line in lines[1:-1]), f"{name!r} is drawn inside the {what} chart"
+
+
+async def test_at_80x24_the_sample_screen_folds_its_form_and_fits_the_images(tiny_run, tmp_path):
+    from textual.widgets import Label
+
+    from ddpm_tui.widgets import HalfBlockImage
+
+    app = sample_app(tiny_run, tmp_path, 16, 5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await generate(pilot)
+        await pilot.pause()
+        assert not screen.query_one("#sample-form").display and screen.query_one("#sample-summary").display
+        image = screen.query_one("#x-t", HalfBlockImage)
+        side = 28 // image.shrink
+        rows = (image.pixels.shape[0] + 1) // (side + 1)
+        assert image.columns * rows >= 8
+        assert image.region.bottom <= app.size.height - 1  # above the footer: every row of images is on screen
+        title = str(screen.query_one("#x-t-title", Label).render())
+        assert title == "x_t" if image.columns * rows >= 16 else "showing" in title
+        await pilot.press("f2")
+        await pilot.pause()
+        assert screen.query_one("#sample-form").display
+
+
+async def test_the_edit_screen_inverts_interpolates_and_inpaints(tiny_run):
+    from ddpm_tui.screens.edit import EditScreen
+
+    app = DdpmApp(output_dir=str(tiny_run))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("5")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, EditScreen)
+        text = screen.query_one("#edit-text")
+        for key, says in (("i", "closer"), ("l", "mid-point"), ("p", "come back exactly")):
+            await pilot.press(key, "f5")
+            await wait_until(pilot, lambda: not screen.running, what=f"the {screen.mode} edit")
+            assert says in text.source, screen.mode
+        known = screen.rows[0] != -1  # the hole is drawn black: every other pixel was given
+        assert torch.equal(screen.rows[2][known], screen.rows[0][known])

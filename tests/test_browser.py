@@ -97,6 +97,16 @@ def test_the_page_shows_the_app_and_keys_switch_screens(browser, served_app, tmp
     tab.press("1")
 
 
+def test_keys_work_without_a_click_and_again_after_the_tab_regains_focus(browser, served_app, tmp_path):
+    """A learner told "press 3" presses 3: the terminal has the keyboard as soon as the first screen is drawn."""
+    tab = Tab(browser.new_page(viewport={"width": 1280, "height": 800}), served_app.url, tmp_path)
+    tab.wait_for(TITLES["1"])
+    tab.press("3")
+    tab.page.evaluate("document.activeElement.blur()")  # as when the learner clicks into another window
+    tab.page.evaluate("window.dispatchEvent(new Event('focus'))")  # and comes back to the tab
+    tab.press("2")
+
+
 def test_two_tabs_are_two_apps_and_closing_a_tab_ends_its_app(browser, served_app, tmp_path):
     first = open_tab(browser, served_app, tmp_path)
     second = open_tab(browser, served_app, tmp_path)

@@ -65,25 +65,15 @@ def test_train_writes_every_file(tiny_run):
     assert "optimizer" not in final and final["config"]["timesteps"] == 20
 
 
+def sample(run: Path, *flags: str) -> int:
+    """``ddpm-tui sample`` on ``run``'s checkpoint, in this process; its exit status."""
+    return main(["sample", "--checkpoint", str(run / "model_final.pt"), *flags])
+
+
 def test_sample_with_intermediate_frames_and_export(tiny_run, tmp_path):
     out = tmp_path / "s" / "samples.png"
-    assert (
-        main(
-            [
-                "sample",
-                "--checkpoint",
-                str(tiny_run / "model_final.pt"),
-                "--num_images",
-                "4",
-                "--output",
-                str(out),
-                "--show_intermediate",
-                "--export_dir",
-                str(tmp_path / "png"),
-            ]
-        )
-        == 0
-    )
+    flags = ["--num_images", "4", "--output", str(out), "--show_intermediate", "--export_dir", str(tmp_path / "png")]
+    assert sample(tiny_run, *flags) == 0
     assert out.exists()
     frames = sorted((out.parent / "intermediate").glob("step_*.png"))
     assert len(frames) == 20 and (out.parent / "intermediate" / "step_0000.png") in frames
@@ -97,24 +87,7 @@ def test_sample_with_intermediate_frames_and_export(tiny_run, tmp_path):
 def test_ddim_sampling_is_reproducible(tiny_run, tmp_path):
     paths = [tmp_path / f"{i}.png" for i in range(2)]
     for p in paths:
-        assert (
-            main(
-                [
-                    "sample",
-                    "--checkpoint",
-                    str(tiny_run / "model_final.pt"),
-                    "--num_images",
-                    "2",
-                    "--sampler",
-                    "ddim",
-                    "--steps",
-                    "5",
-                    "--output",
-                    str(p),
-                ]
-            )
-            == 0
-        )
+        assert sample(tiny_run, "--num_images", "2", "--sampler", "ddim", "--steps", "5", "--output", str(p)) == 0
     assert paths[0].read_bytes() == paths[1].read_bytes()
 
 
@@ -159,14 +132,9 @@ def test_resume_is_exact(tmp_path, optimiser):
     assert ("muon" in a) == (optimiser == "muon")  # Muon's momentum is saved, so the resumed steps match
 
 
-def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(train_command, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_and_prints_how_to_resume(start_training, tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        train_command(run, "--epochs", "50", "--batch_size", "16"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_training(run, "--epochs", "50", "--batch_size", "16", stdout=subprocess.PIPE)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (run / "checkpoint.pt").exists():
         time.sleep(0.2)

@@ -80,3 +80,14 @@ def test_shrink_averages_pixel_blocks():
     grid = to_rgb_grid(image, shrink=2)
     assert grid.shape == (1, 2, 3)
     assert tuple(grid[0, 0]) == (128, 128, 128) and tuple(grid[0, 1]) == (255, 255, 255)
+
+
+def test_fit_grid_shrinks_until_the_images_fit_and_counts_what_it_must_leave_out():
+    from ddpm_tui.widgets import fit_grid
+
+    assert fit_grid(4, 28, width=80, height=40) == (1, 2, 4)  # room enough at full resolution
+    shrink, columns, shown = fit_grid(16, 28, width=38, height=18)  # an 80x24 terminal's half, form folded
+    assert shown == 16 and shrink > 1 and columns * -(-16 // columns) >= 16
+    side = 28 // shrink
+    assert -(-16 // columns) * (side + 1) - 1 <= 2 * 18  # the rows of images fit the cells' pixel rows
+    assert fit_grid(64, 28, width=38, height=18, max_shrink=4) == (4, 4, 16)  # too many: show what fits

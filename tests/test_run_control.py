@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,14 +20,9 @@ def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_pause_resume_and_stop_are_obeyed(train_command, tmp_path: Path):
+def test_pause_resume_and_stop_are_obeyed(start_training, tmp_path: Path):
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        train_command(run, "--epochs", "100", "--batch_size", "8"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_training(run, "--epochs", "100", "--batch_size", "8")
     try:
         wait_for(lambda: (s := read_status(run)) and s.state == "running" and s.step > 0, what="running")
         send_request(run, "pause")

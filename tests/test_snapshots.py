@@ -37,3 +37,22 @@ def test_help_screen(snap_compare):
 
 def test_model_screen_without_checkpoint(snap_compare):
     assert snap_compare(DdpmApp(mode="model"), terminal_size=SIZE)
+
+
+def test_sample_screen_at_80x24_after_generating(snap_compare):
+    """The form folded into one line and 16 images fitted below it. The images are fixed gradients posted as
+    a finished sampling run, so the snapshot holds the layout whatever the CPU's arithmetic."""
+    import torch
+
+    from ddpm_tui.screens.sample import Frame, SampleProgress, SampleStarted
+
+    async def generated(pilot) -> None:
+        screen = pilot.app.screen
+        ramp = torch.linspace(-1, 1, 28 * 28).reshape(1, 1, 28, 28)
+        images = torch.cat([ramp * (1 - i / 16) for i in range(16)])
+        screen.post_message(SampleStarted("mnist", None))
+        screen.post_message(SampleProgress(Frame(0, images, images.flip(-1)), 4, 5, 1.0, True, True))
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(DdpmApp(mode="sample"), terminal_size=(80, 24), run_before=generated)

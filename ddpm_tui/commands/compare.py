@@ -14,6 +14,7 @@ from .evaluate import classifier, evaluate_checkpoint, scored_dataset
 
 NAME = "compare"
 HELP = "one table of several runs: size, time, speed and scores"
+COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

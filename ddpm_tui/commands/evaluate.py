@@ -15,6 +15,7 @@ from .sample import add_sampling_flags
 
 NAME = "eval"
 HELP = "score generated images against held-out real ones"
+COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,40 @@ def classifier(dataset: str, retrain: bool = False) -> core.Classifier:
     return loaded
 
 
+def sampling_settings(
+    path: Path, loaded: core.LoadedModel, num_images: int, seed: int, request: core.SamplingRequest
+) -> dict:
+    """What a cached score depends on. The timesteps the sampler will visit, the w it is autoguided with,
+    the noise levels it guides and its fresh noise (checked here, before anything is sampled) are part of
+    it: a ddpm-tui that places or guides its steps differently, or samples with another default w or eta,
+    does not reuse a score."""
+    plan = core.plan_sampling(loaded.model, loaded.schedule, loaded.image_shape, 1, **vars(request))
+    return {
+        "checkpoint": path.name,
+        "num_images": num_images,
+        "sampler": request.sampler,
+        "steps": request.steps,
+        "seed": seed,
+        "guidance_scale": request.guidance_scale,
+        "autoguidance": plan.autoguidance,
+        "guided_sigmas": [core.GUIDANCE_SIGMA_MIN, core.GUIDANCE_SIGMA_MAX] if plan.autoguidance else None,
+        "timesteps": plan.timesteps,
+        "eta": plan.eta,
+    }
+
+
+def cached_result(path: Path, settings: dict) -> dict | None:
+    """The ``eval.json`` beside the checkpoint, if it scored this checkpoint file with these settings."""
+    cache = path.parent / "eval.json"
+    try:
+        cached = json.loads(cache.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if cached.get("settings") == settings and cached.get("mtime") == path.stat().st_mtime:
+        return cached
+    return None
+
+
 def evaluate_checkpoint(
     path: Path,
     num_images: int,
@@ -68,43 +103,13 @@ def evaluate_checkpoint(
     with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`)."""
     device = core.resolve_device(device_name)
     loaded = core.load_model(path, device)
-    # The timesteps the sampler will visit, the w it is autoguided with, the noise levels it guides and its
-    # fresh noise (checked here, before anything is sampled) are part of what a cached score depends on: a
-    # ddpm-tui that places or guides its steps differently, or samples with another default w or eta, does
-    # not reuse it.
-    plan = core.plan_sampling(
-        loaded.model,
-        loaded.schedule,
-        loaded.image_shape,
-        1,
-        sampler,
-        steps,
-        guide=loaded.guide,
-        autoguidance=autoguidance,
-        dataset=loaded.config.dataset,
-        eta=eta,
-    )
-    settings = {
-        "checkpoint": path.name,
-        "num_images": num_images,
-        "sampler": sampler,
-        "steps": steps,
-        "seed": seed,
-        "guidance_scale": guidance_scale,
-        "autoguidance": plan.autoguidance,
-        "guided_sigmas": [core.GUIDANCE_SIGMA_MIN, core.GUIDANCE_SIGMA_MAX] if plan.autoguidance else None,
-        "timesteps": plan.timesteps,
-        "eta": plan.eta,
-    }
-    cache = path.parent / "eval.json"
-    if cache.exists():
-        try:
-            cached = json.loads(cache.read_text())
-            if cached.get("settings") == settings and cached.get("mtime") == path.stat().st_mtime:
-                return cached
-        except (OSError, json.JSONDecodeError):
-            pass
-    evaluator = evaluator or core.Evaluator(classifier(scored_dataset(loaded.config.dataset)))
+    dataset = loaded.config.dataset
+    request = core.SamplingRequest(sampler, steps, guidance_scale, loaded.guide, autoguidance, dataset, eta)
+    settings = sampling_settings(path, loaded, num_images, seed, request)
+    cached = cached_result(path, settings)
+    if cached is not None:
+        return cached
+    evaluator = evaluator or core.Evaluator(classifier(scored_dataset(dataset)))
     start = time.perf_counter()
     with console.status(f"generating {num_images} images ({sampler})"), core.autocast(device, core.use_bf16(device)):
         images, labels = core.generate(
@@ -112,28 +117,21 @@ def evaluate_checkpoint(
             loaded.schedule,
             num_images,
             loaded.image_shape,
-            sampler,
-            steps,
-            seed,
+            seed=seed,
             device=device,
-            guidance_scale=guidance_scale,
-            guide=loaded.guide,
-            autoguidance=autoguidance,
-            dataset=loaded.config.dataset,
-            eta=eta,
+            **vars(request),
         )
-    seconds = time.perf_counter() - start
     result = {
         "settings": settings,
         "mtime": path.stat().st_mtime,
-        "dataset": loaded.config.dataset,
-        "autoguidance": plan.autoguidance,
-        "sampling_seconds": seconds,
+        "dataset": dataset,
+        "autoguidance": settings["autoguidance"],
+        "sampling_seconds": time.perf_counter() - start,
         "scores": evaluator.score(images, labels).to_dict(),
         "floor": evaluator.floor(num_images).to_dict(),
         "classifier_accuracy": evaluator.classifier.test_accuracy,
     }
-    cache.write_text(json.dumps(result, indent=2) + "\n")
+    (path.parent / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

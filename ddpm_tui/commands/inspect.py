@@ -15,6 +15,7 @@ from ..flags import add_flag, bounded, positive_int
 
 NAME = "inspect"
 HELP = "look inside a trained network: noise vs image error over t, a wrong t, cut skip connections"
+COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
 SWEEP_POINTS = 100
 
 
@@ -58,10 +59,10 @@ def measure(
         core.PANELS,
         [f"t = {t}" for t in args.t],
         {
-            "MSE(ε̂, ε)": over_t.mse_eps,
-            "MSE(x̂_0, x_0)": over_t.mse_x0,
-            "MSE(ε̂, ε), told t + T/2": over_t.mse_eps_wrong_t,
-            "MSE(ε̂, ε), skips cut": over_t.mse_eps_no_skips,
+            "MSE(ε_hat, ε)": over_t.mse_eps,
+            "MSE(x0_hat, x_0)": over_t.mse_x0,
+            "MSE(ε_hat, ε), told t + T/2": over_t.mse_eps_wrong_t,
+            "MSE(ε_hat, ε), skips cut": over_t.mse_eps_no_skips,
             "t": over_t.t,
         },
         sweeps,
@@ -95,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
     rows = table(
         "t",
         "ᾱ_t",
-        "MSE(ε̂, ε)",
-        "MSE(x̂_0, x_0)",
+        "noise MSE",
+        "image MSE",
         "told t",
-        "MSE(ε̂, ε) told it",
-        "MSE(ε̂, ε) skips cut",
-        title="what the loss sees (ε̂) and what the image sees (x̂_0); a wrong t; no skip connections",
+        "noise MSE, told it",
+        "noise MSE, skips cut",
+        title="noise MSE(ε_hat, ε), what the loss sees; image MSE(x0_hat, x_0), what the image sees",
     )
     for i, t in enumerate(at_t.t):
         rows.add_row(

@@ -15,6 +15,7 @@ from ..flags import add_flag, class_label, non_negative_float, positive_int
 
 NAME = "sample"
 HELP = "generate images from a trained model (the reverse process)"
+COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
 STEPS_HELP = ", ".join(f"{name} (default {steps})" for name, steps in core.DEFAULT_STEPS.items())
 SAMPLER_HELP = (
     f"ddpm: all T steps of Algorithm 2, as the guide's Phase 3 runs them; {core.FAST_SAMPLER}: the "
@@ -86,6 +87,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "precision", choices=core.PRECISIONS, default="auto")
 
 
+def describe(args: argparse.Namespace, loaded: core.LoadedModel, plan: core.SamplingPlan) -> None:
+    """Print the model, and the classes and guidance the plan samples with."""
+    cfg = loaded.config
+    console.print(
+        f"[bold]Model:[/] {args.checkpoint} ({core.count_parameters(loaded.model):,} parameters, "
+        f"{cfg.dataset}, {cfg.schedule} schedule, T = {loaded.schedule.timesteps})"
+    )
+    if plan.labels is not None:
+        what = (
+            "one row per class"
+            if plan.row_length
+            else f"class {args.class_label} ({core.CLASS_NAMES[cfg.dataset][args.class_label]})"
+        )
+        console.print(f"[bold]Classes:[/] {what}, guidance w = {args.guidance_scale:g}")
+    if plan.autoguidance is not None:
+        console.print(f"[bold]Autoguidance:[/] w = {plan.autoguidance:g} by the run's early EMA weights")
+
+
+def write_frames(frames: list[tuple[int, torch.Tensor]], folder: Path) -> None:
+    """The denoising frames as step_XXXX.png (XXXX = t) and denoising.gif in ``folder``."""
+    for t, x in frames[1:]:
+        core.save_grid(x, folder / f"step_{t:04d}.png")
+    gif = core.save_gif([x for _, x in frames], folder / "denoising.gif")
+    console.print(f"{len(frames) - 1} denoising frames (step_XXXX.png, XXXX = t) and {gif} in {folder}/")
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate images from a checkpoint, optionally saving the denoising as frames and a GIF."""
     device = core.resolve_device(args.device)
@@ -110,20 +137,7 @@ def run(args: argparse.Namespace) -> int:
         core.check_writable(target)
     core.configure_for_speed(device)
     bf16 = core.use_bf16(device, args.precision)
-    cfg = loaded.config
-    console.print(
-        f"[bold]Model:[/] {args.checkpoint} ({core.count_parameters(loaded.model):,} parameters, "
-        f"{cfg.dataset}, {cfg.schedule} schedule, T = {loaded.schedule.timesteps})"
-    )
-    if plan.labels is not None:
-        what = (
-            "one row per class"
-            if plan.row_length
-            else f"class {args.class_label} ({core.CLASS_NAMES[cfg.dataset][args.class_label]})"
-        )
-        console.print(f"[bold]Classes:[/] {what}, guidance w = {args.guidance_scale:g}")
-    if plan.autoguidance is not None:
-        console.print(f"[bold]Autoguidance:[/] w = {plan.autoguidance:g} by the run's early EMA weights")
+    describe(args, loaded, plan)
     frames: list[tuple[int, torch.Tensor]] = [(loaded.schedule.timesteps, plan.x_T.float().cpu())]
     keep = set(core.snapshot_indices(len(plan.timesteps)))
     start = time.perf_counter()
@@ -142,11 +156,7 @@ def run(args: argparse.Namespace) -> int:
         f"{core.device_label(device, bf16)}) -> [bold]{path}[/]"
     )
     if args.show_intermediate:
-        folder = args.output.parent / "intermediate"
-        for t, x in frames[1:]:
-            core.save_grid(x, folder / f"step_{t:04d}.png")
-        gif = core.save_gif([x for _, x in frames], folder / "denoising.gif")
-        console.print(f"{len(frames) - 1} denoising frames (step_XXXX.png, XXXX = t) and {gif} in {folder}/")
+        write_frames(frames, args.output.parent / "intermediate")
     if args.export_dir is not None:
         paths = core.export_images(images, args.export_dir)
         console.print(f"Exported {len(paths)} PNGs to {args.export_dir}/")

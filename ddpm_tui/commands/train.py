@@ -12,16 +12,16 @@ from ..flags import add_flag, add_setting_flags, setting_overrides
 
 NAME = "train"
 HELP = "train a U-Net to predict noise"
+COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
+MODEL_HELP = (
+    "default small; see docs/performance.md). Explicit --base_channels, --channel_mults, --num_res_blocks or "
+    "--attention override it"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_flag(
-        parser,
-        "model",
-        choices=tuple(core.MODEL_PRESETS),
-        help="U-Net size preset: tiny, small (default), base or large (see docs/performance.md); explicit "
-        "--base_channels, --channel_mults, --num_res_blocks or --attention override it",
-    )
+    presets = tuple(core.MODEL_PRESETS)
+    add_flag(parser, "model", choices=presets, help=f"U-Net size preset: {', '.join(presets)} (" + MODEL_HELP)
     add_setting_flags(parser)
     add_flag(parser, "resume", type=Path, help="continue from a checkpoint.pt")
 

@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 GLOBAL_KEYS = [
-    ("1 / 2 / 3 / 4", "Noise, Train, Sample and Model screens"),
+    ("1 / 2 / 3 / 4 / 5", "Noise, Train, Sample, Model and Edit screens"),
     ("ctrl+p", "command palette"),
     ("?", "this help"),
     ("q", "quit (asks first if training or sampling would stop)"),
@@ -23,11 +23,14 @@ LESSONS = [
     ("Reverse diffusion", "3 Sample: f5 generates, left/right scrub from x_T to x_0"),
     ("Why the network needs t", "4 Model, view Why t (v): [ and ] tell the network a wrong t"),
     ("Why skip connections", "4 Model, view Skips (v): k cuts them and shows the prediction without"),
+    ("The sampler is a reversible map", "5 Edit, i then f5: an image inverted to noise and decoded back"),
+    ("Interpolate noise on the sphere", "5 Edit, l then f5: slerp against lerp, with the mid-point norms"),
+    ("Inpainting by the reverse process", "5 Edit, p then f5 (m: the mask): the hole fills, the seam settles"),
 ]
 
 
 def key_table(screens: dict[str, type]) -> str:
-    """The guide's six lessons with the screen and key that shows each, then a Markdown table of keys per
+    """The lessons with the screen and key that shows each, then a Markdown table of keys per
     screen, built from each screen class's BINDINGS."""
     parts = ["# Lessons", "", "| idea | where you see it |", "|---|---|"]
     parts += [f"| {idea} | {where} |" for idea, where in LESSONS]

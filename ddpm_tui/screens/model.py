@@ -20,6 +20,7 @@ from textual_plotext import PlotextPlot
 import core
 
 from ..widgets import HalfBlockImage
+from ..widgets.curves import Curve, plot_curves
 from .noise import TIME_BINDINGS
 
 PROFILE_IMAGES = 64
@@ -37,12 +38,12 @@ Train a model first (press **2**, or run `ddpm-tui train --epochs 20`); its `mod
 """
 WHY_NOISE = """\
 **Why predict the noise.** At t = {t}, ᾱ_t = {alpha_bar:.4f}. The network's noise error is
-**{mse_eps:.4f}**; the image it implies, x̂_0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t, is off by **{mse_x0:.4f}**:
+**{mse_eps:.4f}**; the image it implies, x0_hat = (x_t − √(1−ᾱ_t)·ε_hat)/√ᾱ_t, is off by **{mse_x0:.4f}**:
 every unit of noise error costs (1−ᾱ_t)/ᾱ_t = 1/SNR_t = **{factor:.3g}** units of image error here.
 {profile}
 """
 PROFILE_TEXT = """Over all t (the chart, {count} held-out images) the noise error never exceeds **{eps_high:.2f}**
-(guessing ε̂ = 0 would score 1), while the image error grows from **{x0_low:.2g}** at t = 0 to
+(guessing ε_hat = 0 would score 1), while the image error grows from **{x0_low:.2g}** at t = 0 to
 **{x0_high:.2g}** at t = T−1. The target ε has the same scale at every t, so one network can learn all
 t at once; as a target, x_0 would be easy at small t and hopeless at large t."""
 WHY_TIME = """\
@@ -99,7 +100,7 @@ class ModelFailed(Message):
 
 
 class ModelScreen(Screen):
-    """A held-out image at step t through the network: x_0, x_t, ε, ε̂, the error and x̂_0, with a wrong t
+    """A held-out image at step t through the network: x_0, x_t, ε, ε_hat, the error and x0_hat, with a wrong t
     or the skip connections cut, and charts of the errors over t."""
 
     TITLE = "Model: inside the network"
@@ -210,7 +211,7 @@ class ModelScreen(Screen):
         model = copy.deepcopy(loaded.model)
         x0 = core.pick_images(data, min(PROFILE_IMAGES, len(data)), torch.Generator().manual_seed(0))
         steps = core.profile_timesteps(loaded.schedule.timesteps)
-        with core.autocast(CPU, core.use_bf16(CPU)):
+        with core.computing("app: model"), core.autocast(CPU, core.use_bf16(CPU)):
             profile = core.error_profile(
                 model,
                 loaded.schedule,
@@ -242,7 +243,7 @@ class ModelScreen(Screen):
         """Background thread: the prediction at (x_0, t, ε) told t and t_model, without skips if cut, and
         the sweep over every t the network could be told."""
         model, schedule = loaded.model, loaded.schedule
-        with core.autocast(CPU, core.use_bf16(CPU)):
+        with core.computing("app: model"), core.autocast(CPU, core.use_bf16(CPU)):
             right = core.predict(model, schedule, x0, t, eps)
             told = right if t_model == t else core.predict(model, schedule, x0, t, eps, t_model)
             cut = None if skips else core.predict(model, schedule, x0, t, eps, t_model, skips=False)
@@ -279,8 +280,8 @@ class ModelScreen(Screen):
             self.query_one("#model-titles", Static).update("".join(title[: cell - 1].center(cell) for title in titles))
             self.query_one("#model-images", HalfBlockImage).update(pictures, columns=len(pictures), shrink=shrink)
             numbers = (
-                f"[b]t = {self.t}[/b]  told t = {told.t_model}   MSE(ε̂, ε) = [b]{told.mse_eps:.4f}[/b]   "
-                f"MSE(x̂_0, x_0) = [b]{told.mse_x0:.4f}[/b]"
+                f"[b]t = {self.t}[/b]  told t = {told.t_model}   MSE(ε_hat, ε) = [b]{told.mse_eps:.4f}[/b]   "
+                f"MSE(x0_hat, x_0) = [b]{told.mse_x0:.4f}[/b]"
             )
             if look.cut is not None:
                 numbers += f"   skips cut: {look.cut.mse_eps:.4f} / {look.cut.mse_x0:.4f}"
@@ -327,7 +328,7 @@ class ModelScreen(Screen):
         )
         cut = (
             f"Cut now (k): the up path works from the bottleneck alone, and the noise error goes from "
-            f"**{look.told.mse_eps:.4f}** to **{look.cut.mse_eps:.4f}**; the fine detail of ε̂ is gone."
+            f"**{look.told.mse_eps:.4f}** to **{look.cut.mse_eps:.4f}**; the fine detail of ε_hat is gone."
             if look.cut is not None
             else "Press **k** to cut them (each skip tensor becomes zeros) and compare the predictions."
         )
@@ -339,16 +340,19 @@ class ModelScreen(Screen):
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
+        curves = []
         if profile is not None:
-            plt.plot(profile.t, log10(profile.mse_eps), label="noise MSE(ε̂, ε)")
-            plt.plot(profile.t, log10(profile.mse_x0), label="image MSE(x̂_0, x_0)")
+            curves = [
+                Curve("noise MSE(ε_hat, ε)", profile.t, log10(profile.mse_eps)),
+                Curve("image MSE(x0_hat, x_0)", profile.t, log10(profile.mse_x0)),
+            ]
             if not self.skips:
-                plt.plot(profile.t, log10(profile.mse_eps_no_skips), label="noise, skips cut")
+                curves.append(Curve("noise, skips cut", profile.t, log10(profile.mse_eps_no_skips)))
+            self.query_one("#model-status", Static).update("")
+        plot_curves(plt, "log10 errors over t", curves, chart.size.width, "t")
+        if profile is not None:
             plt.vline(self.t)
             plt.xticks(self.t_ticks())
-            self.query_one("#model-status", Static).update("")
-        plt.title("log10 of the errors over t")
-        plt.xlabel("t")
         chart.refresh()
 
     def draw_sweep(self, look: Look) -> None:
@@ -356,11 +360,10 @@ class ModelScreen(Screen):
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.plot(look.sweep_t, log10(look.sweep), label=f"x_t made at t = {self.t}")
+        sweep = Curve(f"x_t made at t = {self.t}", look.sweep_t, log10(look.sweep))
+        plot_curves(plt, "log10 MSE(ε_hat, ε) if told t_model", [sweep], chart.size.width, "t_model")
         plt.vline(self.t)
         plt.xticks(self.t_ticks())
-        plt.title("log10 MSE(ε̂, ε) when told t_model")
-        plt.xlabel("t_model")
         chart.refresh()
 
     def t_ticks(self) -> list[int]:

@@ -14,6 +14,7 @@ from textual_plotext import PlotextPlot
 import core
 
 from ..widgets import HalfBlockImage
+from ..widgets.curves import Curve, plot_curves
 
 IMAGE_GAP = 1
 MAX_IMAGES = 12
@@ -151,14 +152,13 @@ class NoiseScreen(Screen):
         plt.clear_figure()
         steps = list(range(self.timesteps))
         if self.show_snr:
-            plt.plot(steps, torch.log10(self.schedule.snr()).tolist(), label="log10 SNR = log10 ᾱ/(1-ᾱ)")
-            plt.title("signal-to-noise ratio (log scale)")
+            snr = Curve("log10 ᾱ/(1-ᾱ)", steps, torch.log10(self.schedule.snr()).tolist())
+            plot_curves(plt, "signal-to-noise ratio", [snr], chart.size.width, "t")
         else:
-            plt.plot(steps, self.schedule.alpha_bars.tolist(), label="ᾱ_t")
-            plt.plot(steps, self.schedule.betas.tolist(), label="β_t", yside="right")
-            plt.title(f"{self.schedule.name} schedule")
+            alpha_bar = Curve("ᾱ_t", steps, self.schedule.alpha_bars.tolist())
+            beta = Curve("β_t (right)", steps, self.schedule.betas.tolist(), {"yside": "right"})
+            plot_curves(plt, f"{self.schedule.name} schedule", [alpha_bar, beta], chart.size.width, "t")
         plt.vline(self.t)
-        plt.xlabel("t")
         chart.refresh()
 
     def action_move(self, delta: int) -> None:

@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 
 import core
 
-from ..widgets import HalfBlockImage
+from ..widgets import HalfBlockImage, fit_grid
 
 LIVE_FPS = 8
 NO_CHECKPOINT = """\
@@ -36,10 +36,10 @@ EXPLANATION = f"""\
 ### What you are seeing
 
 **Reverse diffusion.** Sampling starts from pure noise x_T and calls the network once per step: it
-predicts the noise in x_t, which gives a guess of the clean image **x̂_0** (right), and the sampler
+predicts the noise in x_t, which gives a guess of the clean image **x0_hat** (right), and the sampler
 moves x_t a little towards it (left). DDPM adds fresh noise at every step and needs all T steps;
 DDIM jumps along a shorter list of steps and, with η = 0, adds none: the same seed gives the same
-images. DPM-Solver++ also remembers the previous step's x̂_0 and extrapolates (second order), so
+images. DPM-Solver++ also remembers the previous step's x0_hat and extrapolates (second order), so
 20 steps do what DDIM needs 50 for; its SDE form (dpm++sde, the default) adds fresh noise again, η
 of DDPM's amount (η = 0 is the deterministic solver): the noise washes out part of the network's
 mistakes instead of following them. Coarse shapes settle first, fine strokes in the last steps (small t).
@@ -89,6 +89,14 @@ class Scored(Message):
         self.scores, self.text = scores, text
 
 
+class CheckpointRead(Message):
+    """What the checkpoint in the form can be asked for (None: no readable checkpoint there)."""
+
+    def __init__(self, path: str, traits: core.CheckpointTraits | None) -> None:
+        super().__init__()
+        self.path, self.traits = path, traits
+
+
 class SampleFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
@@ -109,6 +117,9 @@ NUMBER_FIELDS = [
 
 
 FLOAT_FIELDS = ("eta", "guidance_scale", "autoguidance")
+# Rows of the screen that are not images: header, form (five rows and its margins) or its one-line summary,
+# buttons, the images' title, footer.
+FORM_ROWS, SUMMARY_ROWS = 11, 6
 AUTOGUIDANCE_PLACEHOLDER = "by dataset (1: ddpm, classes)"
 
 
@@ -156,6 +167,7 @@ class SampleScreen(Screen):
         Binding("right", "scrub(1)", "Later step"),
         Binding("e", "export", "Export"),
         Binding("v", "score", "Score"),
+        Binding("f2", "toggle_form", "Form"),
         Binding("escape", "focus_images", "Leave form", show=False),
     ]
 
@@ -179,16 +191,17 @@ class SampleScreen(Screen):
         with Vertical(id="sample-body"):
             with Grid(id="sample-form"):
                 yield from self.form(checkpoints)
+            yield Static("", id="sample-summary")
             with Horizontal(id="sample-buttons"):
                 yield Button("Generate (f5)", id="generate", variant="success", compact=True)
                 yield Button("Export (e)", id="export", compact=True)
                 yield Static("", id="sample-status")
             with Horizontal(id="sample-views"):
                 with Vertical():
-                    yield Label("x_t", classes="view-title")
+                    yield Label("x_t", id="x-t-title", classes="view-title")
                     yield HalfBlockImage(id="x-t")
                 with Vertical():
-                    yield Label("predicted x̂_0", classes="view-title")
+                    yield Label("predicted x0_hat", id="x-0-title", classes="view-title")
                     yield HalfBlockImage(id="x-0")
             yield Markdown(NO_CHECKPOINT if not checkpoints else EXPLANATION, id="sample-explanation")
         yield Footer()
@@ -231,10 +244,47 @@ class SampleScreen(Screen):
                 placeholder=AUTOGUIDANCE_PLACEHOLDER if name == "autoguidance" else "",
             )
 
+    def on_mount(self) -> None:
+        self.read_traits(self.query_one("#checkpoint", Input).value.strip())
+
     @on(Select.Changed, "#found")
     def pick_found(self, event: Select.Changed) -> None:
         if event.value is not Select.BLANK:
             self.query_one("#checkpoint", Input).value = str(event.value)
+
+    @on(Input.Changed, "#checkpoint")
+    def checkpoint_changed(self, event: Input.Changed) -> None:
+        self.read_traits(event.value.strip())
+
+    @work(thread=True, exclusive=True, group="traits")
+    def read_traits(self, path: str) -> None:
+        """Background thread: what the named checkpoint can be asked for."""
+        try:
+            traits = core.checkpoint_traits(path) if path else None
+        except core.CheckpointError:
+            traits = None
+        self.post_message(CheckpointRead(path, traits))
+
+    @on(CheckpointRead)
+    def apply_traits(self, message: CheckpointRead) -> None:
+        """Disable the fields this checkpoint cannot use, with the reason as their placeholder; an unreadable
+        path leaves every field as it is, to be reported when generating."""
+        if message.traits is None or message.path != self.query_one("#checkpoint", Input).value.strip():
+            return
+        unavailable = message.traits.unavailable()
+        for name in ("guidance_scale", "autoguidance"):
+            box = self.query_one(f"#{name}", Input)
+            box.disabled = name in unavailable
+            box.placeholder = unavailable.get(name, AUTOGUIDANCE_PLACEHOLDER if name == "autoguidance" else "")
+            if box.disabled:
+                box.value = ""
+            elif name == "guidance_scale" and not box.value:
+                box.value = f"{core.DEFAULT_GUIDANCE:g}"
+        classes = self.query_one("#class_label", Select)
+        classes.disabled = "class_label" in unavailable
+        classes.tooltip = unavailable.get("class_label")
+        if classes.disabled:
+            classes.value = core.ALL_CLASSES
 
     @on(Select.Changed, "#sampler")
     def sampler_changed(self, event: Select.Changed) -> None:
@@ -255,7 +305,7 @@ class SampleScreen(Screen):
         values = {}
         for name in ("steps", "eta", "num_images", "seed", "guidance_scale", "autoguidance"):
             widget = self.query_one(f"#{name}", Input)
-            result = widget.validate(widget.value)
+            result = None if widget.disabled else widget.validate(widget.value)  # a disabled field does not apply
             if result is not None and not result.is_valid:
                 self.notify(result.failure_descriptions[0], severity="error")
                 return None
@@ -311,7 +361,7 @@ class SampleScreen(Screen):
             self.post_message(SampleStarted(loaded.config.dataset, plan.autoguidance))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))
             start, last_post = time.perf_counter(), 0.0
-            with core.autocast(device, core.use_bf16(device)):
+            with core.computing("app: sample"), core.autocast(device, core.use_bf16(device)):
                 for step in plan.run():
                     if worker.is_cancelled:
                         return
@@ -328,6 +378,7 @@ class SampleScreen(Screen):
 
     @on(SampleStarted)
     def remember_dataset(self, message: SampleStarted) -> None:
+        self.collapse_form(True)
         self.dataset = message.dataset
         self.how = f"{self.chosen_sampler}, autoguided w = {message.autoguidance:g}" if message.autoguidance else ""
 
@@ -356,13 +407,36 @@ class SampleScreen(Screen):
         self.notify(message.error, severity="error", timeout=8)
 
     def show_frame(self, frame: Frame) -> None:
-        """x_t and x̂_0 side by side; at half resolution when the terminal is under 40 rows."""
-        shrink = 2 if self.size.height < 40 else 1
-        size = frame.x.shape[-1] // shrink
-        columns = max(1, (self.size.width // 2 - 2) // (size + 1))
+        """x_t and x0_hat side by side, at the resolution at which the requested images fit the screen
+        (:func:`fit_grid`); when even the smallest cannot hold them all, the titles say how many show."""
+        count, size = len(frame.x), frame.x.shape[-1]
+        overhead = FORM_ROWS if self.query_one("#sample-form").display else SUMMARY_ROWS
+        height = max(1, self.size.height - overhead)
+        shrink, columns, shown = fit_grid(count, size, self.size.width // 2 - 2, height)
+        hidden = f" (showing {shown} of {count}; e exports all)" if shown < count else ""
         with self.app.batch_update():
-            self.query_one("#x-t", HalfBlockImage).update(frame.x, columns=columns, shrink=shrink)
-            self.query_one("#x-0", HalfBlockImage).update(frame.x0, columns=columns, shrink=shrink)
+            self.query_one("#x-t-title", Label).update("x_t" + hidden)
+            self.query_one("#x-0-title", Label).update("predicted x0_hat" + hidden)
+            self.query_one("#x-t", HalfBlockImage).update(frame.x[:shown], columns=columns, shrink=shrink)
+            self.query_one("#x-0", HalfBlockImage).update(frame.x0[:shown], columns=columns, shrink=shrink)
+
+    def collapse_form(self, collapsed: bool) -> None:
+        """Fold the form into one summary line, so the images get the screen, or unfold it (f2)."""
+        form, summary = self.query_one("#sample-form"), self.query_one("#sample-summary", Static)
+        form.display, summary.display = not collapsed, collapsed
+        if collapsed:
+            values = {name: self.query_one(f"#{name}", Input).value for name in ("num_images", "seed", "steps")}
+            checkpoint = Path(self.query_one("#checkpoint", Input).value).name or "no checkpoint"
+            steps = f", {values['steps']} steps" if values["steps"] else ""
+            summary.update(
+                f"{checkpoint}: {self.chosen_sampler}{steps}, {values['num_images']} images, seed {values['seed']}"
+                "   [b]f2[/b] edits the request"
+            )
+        if self.frames:
+            self.call_after_refresh(self.show_frame, self.frames[self.position])
+
+    def action_toggle_form(self) -> None:
+        self.collapse_form(self.query_one("#sample-form").display)
 
     def action_scrub(self, delta: int) -> None:
         if self.sampling or not self.frames:

@@ -48,7 +48,7 @@ near **1**. {loss_line}
 
 **Why predict the noise (or v)?** Its scale is the same at every t (the noise is always N(0, I)),
 whereas the clean image would be easy to guess at small t and impossible at large t; from the
-prediction, the clean image follows in one line, x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t).
+prediction, the clean image follows in one line, x0_hat = (x_t - sqrt(1 - ᾱ_t) ε_hat) / sqrt(ᾱ_t).
 **Time embedding.** t enters as sinusoids (like a Transformer's positions) through an MLP, added to
 every residual block, so one network serves all {timesteps} steps.
 **Skip connections.** The U-Net's down path halves the resolution twice; each up-path block gets the

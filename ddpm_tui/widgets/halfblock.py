@@ -57,6 +57,20 @@ def to_rgb_grid(images, columns: int | None = None, gap: int = 1, scale: int = 1
     return grid
 
 
+def fit_grid(count: int, size: int, width: int, height: int, gap: int = 1, max_shrink: int = 4) -> tuple[int, int, int]:
+    """How to lay ``count`` square images of ``size`` pixels into ``width`` x ``height`` cells (two pixel
+    rows a cell, ``gap`` pixels between images): the least ``shrink`` (1 is full resolution, at most
+    ``max_shrink``) at which all of them fit, the columns that fill the width, and how many are shown
+    (all of them when they fit; at ``max_shrink``, as many as fit)."""
+    for shrink in range(1, max_shrink + 1):
+        side = size // shrink
+        columns = max(1, (width + gap) // (side + gap))
+        rows = max(1, (2 * height + gap) // (side + gap))
+        if columns * rows >= count or shrink == max_shrink:
+            return shrink, columns, min(count, columns * rows)
+    raise ValueError(f"max_shrink must be at least 1, got {max_shrink}")
+
+
 class HalfBlockImage(Widget):
     """Shows an image or a batch of images with half-block characters (see the module docstring)."""
 

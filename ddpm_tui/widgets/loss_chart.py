@@ -7,6 +7,8 @@ from textual_plotext import PlotextPlot
 
 import core
 
+from .curves import Curve, plot_curves
+
 WINDOW = 200
 
 
@@ -48,11 +50,9 @@ class LossChart(PlotextPlot):
         steps, losses, smoothed = self.steps, self.losses, self.smoothed
         if self.windowed:
             steps, losses, smoothed = steps[-WINDOW:], losses[-WINDOW:], smoothed[-WINDOW:]
-        if losses:
-            plt.plot(steps, losses, label="loss")
-            plt.plot(steps, smoothed, label="smoothed")
-            if self.log_scale:
-                plt.yscale("log")
-        plt.title("training loss" + (f" (last {WINDOW} steps)" if self.windowed else ""))
-        plt.xlabel("step")
+        title = "training loss" + (f" (last {WINDOW} steps)" if self.windowed else "")
+        curves = [Curve("loss", steps, losses), Curve("smoothed", steps, smoothed)] if losses else []
+        plot_curves(plt, title, curves, self.size.width, "step")
+        if losses and self.log_scale:
+            plt.yscale("log")
         self.refresh()

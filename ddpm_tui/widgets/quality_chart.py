@@ -6,20 +6,26 @@ from textual_plotext import PlotextPlot
 
 import core
 
+from .curves import Curve, plot_curves
+
 
 class QualityChart(PlotextPlot):
     """Share of the epoch's 64 preview images the classifier recognises, and their class entropy (both
     in %), one point per epoch. The loss flattens early; this keeps rising while the digits sharpen."""
 
+    epochs: list[int]
+    recognised: list[float]  # % of the previews
+    entropy: list[float]  # % of the largest possible
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.epochs: list[int] = []
-        self.recognised: list[float] = []
-        self.entropy: list[float] = []
-        self.available = True
+        self.clear_points()
+
+    def clear_points(self) -> None:
+        self.epochs, self.recognised, self.entropy, self.available = [], [], [], True
 
     def reset(self) -> None:
-        self.epochs, self.recognised, self.entropy, self.available = [], [], [], True
+        self.clear_points()
         self.draw()
 
     def add_epoch(self, record: dict) -> None:
@@ -47,10 +53,11 @@ class QualityChart(PlotextPlot):
         if not self.available:
             plt.title("sample quality: not available (no classifier for this dataset)")
         else:
-            if self.epochs:
-                plt.plot(self.epochs, self.recognised, label="recognised %", marker="braille")
-                plt.plot(self.epochs, self.entropy, label="class entropy %", marker="braille")
+            braille = {"marker": "braille"}
+            curves = [
+                Curve("recognised", self.epochs, self.recognised, braille),
+                Curve("entropy", self.epochs, self.entropy, braille),
+            ]
+            plot_curves(plt, self.title(), curves if self.epochs else [], self.size.width, "epoch")
             plt.ylim(0, 100)
-            plt.title(self.title())
-            plt.xlabel("epoch")
         self.refresh()

@@ -1,4 +1,5 @@
-"""The Train dashboard's run summary: state, epoch and run progress, speed, ETA and the error if it failed.
+"""The Train dashboard's run summary: state, epoch and run progress, speed, ETA, the compute threads it
+runs with and why, and the error if it failed.
 
 Its state is four reactive attributes (the run folder, its status, its config and its latest step
 record); setting any of them redraws the summary, so whoever follows the run only assigns.
@@ -85,4 +86,5 @@ class RunDashboard(Vertical):
             f"epoch {s['epoch']}/{epochs}  step {s['step']}/{total}  loss {s['loss']:.4f}  "
             f"{s['images_per_sec']:.0f} img/s  elapsed {clock(s['elapsed'])}  ETA {clock(eta)}\n"
             f"{cfg.get('device', '')}  {cfg.get('parameters', 0):,} parameters  {cfg.get('data_source', '')}"
+            + (f"\nthreads: {s['sharing']}" if s.get("sharing") else "")
         )
