@@ -95,12 +95,13 @@ def inpaint_rows(loaded: core.LoadedModel, evaluator: core.Evaluator, args: argp
         mask = core.region_mask(mask_name, loaded.image_shape)
         for resample in args.resample:
             start = time.perf_counter()
-            run = core.inpaint(model, loaded.schedule, images, mask, times, resample, torch.Generator().manual_seed(4))
+            generator = torch.Generator().manual_seed(4)
+            run = core.inpaint(model, loaded.schedule, images, mask, times, resample, generator, args.jump)
             filled = core.last_step(run).x.clamp(-1, 1)
             seconds = time.perf_counter() - start
             kept = (evaluator.classifier.features_and_probabilities(filled)[1].argmax(1) == wanted).float().mean()
             config = {"mask": mask_name, "resample": resample, "steps": args.inpaint_steps, "num_images": count}
-            config["autoguidance"] = w
+            config.update(autoguidance=w, jump=args.jump)
             rows.append(
                 {
                     "part": "inpaint",
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--resample", type=int, nargs="+", default=[4], help="RePaint jumps per step to measure")
     parser.add_argument("--inpaint_steps", type=int, default=25)
     parser.add_argument("--autoguidance", type=float, default=1.0, help="w for inpainting (1: none)")
+    parser.add_argument("--jump", type=int, default=1, help="RePaint's jump length in steps")
     parser.add_argument("--other_masks_images", type=int, default=250, help="images for the masks other than bottom")
     parser.add_argument("--out", type=Path, default=harness.RECORDS / "editing")
     args = parser.parse_args()

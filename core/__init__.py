@@ -92,6 +92,7 @@ from .editing import (
     load_mask,
     region_mask,
     renoise,
+    repaint_levels,
     shape_text,
     slerp,
 )
@@ -241,6 +242,7 @@ __all__ = [
     "lerp",
     "region_mask",
     "renoise",
+    "repaint_levels",
     "slerp",
     "ddim_step",
     "ddim_timesteps",

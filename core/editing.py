@@ -126,6 +126,23 @@ def inpaint_step(
     return torch.where(mask > 0.5, filled, given), x0
 
 
+def repaint_levels(steps: int, resample: int, jump: int = 1) -> list[int]:
+    """RePaint's walk over ``steps`` levels (Lugmayr et al. 2022, their jump schedule): level u counts the
+    steps still to go, from ``steps`` (pure noise) to 0 (done). Going down is a denoising step; every ``jump``
+    levels (above 0) the walk goes back up ``jump`` levels, ``resample`` - 1 times, before it goes on."""
+    jumps = {level: resample - 1 for level in range(jump, steps - jump + 1, jump)}  # never above pure noise
+    level, walk = steps, [steps]
+    while level > 0:
+        level -= 1
+        walk.append(level)
+        if jumps.get(level, 0) > 0:
+            jumps[level] -= 1
+            for _ in range(jump):
+                level += 1
+                walk.append(level)
+    return walk
+
+
 @torch.no_grad()
 def inpaint(
     model: NoisePredictor,
@@ -135,31 +152,35 @@ def inpaint(
     times: list[int],
     resample: int = 1,
     generator: torch.Generator | None = None,
+    jump: int = 1,
 ) -> Iterator[SamplerStep]:
     r"""Fill the pixels where ``mask`` is 1 so that they fit the ``known`` image, along ``times`` (noisiest
-    first), yielding every step; the last step's ``x`` keeps every known pixel exactly.
+    first), yielding every denoising step; the last step's ``x`` keeps every known pixel exactly.
 
-    Each step is :func:`inpaint_step`. With ``resample`` r > 1 every step but the last is repeated r times
-    (RePaint's jumps of length one): after the step to t', the sample is re-noised back to t
-    (:func:`renoise`) and denoised again, so the filled region and the known one settle into one image.
-    That costs r network calls a step."""
-    if resample < 1:
-        raise ValueError(f"resample must be 1 or more, got {resample}")
+    Each step down is :func:`inpaint_step`. With ``resample`` r > 1 the walk of :func:`repaint_levels` goes
+    back up ``jump`` steps every ``jump`` steps, r - 1 times (:func:`renoise` the whole sample to the noisier
+    level), and denoises again, so the filled region and the known one settle into one image. That costs
+    about r network calls a step."""
+    if resample < 1 or jump < 1:
+        raise ValueError(f"resample and jump must be 1 or more, got {resample} and {jump}")
 
     def draw() -> torch.Tensor:
         return torch.randn(known.shape, generator=generator, device=known.device, dtype=known.dtype)
 
+    def t_at(level: int) -> int:  # the timestep of a level; -1 once done
+        return times[len(times) - level] if level > 0 else -1
+
+    walk = repaint_levels(len(times), resample, jump)
     x = draw()
-    for index, t in enumerate(times):
+    for index, (level, following) in enumerate(zip(walk, walk[1:], strict=False)):
         jobs.tick()
-        t_prev = times[index + 1] if index + 1 < len(times) else -1
+        t, t_next = t_at(level), t_at(following)
+        if following > level:  # back up: the forward process from the less noisy step
+            x = renoise(schedule, x, t, t_next, draw())
+            continue
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        x_t = x
-        for jump in range(resample if t_prev >= 0 else 1):
-            if jump:
-                x_t = renoise(schedule, x, t_prev, t, draw())
-            x, x0 = inpaint_step(schedule, x_t, t, t_prev, model(x_t, tt).float(), known, mask, (draw(), draw()))
-        yield SamplerStep(index=index, total=len(times), t=t, x=x, x0_pred=x0)
+        x, x0 = inpaint_step(schedule, x, t, t_next, model(x, tt).float(), known, mask, (draw(), draw()))
+        yield SamplerStep(index=index, total=len(walk) - 1, t=t, x=x, x0_pred=x0)
 
 
 def edit_predictor(

@@ -209,7 +209,8 @@ def inpaint_cells(row: dict[str, Any]) -> tuple[str, ...]:
     config, f = row["config"], row["figures"]
     per_64 = f"{row['wall_s'] / config['num_images'] * 64:.0f}"
     steps, passes, w = str(config["steps"]), str(config["resample"]), f"{config.get('autoguidance') or 1:g}"
-    return config["mask"], steps, passes, w, str(config["num_images"]), f"{f['kept_class']:.1%}", per_64
+    jump = str(config.get("jump", 1))
+    return config["mask"], steps, passes, jump, w, str(config["num_images"]), f"{f['kept_class']:.1%}", per_64
 
 
 def sharing_cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -240,8 +241,10 @@ def editing_interpolate(root: Path) -> list[str]:
 
 def editing_inpaint(root: Path) -> list[str]:
     """The share of inpainted digits that keep their class, per mask and resampling."""
-    header = ("mask", "steps", "passes a step", "autoguidance w", "digits", "keep their class", "seconds per 64")
-    key = lambda r: tuple(r["config"].get(k) for k in ("mask", "steps", "resample", "autoguidance", "num_images"))
+    header = ("mask", "steps", "passes", "jump", "autoguidance w", "digits", "keep their class", "seconds per 64")
+    key = lambda r: tuple(
+        r["config"].get(k) for k in ("mask", "steps", "resample", "jump", "autoguidance", "num_images")
+    )
     return study_table(
         root, ("editing", "inpaint"), key, header, inpaint_cells, "benchmarks/editing.py --parts inpaint"
     )

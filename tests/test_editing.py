@@ -76,14 +76,22 @@ def test_renoise_follows_the_forward_process_between_any_two_steps():
     assert x_700.var().item() == pytest.approx((a**2 * STD**2 + 1 - a**2).item(), abs=0.01)
 
 
-@pytest.mark.parametrize("resample", [1, 3])
-def test_inpainting_keeps_every_known_pixel_and_fills_the_rest_from_the_data(resample):
+def test_the_repaint_walk_goes_back_up_every_jump_levels_and_ends_done():
+    assert core.repaint_levels(5, 1) == [5, 4, 3, 2, 1, 0]  # plain replacement: straight down
+    assert core.repaint_levels(5, 2) == [5, 4, 5, 4, 3, 4, 3, 2, 3, 2, 1, 2, 1, 0]
+    assert core.repaint_levels(6, 2, jump=2) == [6, 5, 4, 5, 6, 5, 4, 3, 2, 3, 4, 3, 2, 1, 0]
+    assert max(core.repaint_levels(25, 6, jump=10)) == 25  # a jump never goes above pure noise
+
+
+@pytest.mark.parametrize("resample,jump", [(1, 1), (3, 1), (3, 10)])
+def test_inpainting_keeps_every_known_pixel_and_fills_the_rest_from_the_data(resample, jump):
     s = NoiseSchedule.create("linear", 1000)
     generator = torch.Generator().manual_seed(0)
     known = MEAN + STD * torch.randn(2000, 1, 2, 2, generator=generator)
     mask = region_mask("bottom", (1, 2, 2))
     times = core.ddim_timesteps(1000, 1000)  # every step: the reverse process is then exact for this denoiser
-    result = last_step(inpaint(gaussian_denoiser(s, MEAN, STD), s, known, mask, times, resample, generator)).x
+    run = inpaint(gaussian_denoiser(s, MEAN, STD), s, known, mask, times, resample, generator, jump)
+    result = last_step(run).x
     assert torch.equal(result[:, :, 0], known[:, :, 0])  # the top row, given, is untouched
     filled = result[:, :, 1]  # independent pixels: the known ones say nothing, so the fill is the data
     assert filled.mean().item() == pytest.approx(MEAN, abs=0.02)
