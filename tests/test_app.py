@@ -510,3 +510,9 @@ async def test_the_edit_screen_inverts_interpolates_and_inpaints(tiny_run):
             assert says in text.source, screen.mode
         known = screen.rows[0] != -1  # the hole is drawn black: every other pixel was given
         assert torch.equal(screen.rows[2][known], screen.rows[0][known])
+    async with DdpmApp(mode="edit", output_dir=str(tiny_run)).run_test(size=(80, 24)) as pilot:
+        screen = pilot.app.screen
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: not screen.running, what="the inversion at 80x24")
+        bottom = max(screen.query_one(f"#edit-row-{row}").region.bottom for row in range(3))
+        assert bottom <= pilot.app.size.height - 1  # all three rows above the footer

@@ -206,12 +206,22 @@ class EditScreen(Screen):
         numbers = f"The known pixels come back exactly (their error: {seam:.1g}); only the hole is new."
         self.post_message(EditFrame((None, None, result), "done", self.idea(numbers=numbers)))
 
+    def row_shrink(self, size: int) -> int:
+        """The least shrink at which the three rows of :data:`IMAGES` images each fit the screen, beside the
+        header, the checkpoint row, the status, the three row titles and the footer (seven rows)."""
+        rows_each = max(1, (self.size.height - 7) // 3)
+        for shrink in (1, 2, 3, 4):
+            side = size // shrink
+            if side + 1 <= 2 * rows_each and IMAGES * (side + 1) <= self.size.width:
+                return shrink
+        return 4
+
     @on(EditFrame)
     def show(self, message: EditFrame) -> None:
         self.rows = tuple(new if new is not None else old for new, old in zip(message.rows, self.rows, strict=True))
-        shrink = 2 if self.size.height < 40 else 1
         for row, images in enumerate(message.rows):
             if images is not None:
+                shrink = self.row_shrink(images.shape[-1])
                 widget = self.query_one(f"#edit-row-{row}", HalfBlockImage)
                 widget.update(images, columns=IMAGES, shrink=shrink)
                 widget.display = True
