@@ -45,8 +45,7 @@ def invert_rows(loaded: core.LoadedModel, images: torch.Tensor, steps: list[int]
         back = core.last_step(core.sample(loaded.model, loaded.schedule, x_T, "ddim", times=times, clip=False)).x
         fresh = torch.randn(images.shape, generator=torch.Generator().manual_seed(1))
         random = core.last_step(core.sample(loaded.model, loaded.schedule, fresh, "ddim", times=times)).x
-        mse = ((back.clamp(-1, 1) - images) / 2).pow(2).mean().item()
-        random_mse = ((random.clamp(-1, 1) - images) / 2).pow(2).mean().item()
+        mse, random_mse = core.pixel_mse(back, images), core.pixel_mse(random, images)
         figures = {"mse": round(mse, 6), "random_mse": round(random_mse, 6), "ratio": round(random_mse / mse, 1)}
         figures.update(x_T_mean=round(x_T.mean().item(), 4), x_T_std=round(x_T.std().item(), 4))
         config = {"steps": count, "num_images": len(images), "solver": "ddim"}

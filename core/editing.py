@@ -69,6 +69,12 @@ def invert(
         yield SamplerStep(index=index, total=len(path) - 1, t=t_next, x=x, x0_pred=x0)
 
 
+def pixel_mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean squared error of two batches in [-1, 1], on the [0, 1] pixel scale: mean(((a - b) / 2)^2), each
+    clipped to the data range first (what ``invert`` reports as ``mse`` and ``random_mse``)."""
+    return ((a.float().clamp(-1, 1) - b.float().clamp(-1, 1)) / 2).pow(2).mean().item()
+
+
 def lerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
     """The straight line between ``a`` and ``b``: :math:`(1 - w)\\,a + w\\,b`."""
     return (1 - weight) * a + weight * b

@@ -25,11 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "json", action="store_true", help="print the figures as one JSON object")
 
 
-def pixel_mse(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean squared error on the [0, 1] pixel scale of two batches in [-1, 1]."""
-    return ((a.float().clamp(-1, 1) - b.float().clamp(-1, 1)) / 2).pow(2).mean().item()
-
-
 def decode(loaded: core.LoadedModel, x_T: torch.Tensor, times: list[int], sampler: str) -> torch.Tensor:
     """The deterministic sampler from ``x_T`` along ``times``, unclipped (the inverse of the encoding)."""
     return core.last_step(core.sample(loaded.model, loaded.schedule, x_T, sampler, times=times, clip=False)).x
@@ -48,8 +43,8 @@ def measure(loaded: core.LoadedModel, images: torch.Tensor, args: argparse.Names
         "sampler": args.sampler,
         "steps": len(times),
         "num_images": len(images),
-        "mse": pixel_mse(back, images),
-        "random_mse": pixel_mse(random, images),
+        "mse": core.pixel_mse(back, images),
+        "random_mse": core.pixel_mse(random, images),
         "x_T_mean": x_T.mean().item(),
         "x_T_std": x_T.std().item(),
         "seconds": time.perf_counter() - start,

@@ -165,8 +165,7 @@ class EditScreen(Screen):
                 self.post_message(EditFrame((None, x if not step.is_last else None, x), f"decoding: t = {step.t}"))
         fresh = torch.randn(images.shape, generator=generator)
         random = core.last_step(core.sample(loaded.model, loaded.schedule, fresh, "ddim", times=times)).x
-        mse = ((step.x.clamp(-1, 1) - images) / 2).pow(2).mean().item()
-        random_mse = ((random.clamp(-1, 1) - images) / 2).pow(2).mean().item()
+        mse, random_mse = core.pixel_mse(step.x, images), core.pixel_mse(random, images)
         numbers = (
             f"Here the reconstruction is off by MSE **{mse:.5f}** (0-1 pixels), against **{random_mse:.4f}** for a"
             f" random sample: **{random_mse / max(mse, 1e-12):.0f}x** closer. x_T has mean {x_T.mean():.2f} and"
