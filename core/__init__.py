@@ -21,6 +21,17 @@ from .data import (
     forward_examples,
     load_dataset,
     pick_images,
+    FOLDER,
+    IMAGE_SIZES,
+)
+from .folder import SUFFIXES, Listing, list_folder, load_folder, run_data
+from .memorisation import (
+    MEMORISED_QUANTILE,
+    Memorisation,
+    beside_nearest,
+    memorisation,
+    nearest_class_shares,
+    nearest_training,
 )
 
 # Training.
@@ -74,6 +85,7 @@ from .sampling import (
     SamplingPlan,
     SamplingRequest,
     class_labels,
+    resolve_class,
     generate,
     autoguided_steps,
     plan_sampling,
@@ -127,6 +139,8 @@ from .curves import smooth
 from .files import OutputError, check_writable
 from .images import (
     export_images,
+    image_channels,
+    image_paths,
     load_image_folder,
     plot_forward_grid,
     plot_inspection,
@@ -182,6 +196,19 @@ __all__ = [
     "Dataset",
     "forward_examples",
     "load_dataset",
+    "FOLDER",
+    "IMAGE_SIZES",
+    "SUFFIXES",
+    "Listing",
+    "list_folder",
+    "load_folder",
+    "run_data",
+    "MEMORISED_QUANTILE",
+    "Memorisation",
+    "memorisation",
+    "beside_nearest",
+    "nearest_class_shares",
+    "nearest_training",
     "pick_images",
     # training
     "DEVICES",
@@ -228,6 +255,7 @@ __all__ = [
     "SamplingPlan",
     "SamplingRequest",
     "class_labels",
+    "resolve_class",
     "plan_sampling",
     "INVERSION_SOLVERS",
     "INPAINT_RESAMPLE",
@@ -284,6 +312,8 @@ __all__ = [
     "export_images",
     "load_checkpoint",
     "load_image_folder",
+    "image_channels",
+    "image_paths",
     "load_model",
     "plot_forward_grid",
     "plot_inspection",

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .data import CLASS_NAMES, Dataset
 from .objective import noise_predictor
 from .schedule import NoiseSchedule
 from .unet import UNet
@@ -62,6 +63,18 @@ def make_payload(config: TrainConfig, image_shape: tuple[int, ...], model_state:
         "model": model_state,
         **extra,
     }
+
+
+def data_entry(data: Dataset) -> dict[str, Any]:
+    """What a checkpoint records of its training images: where they came from, how many, and the class
+    names (never the images: ``sample`` and ``inspect`` need no data)."""
+    return {"source": data.source, "images": len(data), "classes": list(data.classes)}
+
+
+def class_names(payload: dict[str, Any], config: TrainConfig) -> tuple[str, ...]:
+    """The names of a checkpoint's classes: those it recorded, else its named dataset's."""
+    recorded = payload.get("data", {}).get("classes") if isinstance(payload.get("data"), dict) else None
+    return tuple(recorded) if recorded else CLASS_NAMES.get(config.dataset, ())
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -109,11 +122,14 @@ class LoadedModel:
     image_shape: tuple[int, int, int]
     payload: dict[str, Any]
     guide: nn.Module | None = None  # the early EMA snapshot that autoguides sampling, if the run kept one
+    class_names: tuple[str, ...] = ()  # the names of the classes it learned, in label order
 
 
-def build_model(config: TrainConfig, image_shape: tuple[int, ...]) -> UNet:
-    """The U-Net described by ``config`` for images of ``image_shape`` (C, H, W)."""
-    return UNet(in_channels=image_shape[0], **config.model_kwargs())
+def build_model(config: TrainConfig, image_shape: tuple[int, ...], class_names: tuple[str, ...] | None = None) -> UNet:
+    """The U-Net described by ``config`` for images of ``image_shape`` (C, H, W) with ``class_names``
+    (default: its named dataset's classes)."""
+    classes = None if class_names is None else len(class_names)
+    return UNet(in_channels=image_shape[0], **config.model_kwargs(classes))
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
@@ -128,16 +144,17 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
         config = TrainConfig.from_dict(payload["config"])
         image_shape = tuple(int(v) for v in payload["image_shape"])
         schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(device)
+        names = class_names(payload, config)
         networks = [payload.get("ema", payload["model"])] + ([payload["guide"]] if "guide" in payload else [])
         predictors = []
         for state in networks:
-            model = build_model(config, image_shape)
+            model = build_model(config, image_shape, names)
             model.load_state_dict(state)
             predictors.append(noise_predictor(model.to(device).eval(), schedule, config.prediction))
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not match this version of ddpm-tui ({_first_line(err)})") from None
     guide = predictors[1] if len(predictors) > 1 else None
-    return LoadedModel(predictors[0], schedule, config, image_shape, payload, guide)  # type: ignore[arg-type]
+    return LoadedModel(predictors[0], schedule, config, image_shape, payload, guide, names)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,7 @@ class CheckpointTraits:
     dataset: str
     conditional: bool
     guided: bool
+    class_names: tuple[str, ...] = ()
 
     def unavailable(self) -> dict[str, str]:
         """The sampling settings this checkpoint cannot use, each with the reason a front end shows."""
@@ -166,7 +184,7 @@ def checkpoint_traits(path: str | Path) -> CheckpointTraits:
         config = TrainConfig.from_dict(payload["config"])
     except (TypeError, ValueError, KeyError) as err:
         raise CheckpointError(f"{path} does not match this version of ddpm-tui ({_first_line(err)})") from None
-    return CheckpointTraits(config.dataset, config.conditional, "guide" in payload)
+    return CheckpointTraits(config.dataset, config.conditional, "guide" in payload, class_names(payload, config))
 
 
 def find_checkpoints(root: str | Path) -> list[Path]:

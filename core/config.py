@@ -11,7 +11,7 @@ import math
 from dataclasses import Field, asdict, dataclass, field, fields
 from typing import Any
 
-from .data import CLASS_NAMES, DATA_MODES, DATASETS
+from .data import CLASS_NAMES, DATA_MODES, DATASETS, DEFAULT_SIZE_CAP, FOLDER, IMAGE_SIZES
 from .device import DEVICES, PRECISIONS
 from .objective import LOGNORMAL_MEAN, LOGNORMAL_STD, PREDICTIONS, TIMESTEP_DENSITIES
 from .optimiser import OPTIMISERS
@@ -102,11 +102,25 @@ def check_value(spec: Field, value: Any) -> str | None:
 class TrainConfig:
     """Everything that defines a training run (the command line's flags, with the same names)."""
 
-    dataset: str = setting("mnist", "the images to learn", DATASETS)
+    dataset: str = setting(
+        "mnist", "the images to learn (folder: your own, from --data_dir, see docs/own-images.md)", (*DATASETS, FOLDER)
+    )
     data: str = setting(
         "subset", "subset: the bundled subset; full: the full dataset; auto: full when available", DATA_MODES
     )
-    data_dir: str | None = setting(None, "folder with the dataset's files (implies --data full)")
+    data_dir: str | None = setting(
+        None, "folder with the dataset's files (implies --data full); with --dataset folder, your images"
+    )
+    image_size: int | None = setting(
+        None,
+        f"with --dataset folder: the images' side, {IMAGE_SIZES[0]} to {IMAGE_SIZES[1]} (shorter side resized, centre "
+        f"cropped; default: the folder's most common size, at most {DEFAULT_SIZE_CAP})",
+        low=1,
+    )
+    channels: int | None = setting(None, "with --dataset folder: 1 (gray) or 3 (RGB); default gray if all images are")
+    hflip: bool = setting(
+        False, "mirror a random half of each batch left-right (photographs; not digits or text; CIFAR-10 always does)"
+    )
     max_images: int | None = setting(None, "train on only the first N images (quick experiments)", low=1)
     epochs: int = setting(20, "passes over the data", low=1)
     batch_size: int = setting(32, "images per optimiser step", low=1)
@@ -192,7 +206,21 @@ class TrainConfig:
             )
         if not self.channel_mults or min(self.channel_mults) < 1:
             raise ConfigError("--channel_mults must be one or more positive integers")
+        self._validate_folder()
         return self
+
+    def _validate_folder(self) -> None:
+        """The settings of ``--dataset folder``: a folder, and an image size and channels it can take."""
+        if self.dataset == FOLDER and not self.data_dir:
+            raise ConfigError("--dataset folder needs --data_dir PATH, the folder of your images")
+        for name in ("image_size", "channels"):
+            if getattr(self, name) is not None and self.dataset != FOLDER:
+                raise ConfigError(f"--{name} applies to --dataset folder only; {self.dataset} images have one size")
+        low, high = IMAGE_SIZES
+        if self.image_size is not None and not low <= self.image_size <= high:
+            raise ConfigError(f"--image_size must be {low} to {high} pixels, got {self.image_size}")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"--channels must be 1 (gray) or 3 (RGB), got {self.channels}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, not tuples), safe for JSON and for ``torch.load(weights_only=True)``."""
@@ -210,13 +238,15 @@ class TrainConfig:
             kept["channel_mults"] = tuple(kept["channel_mults"])
         return cls(**kept)
 
-    def model_kwargs(self) -> dict[str, Any]:
-        """The arguments of :class:`core.unet.UNet` this run uses (besides the input channels)."""
+    def model_kwargs(self, classes: int | None = None) -> dict[str, Any]:
+        """The arguments of :class:`core.unet.UNet` this run uses (besides the input channels), for a
+        dataset of ``classes`` classes (default: as many as the named dataset has)."""
+        classes = len(CLASS_NAMES.get(self.dataset, ())) if classes is None else classes
         return {
             "base_channels": self.base_channels,
             "channel_mults": tuple(self.channel_mults),
             "num_res_blocks": self.num_res_blocks,
-            "num_classes": len(CLASS_NAMES[self.dataset]) if self.conditional else 0,
+            "num_classes": classes if self.conditional else 0,
             "time_conditioning": self.time_conditioning,
             "upsample": self.upsample,
             "attention": self.attention,

@@ -26,6 +26,9 @@ import numpy as np
 import torch
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10")
+FOLDER = "folder"  # your own images: --dataset folder --data_dir PATH (see core.folder)
+IMAGE_SIZES = (8, 256)  # the sizes a folder's images may be resized to
+DEFAULT_SIZE_CAP = 64  # the largest size chosen for a folder unasked (a CPU trains 64x64 slowly)
 BUNDLED: tuple[str, ...] = ("mnist", "fashion_mnist")
 DATA_MODES: tuple[str, ...] = ("subset", "full", "auto")
 CLASS_NAMES: dict[str, tuple[str, ...]] = {
@@ -70,7 +73,8 @@ class Dataset:
     use; training converts one batch at a time instead, see :func:`to_model_range`); ``labels`` is int64
     (N,); ``source`` says where the images came from, for the console; ``hflip`` says whether mirror
     images are equally valid examples (true for photographs, not for digits), so training may flip them
-    at random.
+    at random; ``class_names`` names the labels where the dataset is not one of ``CLASS_NAMES``' (a folder's
+    class sub-folders).
     """
 
     name: str
@@ -79,6 +83,12 @@ class Dataset:
     labels: torch.Tensor
     source: str
     hflip: bool = False
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The names of the classes, in label order (none for a folder without class sub-folders)."""
+        return self.class_names or CLASS_NAMES.get(self.name, ())
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -96,7 +106,13 @@ class Dataset:
     def subset(self, indices: torch.Tensor, what: str) -> Dataset:
         """The images at ``indices``; ``what`` says which, after the source."""
         return Dataset(
-            self.name, self.split, self.pixels[indices], self.labels[indices], f"{self.source}, {what}", self.hflip
+            self.name,
+            self.split,
+            self.pixels[indices],
+            self.labels[indices],
+            f"{self.source}, {what}",
+            self.hflip,
+            self.class_names,
         )
 
     @property

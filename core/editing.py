@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from . import jobs
-from .data import load_dataset, pick_images
+from .data import Dataset, load_dataset, pick_images
 from .images import image_channels, image_paths, load_image_folder, read_mask
 from .samplers import NoisePredictor, SamplerStep, autoguided, ddim_step, dpm_solver_step, guidance_interval
 from .sampling import resolve_autoguidance
@@ -230,21 +230,21 @@ def region_mask(name: str, shape: tuple[int, ...]) -> torch.Tensor:
 def images_to_edit(
     image_shape: tuple[int, ...],
     folder: str | Path | None = None,
-    dataset: str | None = None,
+    held_out: Dataset | None = None,
     count: int = 64,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """The images an edit starts from, in [-1, 1], and a file name for each: the first ``count`` PNGs of
-    ``folder`` (by name), or ``count`` held-out images of ``dataset`` drawn with ``generator``. A
-    ``ValueError`` says so when the model cannot take them (other channels or size)."""
+    ``folder`` (by name), or up to ``count`` images of ``held_out`` (default: MNIST's test set) drawn with
+    ``generator``. A ``ValueError`` says so when the model cannot take them (other channels or size)."""
     if folder is not None:
         images = load_image_folder(folder, image_shape[0])[:count]  # a ValueError for no or unreadable PNGs
         paths = image_paths(folder)[:count]
         names, source = [path.name for path in paths], str(folder)
         native = (image_channels(paths[0]), *images.shape[2:])  # as the files are, before any conversion
     else:
-        data = load_dataset(dataset or "mnist", "test")
-        images = pick_images(data, count, generator or torch.Generator().manual_seed(0))
+        data = held_out if held_out is not None else load_dataset("mnist", "test")
+        images = pick_images(data, min(count, len(data)), generator or torch.Generator().manual_seed(0))
         names, source = [f"{i:04d}.png" for i in range(len(images))], f"the {data.name} test set"
         native = tuple(images.shape[1:])
     if tuple(native) != tuple(image_shape):

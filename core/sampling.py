@@ -63,6 +63,26 @@ def class_labels(num_classes: int, class_label: int | str | None, count: int) ->
     return torch.full((count,), int(class_label))
 
 
+def resolve_class(class_names: tuple[str, ...], wanted: str | int | None) -> int | str | None:
+    """The class index a user asked for by name or by index (a name wins where a folder's class is
+    called "3"), "all", or None; ``ValueError`` naming the choices when it is neither."""
+    if wanted is None or wanted == ALL_CLASSES or isinstance(wanted, int):
+        return wanted
+    if wanted in class_names:
+        return class_names.index(wanted)
+    folded = [name.casefold() for name in class_names]
+    if wanted.casefold() in folded:
+        return folded.index(wanted.casefold())
+    if wanted.isdigit():
+        return int(wanted)  # class_labels says when it is out of range
+    if not class_names:
+        raise ValueError(f"--class_label {wanted}: this model was trained without class labels")
+    shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+    raise ValueError(
+        f"--class_label {wanted!r} is not a class of this model; choose one of {shown} (or 0-{len(class_names) - 1})"
+    )
+
+
 @dataclass(frozen=True)
 class SamplingPlan:
     """A validated request: ``labels`` (None when unconditional), ``x_T`` and the ``timesteps`` to visit."""

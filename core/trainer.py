@@ -35,11 +35,12 @@ from . import checkpoint as ckpt
 from . import jobs
 from .classifier import SCORED_DATASETS, load_classifier
 from .config import ConfigError, TrainConfig
-from .data import Dataset, load_dataset, to_model_range
+from .data import DataError, Dataset, to_model_range
 from .device import autocast, configure_for_speed, device_label, fused_adamw, resolve_device, use_bf16
 from .distributed import DistributedError, join, leave
 from .ema import EMA
 from .files import check_writable
+from .folder import run_data
 from .images import plot_loss, save_grid
 from .metrics import class_entropy, recognised_share
 from .objective import draw_loss, example_losses, noise_predictor, timestep_probabilities
@@ -116,6 +117,20 @@ def resume_config(payload: dict[str, Any], overrides: dict[str, Any]) -> TrainCo
     return config
 
 
+def check_data(data: Dataset, config: TrainConfig) -> None:
+    """:class:`DataError` when ``data`` cannot train ``config``: fewer images than one batch, or a
+    class-conditional run on images without classes."""
+    if len(data) < config.batch_size:
+        raise DataError(
+            f"{data.source} has {len(data):,} training images, fewer than one batch of {config.batch_size}; "
+            f"pass --batch_size {len(data)} or less"
+        )
+    if config.conditional and len(data.classes) < 2:
+        raise DataError(
+            "--conditional needs two or more classes: put each class's images in its own sub-folder of --data_dir"
+        )
+
+
 class Trainer:
     """Trains a DDPM on one dataset; see the module docstring for what it writes and yields."""
 
@@ -140,18 +155,17 @@ class Trainer:
             check_writable(self.output_dir)
         configure_for_speed(self.device)
         self.bf16 = use_bf16(self.device, config.precision)
-        self.data: Dataset = load_dataset(
-            config.dataset, "train", config.data, Path(config.data_dir) if config.data_dir else None
-        )
+        self.data: Dataset = run_data(config, "train")
         if config.max_images is not None:
             self.data = self.data.head(config.max_images)
+        check_data(self.data, config)
         self.pixels = self.data.pixels.to(self.device)  # uint8; each batch becomes float on its own
         self.labels = self.data.labels.to(self.device) if config.conditional else None
         self.batches_per_epoch = math.ceil(len(self.data) / config.batch_size)
         self.total_steps = self.batches_per_epoch * config.epochs
 
         torch.manual_seed(config.seed)
-        self.model = ckpt.build_model(config, self.data.image_shape).to(self.device)
+        self.model = ckpt.build_model(config, self.data.image_shape, self.data.classes).to(self.device)
         self.ema = EMA(self.model, config.ema_decay)
         self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
         self.t_probabilities = None
@@ -347,14 +361,15 @@ class Trainer:
                 self.ema.state_dict(),
                 step=self.step,
                 epoch=self.epoch,
+                data=ckpt.data_entry(self.data),
                 **self._guide_entry(),
             ),
             final,
         )
 
     def _augment(self, x0: torch.Tensor) -> torch.Tensor:
-        """Mirror a random half of the batch left-right when the dataset allows it (CIFAR-10)."""
-        if not self.data.hflip:
+        """Mirror a random half of the batch left-right when the dataset allows it (CIFAR-10, or ``hflip``)."""
+        if not (self.data.hflip or self.config.hflip):
             return x0
         flip = torch.rand(len(x0), device=x0.device) < 0.5
         return torch.where(flip[:, None, None, None], x0.flip(-1), x0)
@@ -478,6 +493,7 @@ class Trainer:
             elapsed=elapsed,
             losses=torch.tensor(self.losses, dtype=torch.float32),
             epoch_steps=torch.tensor(self.epoch_steps, dtype=torch.long),
+            data=ckpt.data_entry(self.data),
             **self._guide_entry(),
         )
         ckpt.atomic_save(payload, self.checkpoint_path)

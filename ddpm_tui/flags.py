@@ -48,14 +48,10 @@ positive_int = bounded(int, 1, "must be a positive integer")
 non_negative_float = bounded(float, 0, "must be 0 or more")
 
 
-def class_label(text: str) -> int | str:
-    """A class index (0-9) or "all"."""
-    if text == core.ALL_CLASSES:
-        return text
-    value = number(text, int)
-    if not 0 <= value <= 9:
-        raise argparse.ArgumentTypeError(f"must be a class index 0-9 or '{core.ALL_CLASSES}', got {text}")
-    return value
+CLASS_LABEL_HELP = (
+    "conditional models: draw this class, by name or index in sorted order, or 'all' for one row per class "
+    "(default all)"
+)
 
 
 def _setting_type(spec: Field) -> Callable[[str], Any]:
@@ -116,3 +112,9 @@ def add_edit_flags(parser: argparse.ArgumentParser, export_dir: str, images_requ
         parser, "export_dir", type=Path, default=Path(export_dir), help=f"where the PNGs go (default {export_dir})"
     )
     add_flag(parser, "device", choices=core.DEVICES, default="auto")
+
+
+def held_out_images(config: core.TrainConfig, dataset: str | None = None) -> core.Dataset:
+    """The held-out images an edit starts from: those of ``--dataset``, or those the model's run held out
+    (a folder's held-out images, or its dataset's test set)."""
+    return core.load_dataset(dataset, "test") if dataset else core.run_data(config, "test")

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
+
+import core
 
 torch.set_num_threads(2)
 
@@ -127,3 +130,32 @@ def served_app(tmp_path: Path):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def write_digits(root: Path, count: int, classes: bool = True) -> Path:
+    """``count`` bundled MNIST training digits as PNGs in ``root``, one sub-folder per class (or flat)."""
+    data = core.load_dataset("mnist", "train")
+    for i in range(count):
+        label = int(data.labels[i])
+        path = root / (f"digit_{label}" if classes else "") / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(data.pixels[i, 0].numpy()).save(path)
+    return root
+
+
+@pytest.fixture
+def digits_folder():
+    """:func:`write_digits`: a folder of digit PNGs, the way a learner keeps their own images."""
+    return write_digits
+
+
+@pytest.fixture(scope="session")
+def folder_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny class-conditional run on a folder of 120 digit PNGs in ten class sub-folders."""
+    from ddpm_tui.cli import main
+
+    root = tmp_path_factory.mktemp("folder_run")
+    folder = write_digits(root / "digits", 120)
+    argv = ["train", *_TINY_TRAIN_ARGS, "--dataset", "folder", "--data_dir", str(folder), "--conditional"]
+    assert main([*argv, "--output_dir", str(root / "run")]) == 0
+    return root / "run"

@@ -516,3 +516,59 @@ async def test_the_edit_screen_inverts_interpolates_and_inpaints(tiny_run):
         await wait_until(pilot, lambda: not screen.running, what="the inversion at 80x24")
         bottom = max(screen.query_one(f"#edit-row-{row}").region.bottom for row in range(3))
         assert bottom <= pilot.app.size.height - 1  # all three rows above the footer
+
+
+async def test_the_train_form_checks_the_image_folder_before_start(tmp_path, digits_folder):
+    from textual.widgets import Select
+
+    (tmp_path / "empty").mkdir()
+    folder = digits_folder(tmp_path / "digits", 40)
+    app = DdpmApp(mode="train", output_dir=str(tmp_path / "out"))
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        message = screen.query_one("#form-message")
+        screen.query_one("#dataset", Select).value = core.FOLDER
+        await pilot.pause()
+        assert screen.query_one("#start").disabled and "Image folder" in str(message.render())
+        for typed, problem in ((tmp_path / "missing", "does not exist"), (tmp_path / "empty", "holds no images")):
+            screen.query_one("#data_dir").value = str(typed)
+            await pilot.pause()
+            assert screen.query_one("#start").disabled and problem in str(message.render())
+        screen.query_one("#data_dir").value = str(folder)
+        await pilot.pause()
+        assert not screen.query_one("#start").disabled
+        args = screen.form_args()
+        assert args[args.index("--dataset") + 1] == "folder" and args[args.index("--data_dir") + 1] == str(folder)
+
+
+async def test_the_noise_screen_shows_a_folder_of_the_learners_images(tmp_path, digits_folder):
+    folder = digits_folder(tmp_path / "digits", 40)
+    app = DdpmApp()
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await pilot.press("o")
+        await pilot.press(*"/nowhere", "enter")
+        assert "does not exist" in str(app.screen.query_one("#folder-problem").render())
+        app.screen.query_one("#folder-path").value = str(folder)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.dataset == core.FOLDER, what="the folder's images")
+        assert screen.x0.shape[1:] == (1, 28, 28) and str(folder) in screen.dataset_images().source
+        await pilot.press("d", "d", "d")  # mnist, fashion_mnist, (cifar10 when here), then the folder again
+        await pilot.pause()
+        assert screen.dataset in (core.FOLDER, "cifar10")
+
+
+async def test_the_sample_screen_names_a_folders_classes_and_shows_nearest_training_images(folder_run, tmp_path):
+    from textual.widgets import Select
+
+    app = sample_app(folder_run, tmp_path, 4, 3)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        classes = screen.query_one("#class_label", Select)
+        await wait_until(pilot, lambda: ("7 digit_7", "7") in classes._options, what="the folder's class names")
+        classes.value = "7"
+        await generate(pilot)
+        await pilot.press("escape", "v")
+        await wait_until(pilot, lambda: screen.nearest is not None, what="the nearest training images")
+        assert screen.scores is None and screen.nearest.shape == screen.images.shape
+        assert "nearest training image" in str(screen.query_one("#x-0-title").render())

@@ -119,6 +119,16 @@ def test_sample_a_class_or_a_row_per_class(conditional_run, tmp_path, capsys):
     assert Image.open(tmp_path / "all.png").size == (2 * 30 + 2, 10 * 30 + 2)  # a row of 2 per class
 
 
+@pytest.mark.parametrize(
+    "wanted,message",
+    [("12", "class 12 is out of range: this model knows classes 0-9"), ("shoe", "choose one of 0, 1, 2")],
+)
+def test_a_class_the_model_does_not_know_is_one_line(conditional_run, wanted, message, capsys):
+    code = main(["sample", "--checkpoint", str(conditional_run / "model_final.pt"), "--class_label", wanted])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
 def test_class_label_on_an_unconditional_model_is_one_line(tiny_run, capsys):
     code = main(["sample", "--checkpoint", str(tiny_run / "model_final.pt"), "--class_label", "3"])
     err = capsys.readouterr().err

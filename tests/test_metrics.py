@@ -87,7 +87,7 @@ def test_eval_of_an_image_folder(evaluator, tmp_path, capsys):
     assert "nearly all one class" in capsys.readouterr().out  # 40 copies of one real digit
     export_images(torch.zeros(3, 1, 32, 32), tmp_path / "wrong")
     assert main(["eval", "--images", str(tmp_path / "wrong")]) == 2
-    assert "(32, 32) pixels" in capsys.readouterr().err
+    assert "the images are 32x32 gray; mnist images are 28x28 gray" in capsys.readouterr().err
 
 
 def test_compare_prints_a_row_per_run(evaluator, tiny_train_args, tmp_path, capsys):

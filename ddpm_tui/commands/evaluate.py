@@ -1,11 +1,15 @@
-"""``ddpm-tui eval``: score a checkpoint's samples, or a folder of PNGs, beside the real-vs-real floor."""
+"""``ddpm-tui eval``: score a checkpoint's samples, or a folder of PNGs, beside the real-vs-real floor, and
+measure how many of them copy a training image (the memorised share, see :mod:`core.memorisation`)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
+
+import torch
 
 import core
 
@@ -23,7 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(source, "checkpoint", type=Path, help="generate from this model, then score")
     add_flag(source, "images", type=Path, help="score the PNG images in this folder")
     add_flag(
-        parser, "dataset", choices=core.DATASETS, help="the data to compare with (default: the checkpoint's, or mnist)"
+        parser,
+        "dataset",
+        choices=(*core.DATASETS, core.FOLDER),
+        help="the data to compare with (default: the checkpoint's, or mnist)",
+    )
+    add_flag(
+        parser,
+        "data_dir",
+        type=Path,
+        help="the folder of training images (--dataset folder), when the checkpoint's has moved",
     )
     add_flag(
         parser,
@@ -34,6 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_sampling_flags(parser, core.FAST_SAMPLER)
     add_flag(parser, "retrain_classifier", action="store_true", help="train the scoring classifier again, here")
+    add_flag(
+        parser,
+        "nearest",
+        type=Path,
+        help="write the first images, each beside its nearest training image, to this PNG (default with "
+        "--checkpoint: nearest.png beside it)",
+    )
+    add_flag(parser, "json", action="store_true", help="print the result as one JSON object (keys include memorised)")
+
+
+NO_CLASSIFIER = (
+    "no Frechet distance or recognised share: they are measured in the feature space of a classifier trained on "
+    "the same kind of images, and ddpm-tui has one for {scored} only"
+)
 
 
 def scored_dataset(dataset: str) -> str:
@@ -41,6 +68,10 @@ def scored_dataset(dataset: str) -> str:
     if dataset not in core.SCORED_DATASETS:
         fail(f"eval scores {' and '.join(core.SCORED_DATASETS)} images; {dataset} has no scoring classifier yet")
     return dataset
+
+
+def no_classifier_note() -> str:
+    return NO_CLASSIFIER.format(scored=" and ".join(core.SCORED_DATASETS))
 
 
 def classifier(dataset: str, retrain: bool = False) -> core.Classifier:
@@ -95,12 +126,15 @@ def evaluate_checkpoint(
     guidance_scale: float = core.DEFAULT_GUIDANCE,
     autoguidance: float | None = None,
     eta: float | None = None,
+    data_dir: Path | None = None,
 ) -> dict:
     """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it.
 
     A class-conditional model draws every class equally often with guidance ``guidance_scale``, and the
     result adds each class's accuracy. A checkpoint that kept an early EMA snapshot is autoguided by it
-    with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`)."""
+    with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`).
+    Datasets without a scoring classifier (a folder) get the memorised share and class balance only;
+    ``data_dir`` says where a folder-trained model's images are now."""
     device = core.resolve_device(device_name)
     loaded = core.load_model(path, device)
     dataset = loaded.config.dataset
@@ -109,29 +143,60 @@ def evaluate_checkpoint(
     cached = cached_result(path, settings)
     if cached is not None:
         return cached
-    evaluator = evaluator or core.Evaluator(classifier(scored_dataset(dataset)))
+    if evaluator is None and dataset in core.SCORED_DATASETS:
+        evaluator = core.Evaluator(classifier(dataset))
     start = time.perf_counter()
     with console.status(f"generating {num_images} images ({sampler})"), core.autocast(device, core.use_bf16(device)):
         images, labels = core.generate(
-            loaded.model,
-            loaded.schedule,
-            num_images,
-            loaded.image_shape,
-            seed=seed,
-            device=device,
-            **vars(request),
+            loaded.model, loaded.schedule, num_images, loaded.image_shape, seed=seed, device=device, **vars(request)
         )
     result = {
         "settings": settings,
         "mtime": path.stat().st_mtime,
         "dataset": dataset,
+        "class_names": list(loaded.class_names),
         "autoguidance": settings["autoguidance"],
         "sampling_seconds": time.perf_counter() - start,
-        "scores": evaluator.score(images, labels).to_dict(),
-        "floor": evaluator.floor(num_images).to_dict(),
-        "classifier_accuracy": evaluator.classifier.test_accuracy,
     }
+    if evaluator is not None:
+        result["scores"] = evaluator.score(images, labels).to_dict()
+        result["floor"] = evaluator.floor(num_images).to_dict()
+        result["classifier_accuracy"] = evaluator.classifier.test_accuracy
+    config = dataclasses.replace(loaded.config, data_dir=str(data_dir)) if data_dir else loaded.config
+    result.update(copying(config, images, labels, path.parent / "nearest.png"))
     (path.parent / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def training_and_held_out(config: core.TrainConfig) -> tuple[core.Dataset, core.Dataset]:
+    """The images a run trained on and the real images it never saw."""
+    with console.status("loading the training images"):
+        training = core.run_data(config, "train")
+        if config.max_images is not None:
+            training = training.head(config.max_images)
+        return training, core.run_data(config, "test")
+
+
+def copying(config: core.TrainConfig, images: torch.Tensor, labels: torch.Tensor | None, grid: Path | None) -> dict:
+    """``memorised`` and the figures behind it for ``images`` of a run of ``config``; the class each
+    image's nearest training image has (with ``labels``: how often it is the class asked for); and the
+    first images beside their nearest training images in the PNG ``grid``. Where the training images
+    cannot be read, ``memorised`` is None and ``memorised_note`` says why."""
+    try:
+        training, held_out = training_and_held_out(config)
+        found = core.memorisation(images, training.pixels, held_out.pixels)
+    except (core.DataError, ValueError) as err:
+        return {"memorised": None, "memorised_note": str(err)}
+    result = found.to_dict()
+    if training.classes:
+        classes = len(training.classes)
+        result["nearest_class_shares"] = core.nearest_class_shares(found.nearest, training.labels, classes)
+        if labels is not None:
+            hits = training.labels[found.nearest] == labels
+            result["nearest_class_accuracy"] = [float(hits[labels == k].float().mean()) for k in labels.unique()]
+    if grid is not None:
+        pairs = core.beside_nearest(images, training.pixels, found.nearest)
+        result["nearest_grid"] = str(core.save_grid(pairs, grid, nrow=8))
     return result
 
 
@@ -153,58 +218,127 @@ def scores_table(title: str, rows: dict[str, tuple[core.Scores, core.Scores]]) -
             console.print(f"{name}: {warning}.")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Score a checkpoint's samples, or a folder of PNGs, beside the real-vs-real floor."""
-    if args.images is not None:
-        dataset = scored_dataset(args.dataset or "mnist")
-        images = core.load_image_folder(args.images)
+def copying_report(result: dict) -> None:
+    """The memorised share in words, the class balance by nearest training image, and the grid's path."""
+    if result.get("memorised") is None:
+        console.print(f"Memorised: not measured ({result.get('memorised_note', 'no training images')})")
+        return
+    console.print(
+        f"Memorised: [bold]{result['memorised']:.1%}[/] of the images are nearer to a training image than 95% of "
+        f"{result['held_out']:,} held-out real images are to theirs (threshold {result['threshold']:.3f} RMS per "
+        f"pixel). Held-out images score {core.MEMORISED_QUANTILE:.0%} by construction; far above that, the model "
+        "copies. Median distance to the nearest training image: "
+        f"{result['median_distance']:.3f}, held-out {result['held_out_median']:.3f}"
+    )
+    shares, names = result.get("nearest_class_shares"), result.get("class_names") or []
+    if shares and names:
+        t = table("class", "share of images", title="Class balance by nearest training image")
+        for name, share in zip(names, shares, strict=False):
+            t.add_row(name, f"{share:.1%}")
+        console.print(t)
+    if result.get("nearest_class_accuracy"):
+        accuracy = result["nearest_class_accuracy"]
+        console.print(f"Drawn as the class asked for (by nearest training image): {sum(accuracy) / len(accuracy):.1%}")
+    if result.get("nearest_grid"):
+        console.print(f"Each image beside its nearest training image: {result['nearest_grid']}")
+
+
+def evaluate_images(args: argparse.Namespace) -> dict:
+    """Score the PNGs of ``--images`` against a dataset (or a folder's held-out images): the classifier's
+    scores where there is one, and the memorised share."""
+    dataset = args.dataset or "mnist"
+    given = {"dataset": dataset, "data_dir": str(args.data_dir) if args.data_dir else None}
+    core.TrainConfig(**given).validate()  # a folder needs its --data_dir
+    first = core.image_paths(args.images)
+    if not first:
+        fail(f"no .png images in {args.images}")
+    images = core.load_image_folder(args.images, core.image_channels(first[0]))
+    result: dict = {"dataset": dataset, "images": str(args.images), "count": len(images)}
+    if dataset in core.SCORED_DATASETS:
         evaluator = core.Evaluator(classifier(dataset, args.retrain_classifier))
         if images.shape[1:] != evaluator.floor_pool.shape[1:]:
             fail(
-                f"the images are {tuple(images.shape[2:])} pixels; {dataset} images are "
-                f"{tuple(evaluator.floor_pool.shape[2:])}"
+                f"the images are {core.shape_text(images.shape[1:])}; {dataset} images are "
+                f"{core.shape_text(evaluator.floor_pool.shape[1:])}"
             )
-        scores_table(
-            f"{len(images)} images from {args.images} vs held-out {dataset}",
-            {str(args.images): (evaluator.score(images), evaluator.floor(len(images)))},
+        result["scores"] = evaluator.score(images).to_dict()
+        result["floor"] = evaluator.floor(len(images)).to_dict()
+    if dataset == core.FOLDER:
+        given.update(image_size=images.shape[-1], channels=images.shape[1])
+    config = core.TrainConfig(**given).validate()
+    result.update(copying(config, images, None, args.nearest))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score a checkpoint's samples, or a folder of PNGs, beside the real-vs-real floor, and measure how
+    many copy a training image; with ``--json`` only the result's JSON is printed."""
+    quiet, console.quiet = console.quiet, args.json
+    try:
+        return report(args)
+    finally:
+        console.quiet = quiet
+
+
+def report(args: argparse.Namespace) -> int:
+    """:func:`run`'s work: measure, then print the tables (or the JSON)."""
+    if args.images is not None:
+        result = evaluate_images(args)
+        title = f"{result['count']} images from {args.images} vs held-out {result['dataset']}"
+    else:
+        if args.retrain_classifier:
+            dataset = args.dataset or core.load_model(args.checkpoint).config.dataset
+            core.load_classifier(scored_dataset(dataset), retrain=True)
+        result = evaluate_checkpoint(
+            args.checkpoint,
+            args.num_images,
+            args.sampler,
+            args.steps,
+            args.seed,
+            args.device,
+            guidance_scale=args.guidance_scale,
+            autoguidance=args.autoguidance,
+            eta=args.eta,
+            data_dir=args.data_dir,
         )
+        title = f"{args.num_images} samples ({describe_sampling(args, result)}) vs held-out {result['dataset']}"
+    if args.json:
+        print(json.dumps(result))
         return 0
-    if args.retrain_classifier:
-        dataset = args.dataset or core.load_model(args.checkpoint).config.dataset
-        core.load_classifier(scored_dataset(dataset), retrain=True)
-    result = evaluate_checkpoint(
-        args.checkpoint,
-        args.num_images,
-        args.sampler,
-        args.steps,
-        args.seed,
-        args.device,
-        guidance_scale=args.guidance_scale,
-        autoguidance=args.autoguidance,
-        eta=args.eta,
-    )
-    scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
+    if "scores" in result:
+        scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
+        scores_table(title, {str(args.checkpoint or args.images): (scores, floor)})
+        class_accuracy_table(scores, result.get("class_names") or [], args.guidance_scale)
+        console.print(f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor.")
+    else:
+        console.print(f"{result['dataset']}: {no_classifier_note()}.")
+    copying_report(result)
+    if args.checkpoint is not None:
+        console.print(
+            f"Sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}"
+        )
+    return 0
+
+
+def describe_sampling(args: argparse.Namespace, result: dict) -> str:
+    """ "dpm++sde, eta 1, autoguided w = 2": how the scored images were drawn."""
     how = args.sampler
     if args.sampler in core.DEFAULT_ETA:
         how += f", eta {result['settings']['eta']:g}"
     if result.get("autoguidance"):
         how += f", autoguided w = {result['autoguidance']:g}"
-    scores_table(
-        f"{args.num_images} samples ({how}) vs held-out {result['dataset']}",
-        {str(args.checkpoint): (scores, floor)},
-    )
-    if scores.class_accuracy is not None:
-        names = core.CLASS_NAMES[result["dataset"]]
-        t = table("requested class", "drawn as that class", title=f"Per-class accuracy, w = {args.guidance_scale:g}")
-        for name, accuracy in zip(names, scores.class_accuracy, strict=True):
-            t.add_row(name, f"{accuracy:.1%}")
-        console.print(t)
-        console.print(
-            f"Mean per-class accuracy {scores.mean_class_accuracy:.1%} with guidance w = "
-            f"{args.guidance_scale:g} (chance: {1 / len(names):.0%})"
-        )
+    return how
+
+
+def class_accuracy_table(scores: core.Scores, names: list[str], guidance_scale: float) -> None:
+    """Per requested class, the share the classifier recognises as that class (conditional models)."""
+    if scores.class_accuracy is None:
+        return
+    t = table("requested class", "drawn as that class", title=f"Per-class accuracy, w = {guidance_scale:g}")
+    for name, accuracy in zip(names, scores.class_accuracy, strict=True):
+        t.add_row(name, f"{accuracy:.1%}")
+    console.print(t)
     console.print(
-        f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor; "
-        f"sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}"
+        f"Mean per-class accuracy {scores.mean_class_accuracy:.1%} with guidance w = "
+        f"{guidance_scale:g} (chance: {1 / len(names):.0%})"
     )
-    return 0

@@ -11,7 +11,7 @@ import torch
 import core
 
 from ..console import console
-from ..flags import add_edit_flags, add_flag, non_negative_float, positive_int
+from ..flags import add_edit_flags, add_flag, held_out_images, non_negative_float, positive_int
 
 NAME = "inpaint"
 HELP = "fill the masked part of images, the reverse process told the known pixels (RePaint)"
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = core.load_model(args.checkpoint, device)
     if args.steps is not None and args.steps > loaded.schedule.timesteps:
         raise ValueError(f"--steps {args.steps} is more than the model's T = {loaded.schedule.timesteps}")
-    dataset = args.dataset or loaded.config.dataset
     generator = torch.Generator().manual_seed(args.seed)
-    images, names = core.images_to_edit(loaded.image_shape, args.images, dataset, args.num_images, generator)
+    held_out = None if args.images else held_out_images(loaded.config, args.dataset)
+    images, names = core.images_to_edit(loaded.image_shape, args.images, held_out, args.num_images, generator)
     mask = core.load_mask(args.mask, loaded.image_shape)
     core.check_writable(args.export_dir)
     core.configure_for_speed(device)

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if outside:
         raise ValueError(f"--t {outside[0]} is outside this model's 0..{T - 1}")
     core.check_writable(args.output.parent)
-    data = core.load_dataset(loaded.config.dataset, "test")
+    data = core.run_data(loaded.config, "test")
     generator = torch.Generator().manual_seed(args.seed)
     x0 = core.pick_images(data, args.num_images, generator).to(device)
     schedule = loaded.schedule

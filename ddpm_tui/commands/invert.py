@@ -11,7 +11,7 @@ import torch
 import core
 
 from ..console import console, table
-from ..flags import add_edit_flags, add_flag, positive_int
+from ..flags import add_edit_flags, add_flag, held_out_images, positive_int
 
 NAME = "invert"
 HELP = "encode images to noise by the probability-flow ODE, and decode them back"
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     device = core.resolve_device(args.device)
     loaded = core.load_model(args.checkpoint, device)
     generator = torch.Generator().manual_seed(args.seed)
-    dataset = args.dataset or loaded.config.dataset
-    images, names = core.images_to_edit(loaded.image_shape, args.images, dataset, args.num_images, generator)
+    held_out = None if args.images else held_out_images(loaded.config, args.dataset)
+    images, names = core.images_to_edit(loaded.image_shape, args.images, held_out, args.num_images, generator)
     core.check_writable(args.export_dir)
     core.configure_for_speed(device)
     with core.autocast(device, core.use_bf16(device)):

@@ -11,7 +11,7 @@ import torch
 import core
 
 from ..console import console, progress_bar
-from ..flags import add_flag, class_label, non_negative_float, positive_int
+from ..flags import CLASS_LABEL_HELP, add_flag, non_negative_float, positive_int
 
 NAME = "sample"
 HELP = "generate images from a trained model (the reverse process)"
@@ -80,8 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(
         parser,
         "class_label",
-        type=class_label,
-        help="conditional models: draw this class, or 'all' for one row per class (default all)",
+        help=CLASS_LABEL_HELP,
     )
     add_flag(parser, "export_dir", type=Path, help="also write every image as its own PNG here")
     add_flag(parser, "precision", choices=core.PRECISIONS, default="auto")
@@ -98,7 +97,7 @@ def describe(args: argparse.Namespace, loaded: core.LoadedModel, plan: core.Samp
         what = (
             "one row per class"
             if plan.row_length
-            else f"class {args.class_label} ({core.CLASS_NAMES[cfg.dataset][args.class_label]})"
+            else f"class {int(plan.labels[0])} ({loaded.class_names[int(plan.labels[0])]})"
         )
         console.print(f"[bold]Classes:[/] {what}, guidance w = {args.guidance_scale:g}")
     if plan.autoguidance is not None:
@@ -124,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         args.num_images,
         args.sampler,
         args.steps,
-        args.class_label,
+        core.resolve_class(loaded.class_names if loaded.config.conditional else (), args.class_label),
         args.guidance_scale,
         args.seed,
         device,

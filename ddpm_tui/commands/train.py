@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         trainer = core.Trainer(core.TrainConfig(), resume=args.resume, resume_overrides=overrides)
     else:
-        trainer = core.Trainer(core.TrainConfig(**overrides))
+        config = core.TrainConfig(**overrides).validate()
+        if config.dataset == core.FOLDER:
+            decode_once(config)
+        trainer = core.Trainer(config)
     if not trainer.processes.is_main:
         return _follow_quietly(trainer)
     _print_setup(trainer)
@@ -62,6 +65,18 @@ def run(args: argparse.Namespace) -> int:
             err_console.print(f"ddpm-tui train: error: {err}", markup=False, soft_wrap=True)
             return 1
     return 0
+
+
+def decode_once(config: core.TrainConfig) -> None:
+    """Decode the folder's images with a progress bar before training starts (the trainer then reads
+    them from the cache); an unchanged folder is read from the cache at once."""
+    with progress_bar() as progress:
+        task = progress.add_task("decoding images", total=None, info="")
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        core.run_data(config, "train", advance)
 
 
 def _follow_quietly(trainer: core.Trainer) -> int:

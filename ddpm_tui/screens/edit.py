@@ -139,7 +139,8 @@ class EditScreen(Screen):
         try:
             loaded = core.load_model(checkpoint, CPU)
             generator = torch.Generator().manual_seed(seed)
-            images, _ = core.images_to_edit(loaded.image_shape, folder, loaded.config.dataset, IMAGES, generator)
+            held_out = None if folder else core.run_data(loaded.config, "test")
+            images, _ = core.images_to_edit(loaded.image_shape, folder, held_out, IMAGES, generator)
             with core.computing("app: edit"), core.autocast(CPU, core.use_bf16(CPU)):
                 steps = {"invert": self.invert, "interpolate": self.interpolate, "inpaint": self.inpaint}[mode]
                 steps(loaded, images, mask, generator)

@@ -174,7 +174,7 @@ class ModelScreen(Screen):
         """Background thread: the model and its dataset's held-out images."""
         try:
             loaded = core.load_model(path)
-            data = core.load_dataset(loaded.config.dataset, "test")
+            data = core.run_data(loaded.config, "test")
             key = (path, Path(path).stat().st_mtime)
         except (core.CheckpointError, core.DataError, OSError) as err:
             self.post_message(ModelFailed(str(err)))

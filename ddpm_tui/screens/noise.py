@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Input, Label, Markdown, Static
 from textual_plotext import PlotextPlot
 
 import core
@@ -46,6 +50,39 @@ TIME_BINDINGS = [
 ]
 
 
+class FolderPrompt(ModalScreen[Path | None]):
+    """Asks for a folder of the learner's images; closes with its path once it holds images it can use."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="folder-dialog"):
+            yield Label(
+                f"A folder of your images ({' '.join(core.SUFFIXES)}; sub-folders are classes). Enter opens it, "
+                "Esc cancels:"
+            )
+            yield Input(placeholder="~/pictures/sprites", id="folder-path")
+            yield Label("", id="folder-problem")
+
+    @on(Input.Submitted)
+    def open_folder(self, event: Input.Submitted) -> None:
+        path = Path(event.value.strip()).expanduser()
+        try:
+            core.list_folder(path)
+        except core.DataError as err:
+            self.query_one("#folder-problem", Label).update(f"[red]{err}[/]")
+            return
+        self.dismiss(path)
+
+
+class FolderLoaded(Message):
+    """A folder of images was decoded (``data``), or could not be (``error``)."""
+
+    def __init__(self, data: core.Dataset | None, error: str = "") -> None:
+        super().__init__()
+        self.data, self.error = data, error
+
+
 class NoiseScreen(Screen):
     """Dataset images at timestep t; keys move t, switch schedule and dataset, or play the whole process."""
 
@@ -56,6 +93,7 @@ class NoiseScreen(Screen):
         Binding("s", "toggle_schedule", "Schedule"),
         Binding("r", "redraw", "New images"),
         Binding("d", "toggle_dataset", "Dataset"),
+        Binding("o", "open_folder", "Your images"),
         Binding("l", "toggle_snr", "SNR chart"),
         Binding("z", "toggle_zoom", "Zoom x2", show=False),
     ]
@@ -111,9 +149,12 @@ class NoiseScreen(Screen):
         return max(1, min(MAX_IMAGES, (width + IMAGE_GAP) // cell))
 
     def dataset_images(self, name: str | None = None) -> core.Dataset:
-        """The training images of ``name`` (default: the shown dataset), loaded once."""
+        """The training images of ``name`` (default: the shown dataset), loaded once (a folder's when it
+        was opened with o)."""
         name = name or self.dataset
         if name not in self._data:
+            if name == core.FOLDER:
+                raise core.DataError("press o to open a folder of your images")
             self._data[name] = core.load_dataset(name, "train")
         return self._data[name]
 
@@ -195,7 +236,7 @@ class NoiseScreen(Screen):
     def action_toggle_dataset(self) -> None:
         """The next dataset that loads; one that cannot (CIFAR-10 without its files) is skipped, with a
         notification saying how to get it, and not tried again."""
-        names = [name for name in core.DATASETS if name not in self.unavailable]
+        names = [name for name in (*core.DATASETS, core.FOLDER) if name not in self.unavailable or name in self._data]
         here = names.index(self.dataset)
         for offset in range(1, len(names)):
             candidate = names[(here + offset) % len(names)]
@@ -203,10 +244,41 @@ class NoiseScreen(Screen):
                 self.dataset_images(candidate)
             except core.DataError as err:
                 self.unavailable.add(candidate)
-                self.notify(str(err), title=f"{candidate} skipped", severity="warning", timeout=10)
+                if candidate != core.FOLDER:
+                    self.notify(str(err), title=f"{candidate} skipped", severity="warning", timeout=10)
                 continue
             self.dataset = candidate
             break
+        self.draw_images()
+        self.refresh_view()
+
+    def action_open_folder(self) -> None:
+        """Ask for a folder of images, then decode it in the background and show it."""
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.notify(f"decoding the images of {path} (once; then they are cached)")
+                self.load_folder(path)
+
+        self.app.push_screen(FolderPrompt(), chosen)
+
+    @work(thread=True, exclusive=True, group="folder")
+    def load_folder(self, path: Path) -> None:
+        """Background thread: the folder's training images, at the size a training run would take them."""
+        try:
+            with core.computing("app: decode"):
+                self.post_message(FolderLoaded(core.load_folder(path)))
+        except core.DataError as err:
+            self.post_message(FolderLoaded(None, str(err)))
+
+    @on(FolderLoaded)
+    def show_folder(self, message: FolderLoaded) -> None:
+        if message.data is None:
+            self.notify(message.error, severity="error", timeout=10)
+            return
+        self._data[core.FOLDER], self.dataset = message.data, core.FOLDER
+        self.unavailable.discard(core.FOLDER)
+        self.notify(message.data.source, title="your images")
         self.draw_images()
         self.refresh_view()
 

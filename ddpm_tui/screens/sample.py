@@ -75,18 +75,21 @@ class SampleProgress(Message):
 
 
 class SampleStarted(Message):
-    """The request was valid and sampling began, from a model of ``dataset``, autoguided with w =
+    """The request was valid and sampling began, from a model trained with ``config``, autoguided with w =
     ``autoguidance`` (None: not autoguided)."""
 
-    def __init__(self, dataset: str, autoguidance: float | None) -> None:
+    def __init__(self, config: core.TrainConfig, autoguidance: float | None) -> None:
         super().__init__()
-        self.dataset, self.autoguidance = dataset, autoguidance
+        self.config, self.autoguidance = config, autoguidance
 
 
 class Scored(Message):
-    def __init__(self, scores: core.Scores, text: str) -> None:
+    """The scores of the generated images (None without a classifier for their dataset), in words, and
+    each image's nearest training image (None when the training images could not be read)."""
+
+    def __init__(self, scores: core.Scores | None, text: str, nearest: torch.Tensor | None) -> None:
         super().__init__()
-        self.scores, self.text = scores, text
+        self.scores, self.text, self.nearest = scores, text, nearest
 
 
 class CheckpointRead(Message):
@@ -166,7 +169,7 @@ class SampleScreen(Screen):
         Binding("left", "scrub(-1)", "Earlier step"),
         Binding("right", "scrub(1)", "Later step"),
         Binding("e", "export", "Export"),
-        Binding("v", "score", "Score"),
+        Binding("v", "score", "Score, nearest"),
         Binding("f2", "toggle_form", "Form"),
         Binding("escape", "focus_images", "Leave form", show=False),
     ]
@@ -180,8 +183,9 @@ class SampleScreen(Screen):
         self.sampling = False
         self.images: torch.Tensor | None = None
         self.exported: Path | None = None
-        self.dataset = "mnist"
+        self.config = core.TrainConfig()  # the run that made the shown images
         self.scores: core.Scores | None = None
+        self.nearest: torch.Tensor | None = None  # each shown image's nearest training image, after v
         self.chosen_sampler = core.FAST_SAMPLER
         self.how = ""  # how the running request samples, when there is more to say than the sampler
 
@@ -229,9 +233,12 @@ class SampleScreen(Screen):
                 validators=[validator],
             )
         yield Label("Class")
-        classes = [("all, in blocks", core.ALL_CLASSES)] + [(str(k), str(k)) for k in range(10)]
         yield Select(
-            classes, value=get("class_label", core.ALL_CLASSES), allow_blank=False, id="class_label", compact=True
+            class_options(core.CLASS_NAMES["mnist"]),
+            value=get("class_label", core.ALL_CLASSES),
+            allow_blank=False,
+            id="class_label",
+            compact=True,
         )
         for name, label, default, validator in NUMBER_FIELDS:
             yield Label(label)
@@ -281,6 +288,11 @@ class SampleScreen(Screen):
             elif name == "guidance_scale" and not box.value:
                 box.value = f"{core.DEFAULT_GUIDANCE:g}"
         classes = self.query_one("#class_label", Select)
+        if message.traits.class_names:
+            chosen = classes.value
+            classes.set_options(class_options(message.traits.class_names))
+            if chosen in (value for _, value in class_options(message.traits.class_names)):
+                classes.value = chosen
         classes.disabled = "class_label" in unavailable
         classes.tooltip = unavailable.get("class_label")
         if classes.disabled:
@@ -358,7 +370,7 @@ class SampleScreen(Screen):
                 loaded.config.dataset,
                 values["eta"],
             )
-            self.post_message(SampleStarted(loaded.config.dataset, plan.autoguidance))
+            self.post_message(SampleStarted(loaded.config, plan.autoguidance))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))
             start, last_post = time.perf_counter(), 0.0
             with core.computing("app: sample"), core.autocast(device, core.use_bf16(device)):
@@ -379,7 +391,7 @@ class SampleScreen(Screen):
     @on(SampleStarted)
     def remember_dataset(self, message: SampleStarted) -> None:
         self.collapse_form(True)
-        self.dataset = message.dataset
+        self.config, self.nearest = message.config, None
         self.how = f"{self.chosen_sampler}, autoguided w = {message.autoguidance:g}" if message.autoguidance else ""
 
     @on(SampleProgress)
@@ -414,11 +426,15 @@ class SampleScreen(Screen):
         height = max(1, self.size.height - overhead)
         shrink, columns, shown = fit_grid(count, size, self.size.width // 2 - 2, height)
         hidden = f" (showing {shown} of {count}; e exports all)" if shown < count else ""
+        beside = self.nearest is not None and frame is self.frames[-1] and not self.sampling
+        right = self.nearest if beside else frame.x0
         with self.app.batch_update():
             self.query_one("#x-t-title", Label).update("x_t" + hidden)
-            self.query_one("#x-0-title", Label).update("predicted x0_hat" + hidden)
+            self.query_one("#x-0-title", Label).update(
+                ("nearest training image (v)" if beside else "predicted x0_hat") + hidden
+            )
             self.query_one("#x-t", HalfBlockImage).update(frame.x[:shown], columns=columns, shrink=shrink)
-            self.query_one("#x-0", HalfBlockImage).update(frame.x0[:shown], columns=columns, shrink=shrink)
+            self.query_one("#x-0", HalfBlockImage).update(right[:shown], columns=columns, shrink=shrink)
 
     def collapse_form(self, collapsed: bool) -> None:
         """Fold the form into one summary line, so the images get the screen, or unfold it (f2)."""
@@ -467,36 +483,59 @@ class SampleScreen(Screen):
         self.notify(f"exported {grid}, {len(images)} PNGs in {folder / 'images'} and {gif}", timeout=10)
 
     def action_score(self) -> None:
-        """Score the generated images against held-out real ones (the eval command's metrics)."""
+        """Score the generated images against held-out real ones (the eval command's metrics, where the
+        dataset has a classifier), and show each beside its nearest training image with the memorised share."""
         if self.images is None or self.sampling:
             self.notify("generate images first (f5)", severity="warning")
             return
-        if self.dataset not in core.SCORED_DATASETS:
-            self.notify(
-                f"scores exist for {' and '.join(core.SCORED_DATASETS)}; {self.dataset} has no scoring classifier",
-                severity="warning",
-            )
-            return
-        self.notify(f"scoring {len(self.images)} images with the {self.dataset} classifier")
-        self.score_images(self.images, self.dataset)
+        self.notify(f"scoring {len(self.images)} images and finding their nearest training images")
+        self.score_images(self.images, self.config)
 
     @work(thread=True, exclusive=True, group="score")
-    def score_images(self, images: torch.Tensor, dataset: str) -> None:
-        evaluator = core.Evaluator(core.load_classifier(dataset))
-        scores, floor = evaluator.score(images), evaluator.floor(len(images))
-        warning = core.one_class_warning(scores.class_entropy)
-        self.post_message(
-            Scored(
-                scores,
-                f"{len(images)} images: Frechet distance {scores.frechet_distance:.1f} (real: "
-                f"{floor.frechet_distance:.1f}), recognised {scores.recognised:.0%} (real: {floor.recognised:.0%}), "
-                f"class entropy {scores.class_entropy:.2f} (real: {floor.class_entropy:.2f}). "
-                + (f"Careful: {warning}. " if warning else "")
-                + "Few images make the distance noisy: use `ddpm-tui eval` for 1,000.",
-            )
-        )
+    def score_images(self, images: torch.Tensor, config: core.TrainConfig) -> None:
+        scores, parts = None, []
+        with core.computing("app: score"):
+            if config.dataset in core.SCORED_DATASETS:
+                evaluator = core.Evaluator(core.load_classifier(config.dataset))
+                scores, floor = evaluator.score(images), evaluator.floor(len(images))
+                warning = core.one_class_warning(scores.class_entropy)
+                parts.append(
+                    f"{len(images)} images: Frechet distance {scores.frechet_distance:.1f} (real: "
+                    f"{floor.frechet_distance:.1f}), recognised {scores.recognised:.0%} "
+                    f"(real: {floor.recognised:.0%}), "
+                    f"class entropy {scores.class_entropy:.2f} (real: {floor.class_entropy:.2f})."
+                    + (f" Careful: {warning}." if warning else "")
+                )
+            nearest, text = nearest_training_images(images, config)
+        parts.append(text)
+        parts.append("Few images make these figures noisy: use `ddpm-tui eval` for 1,000.")
+        self.post_message(Scored(scores, " ".join(parts), nearest))
 
     @on(Scored)
     def show_scores(self, message: Scored) -> None:
-        self.scores = message.scores
+        self.scores, self.nearest = message.scores, message.nearest
+        if self.frames:
+            self.position = len(self.frames) - 1
+            self.show_frame(self.frames[-1])
         self.notify(message.text, title="scores", timeout=15)
+
+
+def nearest_training_images(images: torch.Tensor, config: core.TrainConfig) -> tuple[torch.Tensor | None, str]:
+    """Each image's nearest training image of the run ``config`` (in [-1, 1]) and the memorised share in
+    words; (None, why) when its training images cannot be read."""
+    try:
+        training = core.run_data(config, "train")
+        found = core.memorisation(images, training.pixels, core.run_data(config, "test").pixels)
+    except (core.DataError, ValueError) as err:
+        return None, f"No nearest training images: {err}."
+    nearest = core.beside_nearest(images, training.pixels, found.nearest, len(images))[1::2]
+    return nearest, (
+        f"Memorised: {found.memorised:.0%} are nearer to a training image than 95% of held-out real images "
+        f"(5% by construction; far above that the model copies). Right: each image's nearest training image."
+    )
+
+
+def class_options(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The class picker's entries: all classes in blocks, then each class by index and name."""
+    named = [(name if name == str(k) else f"{k} {name}", str(k)) for k, name in enumerate(names)]
+    return [("all, in blocks", core.ALL_CLASSES), *named]

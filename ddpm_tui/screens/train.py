@@ -23,6 +23,7 @@ from textual.widgets import (
     Input,
     Label,
     Markdown,
+    Select,
     Static,
     TabbedContent,
     TabPane,
@@ -136,6 +137,7 @@ class TrainScreen(Screen):
     # ----- the form -------------------------------------------------------------------------------
 
     @on(Input.Changed)
+    @on(Select.Changed, "#dataset")
     def validate_form(self) -> bool:
         """Show the first invalid field's message; Start is enabled only when every field is valid."""
         problems = self.query_one(TrainForm).problems()

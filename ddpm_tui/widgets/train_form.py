@@ -4,6 +4,7 @@ shown with its default and checked as it is typed; :meth:`TrainForm.args` turns 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Grid
@@ -60,12 +61,21 @@ FIELDS = [
         [Function(lambda v: v == "" or (v.isdigit() and int(v) > 0), "images must be blank or a positive integer")],
     ),
     FormField(
+        "data_dir",
+        "Image folder",
+        "",
+        [Function(lambda v: v == "" or Path(v).expanduser().is_dir(), "the image folder does not exist")],
+    ),
+    FormField(
         "output_dir",
         "Output folder",
         DEFAULTS.output_dir,
         [Function(lambda v: v.strip() != "", "the output folder cannot be empty")],
     ),
 ]
+
+
+PLACEHOLDERS = {"max_images": "all", "data_dir": "your images, with dataset folder"}
 
 
 class TrainForm(Grid):
@@ -91,8 +101,8 @@ class TrainForm(Grid):
                 self.defaults.get(f.flag, f.default),
                 id=f.flag,
                 validators=f.validators,
-                placeholder="all" if f.flag == "max_images" else "",
-                valid_empty=f.flag == "max_images",
+                placeholder=PLACEHOLDERS.get(f.flag, ""),
+                valid_empty=f.flag in PLACEHOLDERS,
                 compact=True,
             )
         yield Label("Conditional")
@@ -110,7 +120,20 @@ class TrainForm(Grid):
             result = widget.validate(widget.value)
             if result is not None and not result.is_valid:
                 found.append(result.failure_descriptions[0])
-        return found
+        return found or self.folder_problems()
+
+    def folder_problems(self) -> list[str]:
+        """What keeps the chosen image folder from training (the checks ``train`` makes before decoding)."""
+        if self.query_one("#dataset", Select).value != core.FOLDER:
+            return []
+        folder = self.query_one("#data_dir", Input).value.strip()
+        if not folder:
+            return ["dataset folder: type the path of your image folder in Image folder"]
+        try:
+            core.list_folder(folder)
+        except core.DataError as err:
+            return [str(err)]
+        return []
 
     def args(self) -> list[str]:
         """The ``ddpm-tui train`` flags the form asks for (blank fields keep the defaults)."""
