@@ -18,6 +18,7 @@ Each part appends records to ``docs/records/editing/PART.jsonl`` (``--out``):
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import subprocess
 import sys
@@ -92,15 +93,15 @@ def inpaint_rows(loaded: core.LoadedModel, evaluator: core.Evaluator, args: argp
         images = core.pick_images(data, count, generator)
         wanted = evaluator.classifier.features_and_probabilities(images)[1].argmax(1)
         mask = core.region_mask(mask_name, loaded.image_shape)
-        for resample in args.resample:
+        for resample, guidance in itertools.product(args.resample, args.guidance):
             start = time.perf_counter()
             generator = torch.Generator().manual_seed(4)
-            run = core.inpaint(model, loaded.schedule, images, mask, times, resample, generator, args.jump)
+            run = core.inpaint(model, loaded.schedule, images, mask, times, resample, generator, args.jump, guidance)
             filled = core.last_step(run).x.clamp(-1, 1)
             seconds = time.perf_counter() - start
             kept = (evaluator.classifier.features_and_probabilities(filled)[1].argmax(1) == wanted).float().mean()
             config = {"mask": mask_name, "resample": resample, "steps": args.inpaint_steps, "num_images": count}
-            config.update(autoguidance=w, jump=args.jump)
+            config.update(autoguidance=w, jump=args.jump, guidance=guidance)
             rows.append(
                 {
                     "part": "inpaint",
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--inpaint_steps", type=int, default=25)
     parser.add_argument("--autoguidance", type=float, default=1.0, help="w for inpainting (1: none)")
     parser.add_argument("--jump", type=int, default=1, help="RePaint's jump length in steps")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[0.0], help="reconstruction guidance w")
     parser.add_argument("--other_masks_images", type=int, default=250, help="images for the masks other than bottom")
     parser.add_argument("--out", type=Path, default=harness.RECORDS / "editing")
     args = parser.parse_args()

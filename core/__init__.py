@@ -91,6 +91,7 @@ from .sampling import (
     plan_sampling,
 )
 from .editing import (
+    INPAINT_GUIDANCE,
     INPAINT_RESAMPLE,
     INPAINT_STEPS,
     INVERSION_SOLVERS,
@@ -104,6 +105,7 @@ from .editing import (
     load_mask,
     pixel_mse,
     region_mask,
+    reconstruction_guided,
     renoise,
     repaint_levels,
     shape_text,
@@ -258,6 +260,7 @@ __all__ = [
     "resolve_class",
     "plan_sampling",
     "INVERSION_SOLVERS",
+    "INPAINT_GUIDANCE",
     "INPAINT_RESAMPLE",
     "INPAINT_STEPS",
     "MASKS",
@@ -271,6 +274,7 @@ __all__ = [
     "invert",
     "lerp",
     "region_mask",
+    "reconstruction_guided",
     "renoise",
     "repaint_levels",
     "slerp",

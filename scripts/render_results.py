@@ -209,8 +209,8 @@ def inpaint_cells(row: dict[str, Any]) -> tuple[str, ...]:
     config, f = row["config"], row["figures"]
     per_64 = f"{row['wall_s'] / config['num_images'] * 64:.0f}"
     steps, passes, w = str(config["steps"]), str(config["resample"]), f"{config.get('autoguidance') or 1:g}"
-    jump = str(config.get("jump", 1))
-    return config["mask"], steps, passes, jump, w, str(config["num_images"]), f"{f['kept_class']:.1%}", per_64
+    jump, pull = str(config.get("jump", 1)), f"{config.get('guidance', 0):g}"
+    return config["mask"], steps, passes, jump, pull, w, str(config["num_images"]), f"{f['kept_class']:.1%}", per_64
 
 
 def sharing_cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -241,9 +241,10 @@ def editing_interpolate(root: Path) -> list[str]:
 
 def editing_inpaint(root: Path) -> list[str]:
     """The share of inpainted digits that keep their class, per mask and resampling."""
-    header = ("mask", "steps", "passes", "jump", "autoguidance w", "digits", "keep their class", "seconds per 64")
+    header = ("mask", "steps", "passes", "jump", "reconstruction w", "autoguidance w", "digits", "keep their class")
+    header += ("seconds per 64",)
     key = lambda r: tuple(
-        r["config"].get(k) for k in ("mask", "steps", "resample", "jump", "autoguidance", "num_images")
+        r["config"].get(k) for k in ("mask", "steps", "resample", "jump", "guidance", "autoguidance", "num_images")
     )
     return study_table(
         root, ("editing", "inpaint"), key, header, inpaint_cells, "benchmarks/editing.py --parts inpaint"
@@ -270,6 +271,76 @@ def sharing(root: Path) -> list[str]:
     )
 
 
+def own_images_speed(root: Path) -> list[str]:
+    """Decoding a folder the first time and from the cache, and training on it against CIFAR-10's loader."""
+    decode = newest(all_records(root, "own-images", "decode"), lambda r: r["config"]["files"])
+    speed = newest(all_records(root, "own-images", "throughput"), lambda r: r["config"]["image_size"])
+    if not decode or not speed:
+        return NO_RECORDS
+    d, t = decode[-1], speed[-1]
+    cells = [
+        (f"decode {d['config']['files']:,} JPEG and PNG files, sides 28-160", f"{d['figures']['first_s']:.1f} s"),
+        ("start again on the unchanged folder (cache)", f"{d['figures']['cached_s']:.2f} s"),
+        (
+            "train on an RGB folder at 32x32, images/s against CIFAR-10's loader",
+            f"{t['figures']['folder_img_s']:.0f} / {t['figures']['cifar_img_s']:.0f} = {t['figures']['ratio']:.2f}x",
+        ),
+    ]
+    command = "benchmarks/own_images.py --parts decode throughput"
+    return [*table(("what", "measured"), cells), "", provenance([d, t], command)]
+
+
+def own_images_conditional(root: Path) -> list[str]:
+    """The same digits as a class folder and as the bundled dataset, conditional: per-class accuracy."""
+    rows = newest(all_records(root, "own-images", "conditional"), lambda r: (r["config"]["data"], r["config"]["seed"]))
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for data in ("folder", "bundled"):
+        mine = [r for r in rows if r["config"]["data"] == data]
+        if mine:
+            mean_accuracy = [sum(r["figures"]["class_accuracy"]) / 10 for r in mine]
+            cells.append((
+                "10 class sub-folders of PNGs" if data == "folder" else "the bundled dataset",
+                spread(mean_accuracy, ".1%"),
+                figure(mine, "min_class_accuracy", ".1%"),
+                figure(mine, "recognised", ".1%"),
+                figure(mine, "fd", ".1f"),
+            ))  # fmt: skip
+    header = ("5,000 MNIST digits as", "drawn as the class asked for", "worst class", "recognised", "FD")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/own_images.py --parts conditional")]
+
+
+def own_images_memorisation(root: Path) -> list[str]:
+    """The memorised share of the default MNIST run and of a small folder trained short and long."""
+    rows = newest(
+        all_records(root, "own-images", "memorisation"),
+        lambda r: r["config"].get("checkpoint") or (r["config"]["data"], r["config"]["epochs"]),
+    )
+    if not rows:
+        return NO_RECORDS
+    default = [r for r in rows if "checkpoint" in r["config"]]
+    small = [r for r in rows if "checkpoint" not in r["config"]]
+    cells = []
+    if default:
+        cells.append((
+            "the default run: 5,000 bundled digits, 20 epochs",
+            figure(default, "memorised", ".1%"),
+            figure(default, "median_distance", ".3f"),
+            figure(default, "held_out_median", ".3f"),
+        ))  # fmt: skip
+    for r in small:
+        f = r["figures"]
+        cells.append((
+            f"a folder of 64 digits, {r['config']['epochs']} epochs",
+            f"{f['memorised']:.1%}",
+            f"{f['median_distance']:.3f}",
+            f"{f['held_out_median']:.3f}",
+        ))  # fmt: skip
+    header = ("model", "memorised", "samples' median distance", "held-out images' median distance")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/own_images.py --parts memorisation")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "headline": headline,
     "default-run": default_run,
@@ -281,6 +352,9 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "editing-inpaint": editing_inpaint,
     "editing-speed": editing_speed,
     "sharing": sharing,
+    "own-images-speed": own_images_speed,
+    "own-images-conditional": own_images_conditional,
+    "own-images-memorisation": own_images_memorisation,
 }
 
 

@@ -83,19 +83,36 @@ def test_the_repaint_walk_goes_back_up_every_jump_levels_and_ends_done():
     assert max(core.repaint_levels(25, 6, jump=10)) == 25  # a jump never goes above pure noise
 
 
-@pytest.mark.parametrize("resample,jump", [(1, 1), (3, 1), (3, 10)])
-def test_inpainting_keeps_every_known_pixel_and_fills_the_rest_from_the_data(resample, jump):
+@pytest.mark.parametrize("resample,jump,guidance", [(1, 1, 0.0), (3, 1, 0.0), (3, 10, 0.0), (1, 1, 16.0)])
+def test_inpainting_keeps_every_known_pixel_and_fills_the_rest_from_the_data(resample, jump, guidance):
     s = NoiseSchedule.create("linear", 1000)
     generator = torch.Generator().manual_seed(0)
     known = MEAN + STD * torch.randn(2000, 1, 2, 2, generator=generator)
     mask = region_mask("bottom", (1, 2, 2))
     times = core.ddim_timesteps(1000, 1000)  # every step: the reverse process is then exact for this denoiser
-    run = inpaint(gaussian_denoiser(s, MEAN, STD), s, known, mask, times, resample, generator, jump)
+    run = inpaint(gaussian_denoiser(s, MEAN, STD), s, known, mask, times, resample, generator, jump, guidance)
     result = last_step(run).x
     assert torch.equal(result[:, :, 0], known[:, :, 0])  # the top row, given, is untouched
     filled = result[:, :, 1]  # independent pixels: the known ones say nothing, so the fill is the data
     assert filled.mean().item() == pytest.approx(MEAN, abs=0.02)
     assert filled.std().item() == pytest.approx(STD, abs=0.02)
+
+
+def test_reconstruction_guidance_pulls_only_what_the_known_pixels_inform():
+    """Ho et al.'s gradient: with independent pixels (the Gaussian denoiser) the known ones say nothing about
+    the hole, so its prediction is unchanged, while the known pixels' estimate moves towards their values."""
+    s = NoiseSchedule.create("linear", 1000)
+    model = gaussian_denoiser(s, MEAN, STD)
+    generator = torch.Generator().manual_seed(1)
+    known = MEAN + STD * torch.randn(64, 1, 2, 2, generator=generator)
+    x_t = torch.randn(64, 1, 2, 2, generator=generator)
+    mask, t = region_mask("bottom", (1, 2, 2)), 400
+    plain = model(x_t, torch.full((64,), t))
+    pulled = core.reconstruction_guided(model, s, x_t, t, known, mask, 4.0)
+    assert torch.allclose(pulled[:, :, 1], plain[:, :, 1], atol=1e-6)
+    root = s.alpha_bars[t].sqrt()
+    x0_plain, x0_pulled = (x_t - (1 - root**2).sqrt() * plain) / root, (x_t - (1 - root**2).sqrt() * pulled) / root
+    assert ((x0_pulled - known)[:, :, 0].abs() < (x0_plain - known)[:, :, 0].abs()).all()
 
 
 def test_masks_cover_the_named_region():

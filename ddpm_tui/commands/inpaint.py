@@ -16,7 +16,7 @@ from ..flags import add_edit_flags, add_flag, held_out_images, non_negative_floa
 NAME = "inpaint"
 HELP = "fill the masked part of images, the reverse process told the known pixels (RePaint)"
 COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
-DEFAULT_STEPS, DEFAULT_RESAMPLE = core.INPAINT_STEPS, core.INPAINT_RESAMPLE
+DEFAULT_STEPS, DEFAULT_RESAMPLE, DEFAULT_GUIDANCE = core.INPAINT_STEPS, core.INPAINT_RESAMPLE, core.INPAINT_GUIDANCE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(
         parser,
+        "guidance",
+        type=non_negative_float,
+        default=DEFAULT_GUIDANCE,
+        help="reconstruction guidance w: pull each step's clean-image estimate towards the known pixels by the "
+        f"gradient of its error there (Ho et al. 2022); 0: replacement alone (default {DEFAULT_GUIDANCE:g})",
+    )
+    add_flag(
+        parser,
         "autoguidance",
         type=non_negative_float,
         help="w of the run's early self as guide, as sampling uses it (default: the dataset's; 1: none)",
@@ -50,7 +58,9 @@ def fill(loaded: core.LoadedModel, images: torch.Tensor, mask: torch.Tensor, arg
     generator = torch.Generator(images.device).manual_seed(args.seed)
     dataset = loaded.config.dataset
     model, _ = core.edit_predictor(loaded.model, loaded.schedule, loaded.guide, args.autoguidance, dataset)
-    run = core.inpaint(model, loaded.schedule, images, mask.to(images.device), times, args.resample, generator)
+    run = core.inpaint(
+        model, loaded.schedule, images, mask.to(images.device), times, args.resample, generator, guidance=args.guidance
+    )
     return core.last_step(run).x.float().clamp(-1, 1)
 
 
@@ -86,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         torch.stack([holed, filled, images], 1).flatten(0, 1)[:24], args.export_dir / "inpaint.png", 3
     )
     steps = args.steps or min(DEFAULT_STEPS, loaded.schedule.timesteps)
-    figures = {"mask": args.mask, "resample": args.resample, "steps": steps, "num_images": len(images)}
+    figures = {"mask": args.mask, "resample": args.resample, "guidance": args.guidance, "steps": steps}
+    figures["num_images"] = len(images)
     figures.update(kept_class=kept_class(loaded.config.dataset, images, filled), seconds=seconds)
     if args.json:
         print(json.dumps(figures))

@@ -42,8 +42,9 @@ of two such vectors has norm **{lerp:.1f}**: noise the network never saw at t = 
 blur. On the sphere (slerp) the mid-point keeps norm **{slerp:.1f}**, and every frame is a sample.""",
     "inpaint": """\
 **Inpainting.** Every step noises the known pixels to that step's level and pastes them over the sample,
-so the network fills the hole to match. Pasting alone leaves a seam; RePaint's jumps back ({resample} passes
-a step, `m` changes the mask: **{mask}**) let the two parts settle together. {numbers}""",
+so the network fills the hole to match. Pasting alone tells the hole nothing until the next step; the
+gradient of the known pixels' error through the network (reconstruction guidance, w = {guidance:g}) pulls
+the hole's estimate their way at once (`m` changes the mask: **{mask}**). {numbers}""",
 }
 NO_CHECKPOINT = "### No checkpoint yet\n\nTrain a model first (press **2**); its `model_final.pt` appears above."
 
@@ -98,7 +99,7 @@ class EditScreen(Screen):
     def idea(self, **numbers: object) -> str:
         """The mode's explanation, with the learner's own numbers once there are some."""
         fields = {"numbers": "", "d": 784, "root": 28.0, "lerp": 19.8, "slerp": 28.0}
-        fields.update(resample=INPAINT_RESAMPLE, mask=self.mask, **numbers)
+        fields.update(guidance=core.INPAINT_GUIDANCE, mask=self.mask, **numbers)
         return IDEAS[self.mode].format(**fields) + "\n\n`f5` runs it; `i`, `l`, `p` switch; `r` new images."
 
     def show_titles(self) -> None:
@@ -197,7 +198,10 @@ class EditScreen(Screen):
         self.post_message(EditFrame((holed, None, None), "filling"))
         times = core.ddim_timesteps(loaded.schedule.timesteps, min(INPAINT_STEPS, loaded.schedule.timesteps))
         model, _ = core.edit_predictor(loaded.model, loaded.schedule, loaded.guide, None, loaded.config.dataset)
-        for step in core.inpaint(model, loaded.schedule, images, mask, times, INPAINT_RESAMPLE, generator):
+        run = core.inpaint(
+            model, loaded.schedule, images, mask, times, INPAINT_RESAMPLE, generator, guidance=core.INPAINT_GUIDANCE
+        )
+        for step in run:
             if worker.is_cancelled:
                 return
             self.post_message(EditFrame((None, step.x.clamp(-1, 1), None), f"filling: t = {step.t}"))
