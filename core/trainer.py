@@ -118,13 +118,8 @@ def resume_config(payload: dict[str, Any], overrides: dict[str, Any]) -> TrainCo
 
 
 def check_data(data: Dataset, config: TrainConfig) -> None:
-    """:class:`DataError` when ``data`` cannot train ``config``: fewer images than one batch, or a
-    class-conditional run on images without classes."""
-    if len(data) < config.batch_size:
-        raise DataError(
-            f"{data.source} has {len(data):,} training images, fewer than one batch of {config.batch_size}; "
-            f"pass --batch_size {len(data)} or less"
-        )
+    """:class:`DataError` when ``data`` cannot train ``config``: a class-conditional run on images without
+    classes. (Fewer images than one batch train as one smaller batch a step; the train command says so.)"""
     if config.conditional and len(data.classes) < 2:
         raise DataError(
             "--conditional needs two or more classes: put each class's images in its own sub-folder of --data_dir"

@@ -572,3 +572,12 @@ async def test_the_sample_screen_names_a_folders_classes_and_shows_nearest_train
         await wait_until(pilot, lambda: screen.nearest is not None, what="the nearest training images")
         assert screen.scores is None and screen.nearest.shape == screen.images.shape
         assert "nearest training image" in str(screen.query_one("#x-0-title").render())
+
+
+async def test_the_model_screen_looks_inside_a_folder_trained_model_at_its_held_out_images(folder_run):
+    app = DdpmApp(mode="model", output_dir=str(folder_run))
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.look is not None and screen.profiles, what="the first look")
+        assert screen.held_out.name == core.FOLDER and len(screen.held_out) == 12  # one in ten of 120 held out
+        assert screen.x0.shape[1:] == (1, 28, 28)

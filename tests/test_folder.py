@@ -154,6 +154,14 @@ def test_a_folder_with_an_unreadable_file_skips_it_and_says_so(tmp_path, digits_
     assert "2 files skipped (first: bomb.png, refused unread" in data.source
 
 
+def test_a_folder_smaller_than_a_batch_trains_with_a_note(tmp_path, tiny_train_args, digits_folder, capsys):
+    folder = digits_folder(tmp_path / "few", 12, classes=False)
+    argv = ["train", *tiny_train_args, "--dataset", "folder", "--data_dir", str(folder)]
+    assert main([*argv, "--output_dir", str(tmp_path / "run")]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # as one line, however the console wrapped it
+    assert "11 training images are fewer than one batch of 32: each step trains on all 11" in out
+
+
 def test_every_bad_folder_is_one_line_and_exit_2(tmp_path, tiny_train_args, digits_folder):
     """Each bad folder through a real process: one line on stderr, status 2, no traceback."""
     (tmp_path / "empty").mkdir()
@@ -161,7 +169,6 @@ def test_every_bad_folder_is_one_line_and_exit_2(tmp_path, tiny_train_args, digi
     (tmp_path / "unreadable" / "a.png").write_bytes(b"garbage")
     (tmp_path / "bomb").mkdir()
     bomb_png(tmp_path / "bomb" / "huge.png")
-    digits_folder(tmp_path / "few", 12, classes=False)
     digits_folder(tmp_path / "classes", 30)
     (tmp_path / "classes" / "digit_x").mkdir()
     digits_folder(tmp_path / "flat", 40, classes=False)
@@ -170,7 +177,6 @@ def test_every_bad_folder_is_one_line_and_exit_2(tmp_path, tiny_train_args, digi
         "holds no images": ["--data_dir", str(tmp_path / "empty")],
         "a.png, not a readable image": ["--data_dir", str(tmp_path / "unreadable")],
         "huge.png, refused unread": ["--data_dir", str(tmp_path / "bomb")],
-        "fewer than one batch of 32; pass --batch_size 11 or less": ["--data_dir", str(tmp_path / "few")],
         "--image_size must be 8 to 256 pixels, got 4": ["--data_dir", str(tmp_path / "flat"), "--image_size", "4"],
         "--image_size must be 8 to 256 pixels, got 300": ["--data_dir", str(tmp_path / "flat"), "--image_size", "300"],
         "digit_x holds no images": ["--data_dir", str(tmp_path / "classes")],

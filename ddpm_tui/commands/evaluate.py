@@ -100,6 +100,7 @@ def sampling_settings(
         "guided_sigmas": [core.GUIDANCE_SIGMA_MIN, core.GUIDANCE_SIGMA_MAX] if plan.autoguidance else None,
         "timesteps": plan.timesteps,
         "eta": plan.eta,
+        "memorised_quantile": core.MEMORISED_QUANTILE,  # scores cached before memorisation was measured are redone
     }
 
 

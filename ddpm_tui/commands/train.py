@@ -90,6 +90,11 @@ def _follow_quietly(trainer: core.Trainer) -> int:
 def _print_setup(trainer: core.Trainer) -> None:
     cfg = trainer.config
     console.print(f"[bold]Data:[/] {trainer.data.source}")
+    if len(trainer.data) < cfg.batch_size:
+        console.print(
+            f"[yellow]Note:[/] {len(trainer.data):,} training images are fewer than one batch of {cfg.batch_size}: "
+            f"each step trains on all {len(trainer.data):,}"
+        )
     kind = ", class-conditional (labels dropped 10% of the time)" if cfg.conditional else ""
     console.print(
         f"[bold]Model:[/] U-Net '{cfg.model_name}' (base_channels {cfg.base_channels}, levels "

@@ -169,7 +169,7 @@ class SampleScreen(Screen):
         Binding("left", "scrub(-1)", "Earlier step"),
         Binding("right", "scrub(1)", "Later step"),
         Binding("e", "export", "Export"),
-        Binding("v", "score", "Score, nearest"),
+        Binding("v", "score", "Score"),
         Binding("f2", "toggle_form", "Form"),
         Binding("escape", "focus_images", "Leave form", show=False),
     ]
