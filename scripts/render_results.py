@@ -341,6 +341,47 @@ def own_images_memorisation(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/own_images.py --parts memorisation")]
 
 
+def speed_profile(root: Path) -> list[str]:
+    """The largest operators of a training step and a sampling step, by their share of the step's time."""
+    rows = newest(all_records(root, "speed", "profile"), lambda r: r["config"]["kind"])
+    if not rows:
+        return NO_RECORDS
+    by_kind = {row["config"]["kind"]: row for row in rows}
+    cells = []
+    for rank in range(8):
+        cell = []
+        for kind in ("train", "sample"):
+            op = by_kind[kind]["top"][rank] if kind in by_kind else None
+            cell += [f"`{op['op']}`", f"{op['share']:.0%}", f"{op['ms_per_step']:.1f}"] if op else ["", "", ""]
+        cells.append(tuple(cell))
+    header = ("training step: operator", "share", "ms", "sampling step (64 images): operator", "share", "ms")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/profile_step.py")]
+
+
+def speed_variants(root: Path) -> list[str]:
+    """Each way of running the network against eager: call time, compile time, training speed."""
+    rows = newest(
+        all_records(root, "speed", "variants"), lambda r: (r["config"]["variant"], r["config"].get("inductor_cache"))
+    )
+    if not rows:
+        return NO_RECORDS
+    eager = next((r["figures"] for r in rows if r["config"]["variant"] == "eager"), rows[0]["figures"])
+
+    def cells(r: dict[str, Any]) -> tuple[str, ...]:
+        f = r["figures"]
+        cache = r["config"].get("inductor_cache")
+        return (
+            r["config"]["variant"] + (f", {cache} cache" if cache else ""),
+            f"{f['call_ms']:.1f} ms ({eager['call_ms'] / f['call_ms']:.2f}x)",
+            f"{f['first_call_s']:.1f} s",
+            f"{f['train_img_s']:.0f} ({f['train_img_s'] / eager['train_img_s']:.2f}x)",
+            f"{f['max_diff']:.2g}",
+        )
+
+    header = ("variant", "one call, 64 images", "first call", "training images/s, batch 32", "largest difference")
+    return [*table(header, [cells(r) for r in rows]), "", provenance(rows, "benchmarks/step_variants.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "headline": headline,
     "default-run": default_run,
@@ -355,6 +396,8 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "own-images-speed": own_images_speed,
     "own-images-conditional": own_images_conditional,
     "own-images-memorisation": own_images_memorisation,
+    "speed-profile": speed_profile,
+    "speed-variants": speed_variants,
 }
 
 
