@@ -173,7 +173,7 @@ def main() -> None:
     console = Console(width=200)
     if harness.only_show(args, show, console):
         return
-    evaluator = core.Evaluator(core.load_classifier("mnist"))
+    evaluator = core.Evaluator(core.load_classifier(json.loads(args.extra).get("dataset", "mnist")))
     for seed in args.seeds:
         for name in args.variants:
             harness.record(args.results, run_variant(name, seed, args, evaluator))
