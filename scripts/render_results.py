@@ -382,6 +382,30 @@ def speed_variants(root: Path) -> list[str]:
     return [*table(header, [cells(r) for r in rows]), "", provenance(rows, "benchmarks/step_variants.py")]
 
 
+def fashion_screen(root: Path) -> list[str]:
+    """Fashion-MNIST recipes screened at a fixed step count: FD / recognised per sampler, EMA weights."""
+    rows = newest(
+        all_records(root, "fashion-recipe", "screen"),
+        lambda r: (json.dumps(r["overrides"], sort_keys=True), r["seed"], r["epochs"]),
+    )
+    if not rows:
+        return NO_RECORDS
+    samplers = [key for key in rows[0]["scores"] if not key.startswith("raw")]
+
+    def changed(r: dict[str, Any]) -> str:
+        shown = {k: v for k, v in r["overrides"].items() if k in ("log_sigma_mean", "log_sigma_std", "base_channels")}
+        return ", ".join(f"{k} {v}" for k, v in shown.items()) or "the default recipe"
+
+    cells = [
+        (changed(r), str(r["seed"]), str(r["steps"]))
+        + tuple(f"{r['scores'][s]['fd']:.1f} / {r['scores'][s]['recognised']:.1%}" for s in samplers)
+        for r in rows
+    ]
+    header = ("recipe", "seed", "steps", *(f"{s}: FD / recognised" for s in samplers))
+    command = 'benchmarks/recipe_search.py --extra \'{"dataset": "fashion_mnist", ...}\''
+    return [*table(header, cells), "", provenance(rows, command)]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "headline": headline,
     "default-run": default_run,
@@ -398,6 +422,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "own-images-memorisation": own_images_memorisation,
     "speed-profile": speed_profile,
     "speed-variants": speed_variants,
+    "fashion-screen": fashion_screen,
 }
 
 

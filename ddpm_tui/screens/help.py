@@ -25,7 +25,7 @@ LESSONS = [
     ("Why skip connections", "4 Model, view Skips (v): k cuts them and shows the prediction without"),
     ("The sampler is a reversible map", "5 Edit, i then f5: an image inverted to noise and decoded back"),
     ("Interpolate noise on the sphere", "5 Edit, l then f5: slerp against lerp, with the mid-point norms"),
-    ("Inpainting by the reverse process", "5 Edit, p then f5 (m: the mask): the hole fills, the seam settles"),
+    ("Inpainting by the reverse process", "5 Edit, p then f5 (m: the mask): the hole fills to match the rest"),
     ("Your own images", "1 Noise, o: a folder of your pictures; 2 Train: dataset folder and its path"),
     ("Does the model copy?", "3 Sample, v after f5: each sample beside its nearest training image"),
 ]
