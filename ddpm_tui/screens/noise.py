@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Label, Markdown, Static
+from textual.widgets import Footer, Header, Input, Markdown, Static
 from textual_plotext import PlotextPlot
 
 import core
@@ -57,12 +57,12 @@ class FolderPrompt(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="folder-dialog"):
-            yield Label(
+            yield Static(
                 f"A folder of your images ({' '.join(core.SUFFIXES)}; sub-folders are classes). Enter opens it, "
                 "Esc cancels:"
             )
             yield Input(placeholder="~/pictures/sprites", id="folder-path")
-            yield Label("", id="folder-problem")
+            yield Static("", id="folder-problem")
 
     @on(Input.Submitted)
     def open_folder(self, event: Input.Submitted) -> None:
@@ -70,7 +70,7 @@ class FolderPrompt(ModalScreen[Path | None]):
         try:
             core.list_folder(path)
         except core.DataError as err:
-            self.query_one("#folder-problem", Label).update(f"[red]{err}[/]")
+            self.query_one("#folder-problem", Static).update(f"[red]{err}[/]")
             return
         self.dismiss(path)
 
