@@ -24,7 +24,7 @@ from .data import (
     FOLDER,
     IMAGE_SIZES,
 )
-from .folder import SUFFIXES, Listing, list_folder, load_folder, run_data
+from .folder import SUFFIXES, Listing, list_folder, load_folder, run_data, run_memorisation
 from .memorisation import (
     MEMORISED_QUANTILE,
     Memorisation,
@@ -205,6 +205,7 @@ __all__ = [
     "list_folder",
     "load_folder",
     "run_data",
+    "run_memorisation",
     "MEMORISED_QUANTILE",
     "Memorisation",
     "memorisation",

@@ -36,6 +36,7 @@ from PIL import Image
 from .checkpoint import atomic_save
 from .config import TrainConfig
 from .data import DEFAULT_SIZE_CAP, FOLDER, IMAGE_SIZES, DataError, Dataset, cache_dir, load_dataset
+from .memorisation import Memorisation, memorisation
 
 SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 50_000_000  # a header declaring more (e.g. 100,000 x 100,000) is refused without decoding
@@ -103,6 +104,13 @@ def list_folder(root: str | Path) -> Listing:
     return Listing(root, tuple(name for name, _, _ in entries), labels, classes, stamp)
 
 
+def oversized(width: int, height: int) -> str | None:
+    """Why an image whose header declares ``width`` x ``height`` is refused unread (None when it is not)."""
+    if width * height > MAX_PIXELS:
+        return f"refused unread: its header declares {width:,}x{height:,} pixels, over {MAX_PIXELS:,}"
+    return None
+
+
 def probe(path: Path) -> tuple[int, int] | str:
     """An image file's (width, height) from its header alone, or why it cannot be used."""
     try:
@@ -112,9 +120,7 @@ def probe(path: Path) -> tuple[int, int] | str:
         return f"refused unread: {err}"
     except (OSError, SyntaxError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
         return f"not a readable image ({type(err).__name__})"
-    if width * height > MAX_PIXELS:
-        return f"refused unread: its header declares {width:,}x{height:,} pixels, over {MAX_PIXELS:,}"
-    return width, height
+    return oversized(width, height) or (width, height)
 
 
 def default_image_size(sizes: list[tuple[int, int]]) -> int:
@@ -147,9 +153,9 @@ def decode(path: Path, size: int) -> np.ndarray | str:
     antialiasing (GIFs: the first frame); or why it cannot be decoded."""
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                return f"refused unread: its header declares {width:,}x{height:,} pixels, over {MAX_PIXELS:,}"
+            refused = oversized(*image.size)
+            if refused:
+                return refused
             image.draft("RGB", (size, size))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale when that is enough
             rgb = as_rgb(image)
             box = centre_square(*rgb.size)
@@ -300,3 +306,12 @@ def run_data(config: TrainConfig, split: str = "train", progress: Progress | Non
     if split == "train":
         return load_dataset(config.dataset, split, config.data, Path(config.data_dir) if config.data_dir else None)
     return load_dataset(config.dataset, split)
+
+
+def run_memorisation(config: TrainConfig, images: torch.Tensor) -> tuple[Dataset, Memorisation]:
+    """The images a run of ``config`` trained on (its ``max_images`` included), and how near ``images`` come
+    to them against the run's held-out images (see :mod:`core.memorisation`)."""
+    training = run_data(config, "train")
+    if config.max_images is not None:
+        training = training.head(config.max_images)
+    return training, memorisation(images, training.pixels, run_data(config, "test").pixels)

@@ -169,23 +169,14 @@ def evaluate_checkpoint(
     return result
 
 
-def training_and_held_out(config: core.TrainConfig) -> tuple[core.Dataset, core.Dataset]:
-    """The images a run trained on and the real images it never saw."""
-    with console.status("loading the training images"):
-        training = core.run_data(config, "train")
-        if config.max_images is not None:
-            training = training.head(config.max_images)
-        return training, core.run_data(config, "test")
-
-
 def copying(config: core.TrainConfig, images: torch.Tensor, labels: torch.Tensor | None, grid: Path | None) -> dict:
     """``memorised`` and the figures behind it for ``images`` of a run of ``config``; the class each
     image's nearest training image has (with ``labels``: how often it is the class asked for); and the
     first images beside their nearest training images in the PNG ``grid``. Where the training images
     cannot be read, ``memorised`` is None and ``memorised_note`` says why."""
     try:
-        training, held_out = training_and_held_out(config)
-        found = core.memorisation(images, training.pixels, held_out.pixels)
+        with console.status("comparing with the training images"):
+            training, found = core.run_memorisation(config, images)
     except (core.DataError, ValueError) as err:
         return {"memorised": None, "memorised_note": str(err)}
     result = found.to_dict()

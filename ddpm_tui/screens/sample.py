@@ -524,8 +524,7 @@ def nearest_training_images(images: torch.Tensor, config: core.TrainConfig) -> t
     """Each image's nearest training image of the run ``config`` (in [-1, 1]) and the memorised share in
     words; (None, why) when its training images cannot be read."""
     try:
-        training = core.run_data(config, "train")
-        found = core.memorisation(images, training.pixels, core.run_data(config, "test").pixels)
+        training, found = core.run_memorisation(config, images)
     except (core.DataError, ValueError) as err:
         return None, f"No nearest training images: {err}."
     nearest = core.beside_nearest(images, training.pixels, found.nearest, len(images))[1::2]
