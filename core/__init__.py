@@ -7,7 +7,14 @@ Front ends import only the names listed in ``__all__``, grouped here by the stag
 from .schedule import SCHEDULES, NoiseSchedule, display_timesteps
 
 # The network.
-from .config import MODEL_PRESETS, ConfigError, TrainConfig, resolve_overrides, setting_choices
+from .config import (
+    MODEL_PRESETS,
+    ConfigError,
+    TrainConfig,
+    default_conditional,
+    resolve_overrides,
+    setting_choices,
+)
 from .unet import UNet, count_parameters, timestep_embedding
 
 # Data.
@@ -82,6 +89,8 @@ from .sampling import (
     default_autoguidance,
     default_autoguidance_text,
     DEFAULT_GUIDANCE,
+    default_guidance,
+    default_guidance_text,
     SamplingPlan,
     SamplingRequest,
     class_labels,
@@ -119,6 +128,7 @@ from .metrics import (
     Evaluator,
     Scores,
     class_entropy,
+    class_shares,
     frechet_distance,
     one_class_warning,
     per_class_accuracy,
@@ -243,6 +253,9 @@ __all__ = [
     "default_autoguidance",
     "default_autoguidance_text",
     "DEFAULT_GUIDANCE",
+    "default_conditional",
+    "default_guidance",
+    "default_guidance_text",
     "DEFAULT_ETA",
     "DEFAULT_STEPS",
     "SIGMA_MAX",
@@ -297,6 +310,7 @@ __all__ = [
     "Evaluator",
     "Scores",
     "class_entropy",
+    "class_shares",
     "frechet_distance",
     "load_classifier",
     "per_class_accuracy",

@@ -6,10 +6,13 @@ r"""Scores for generated images, measured in a trained classifier's feature spac
 * **Recognised**: the share of images the classifier assigns to some class with probability >= 0.9.
 * **Class entropy**: the entropy of the histogram of predicted classes divided by log K, so 1.0 means
   all K classes equally often and 0 means one class only (mode collapse).
+* **Class shares**: the share of images the classifier assigns to each class (a balanced data set gives
+  each of K classes about 1/K).
 * **Per-class accuracy** (class-conditional models): of the images generated for class k, the share the
   classifier assigns to k.
 
-Each score is reported beside its floor: the same score for real held-out images of the same count.
+Each score is reported beside two references of the same count: real held-out images (the floor), and the
+training images themselves, which is what a model that had learned its training set perfectly would score.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ def class_entropy(probabilities: torch.Tensor) -> float:
     return float(-(p * p.log()).sum() / math.log(classes)) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def class_shares(probabilities: torch.Tensor) -> list[float]:
+    """The share of images whose most likely class is k, for each of the K classes."""
+    counts = torch.bincount(probabilities.argmax(dim=1), minlength=probabilities.shape[1])
+    return (counts.double() / len(probabilities)).tolist()
+
+
 # Below this class entropy most images are one class (0.5: about 70% one digit, the rest spread evenly).
 ONE_CLASS_ENTROPY = 0.5
 ONE_CLASS_NOTE = "nearly all one class, so the recognised share says little"
@@ -83,6 +92,7 @@ class Scores:
     recognised: float
     class_entropy: float
     class_accuracy: list[float] | None = None
+    class_shares: list[float] | None = None
 
     @property
     def mean_class_accuracy(self) -> float | None:
@@ -100,7 +110,8 @@ class Evaluator:
 
     def __init__(self, classifier: Classifier) -> None:
         self.classifier = classifier
-        _, floor_pool, references = classifier_split(classifier.dataset)
+        training, floor_pool, references = classifier_split(classifier.dataset)
+        self.training_pool = training.images
         self.floor_pool = floor_pool.images
         self.reference_labels = references.labels
         self.reference_features, _ = classifier.features_and_probabilities(references.images)
@@ -115,6 +126,7 @@ class Evaluator:
             recognised_share(probabilities),
             class_entropy(probabilities),
             accuracy,
+            class_shares(probabilities),
         )
 
     def floor(self, count: int) -> Scores:
@@ -122,3 +134,11 @@ class Evaluator:
         if count > len(self.floor_pool):
             raise ValueError(f"at most {len(self.floor_pool)} images can be compared with real ones")
         return self.score(self.floor_pool[:count])
+
+    def training(self, count: int) -> Scores:
+        """The scores of the first ``count`` training images (the first images of the bundled subset, which
+        every model of the dataset trains on): what a model that reproduced its training set would score.
+        They are the classifier's training images too, so they are not the floor."""
+        if count > len(self.training_pool):
+            raise ValueError(f"at most {len(self.training_pool)} training images can be scored")
+        return self.score(self.training_pool[:count])

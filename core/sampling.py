@@ -29,10 +29,23 @@ from .samplers import (
 from .schedule import NoiseSchedule
 
 ALL_CLASSES = "all"
-DEFAULT_GUIDANCE = 3.0
+# Classifier-free guidance w for a class-conditional model, for each dataset it was measured on; a dataset not listed
+# takes MNIST's. At 3 a conditional MNIST model draws the digit asked for every time (docs/conditional.md); clothes,
+# whose runs are conditional by default, keep their variety at 1.25 (docs/fashion-mnist.md).
+DEFAULT_GUIDANCE: dict[str, float] = {"mnist": 3.0, "fashion_mnist": 1.25}
 # Autoguidance w by the run's early EMA snapshot, between sigma = 1 and 5, for each dataset it was measured on
 # (docs/autoguidance.md: how w and the interval were chosen); a dataset not listed takes MNIST's.
 DEFAULT_AUTOGUIDANCE: dict[str, float] = {"mnist": 2.0, "fashion_mnist": 3.5}
+
+
+def default_guidance(dataset: str) -> float:
+    """The classifier-free guidance w that sampling a conditional model of ``dataset`` uses unless asked."""
+    return DEFAULT_GUIDANCE.get(dataset, DEFAULT_GUIDANCE["mnist"])
+
+
+def default_guidance_text() -> str:
+    """The measured defaults as the front ends print them, e.g. "3 for mnist, 1.25 for fashion_mnist"."""
+    return ", ".join(f"{w:g} for {dataset}" for dataset, w in DEFAULT_GUIDANCE.items())
 
 
 def default_autoguidance(dataset: str) -> float:
@@ -97,6 +110,7 @@ class SamplingPlan:
     generator: torch.Generator
     autoguidance: float | None = None  # w when autoguided (two network calls per guided step), else None
     eta: float | None = None  # the fresh noise of ddim and dpm++sde; None for the others (resolve_eta)
+    guidance_scale: float | None = None  # classifier-free guidance's w for a conditional model, else None
 
     @property
     def count(self) -> int:
@@ -118,20 +132,25 @@ class SamplingPlan:
 class SamplingRequest:
     """How to sample, apart from how many images and from which noise; checked once, when it is made.
 
-    ``sampler`` and ``steps`` choose the denoising loop; ``guidance_scale`` is classifier-free guidance's w
-    for a conditional model; ``guide`` (a worse version of the model) and ``autoguidance`` w autoguide it
-    (None: the ``dataset``'s measured default, see :func:`resolve_autoguidance`); ``eta`` is the fresh
-    noise of ddim and dpm++sde (None: the sampler's default). ``ValueError`` for a bad value."""
+    ``sampler`` and ``steps`` choose the denoising loop; ``guidance_scale`` is classifier-free guidance's w for a
+    conditional model (None: the ``dataset``'s :func:`default_guidance`); ``guide`` (a worse version of the model)
+    and ``autoguidance`` w autoguide it (None: the ``dataset``'s measured default, see
+    :func:`resolve_autoguidance`); ``eta`` is the fresh noise of ddim and dpm++sde (None: the sampler's default).
+    ``ValueError`` for a bad value."""
 
     sampler: str
     steps: int | None = None
-    guidance_scale: float = DEFAULT_GUIDANCE
+    guidance_scale: float | None = None
     guide: NoisePredictor | None = None
     autoguidance: float | None = None
     dataset: str = "mnist"
     eta: float | None = None
 
     def __post_init__(self) -> None:
+        if self.guidance_scale is None:  # the dataset's measured default, fixed once so the request says it
+            object.__setattr__(self, "guidance_scale", default_guidance(self.dataset))
+        if self.guidance_scale < 0:
+            raise ValueError(f"guidance w must be 0 or more, got {self.guidance_scale:g}")
         resolve_eta(self.sampler, self.eta)
         if self.autoguidance is not None and self.autoguidance < 0:
             raise ValueError(f"autoguidance w must be 0 or more, got {self.autoguidance:g}")
@@ -145,7 +164,7 @@ def plan_sampling(
     sampler: str,
     steps: int | None = None,
     class_label: int | str | None = None,
-    guidance_scale: float = DEFAULT_GUIDANCE,
+    guidance_scale: float | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     guide: NoisePredictor | None = None,
@@ -153,17 +172,17 @@ def plan_sampling(
     dataset: str = "mnist",
     eta: float | None = None,
 ) -> SamplingPlan:
-    """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device``
-    draws :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards
-    each image's class (see :func:`class_labels`) with classifier-free guidance ``guidance_scale``.
-    With a ``guide`` (a worse version of the model) and ``autoguidance`` w other than 1 the prediction
-    is autoguided at the noise levels of :func:`core.samplers.guidance_interval` (see :func:`core.samplers.autoguided`);
-    that costs two network calls per guided step, so the default step count shrinks until an image
-    costs the same calls (:func:`autoguided_steps`). ``autoguidance=None`` means the ``dataset``'s
-    :func:`default_autoguidance` for an unconditional model and a sampler whose steps can shrink, and
-    none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already
-    steers it; ask for both explicitly). ``eta`` is the fresh noise per step of ddim and dpm++sde (None:
-    the sampler's :data:`core.samplers.DEFAULT_ETA`). Raises ``ValueError`` for a bad request."""
+    """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device`` draws
+    :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards each image's class
+    (see :func:`class_labels`) with classifier-free guidance ``guidance_scale`` (None: the ``dataset``'s
+    :func:`default_guidance`). With a ``guide`` (a worse version of the model) and ``autoguidance`` w other than 1
+    the prediction is autoguided at the noise levels of :func:`core.samplers.guidance_interval` (see
+    :func:`core.samplers.autoguided`); that costs two network calls per guided step, so the default step count
+    shrinks until an image costs the same calls (:func:`autoguided_steps`). ``autoguidance=None`` means the
+    ``dataset``'s :func:`default_autoguidance` for an unconditional model and a sampler whose steps can shrink, and
+    none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already steers it;
+    ask for both explicitly). ``eta`` is the fresh noise per step of ddim and dpm++sde (None: the sampler's
+    :data:`core.samplers.DEFAULT_ETA`). Raises ``ValueError`` for a bad request."""
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
@@ -215,7 +234,10 @@ def _plan(
         worse = None if guide is None else guided(guide, labels, request.guidance_scale, guide.null_class)
     if autoguiding:
         predictor = autoguided(predictor, worse, autoguidance, interval)
-    return SamplingPlan(predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance, eta)
+    scale = None if labels is None else request.guidance_scale
+    return SamplingPlan(
+        predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance, eta, scale
+    )
 
 
 def autoguided_steps(schedule: NoiseSchedule, sampler: str, guided: torch.Tensor | None) -> int:
@@ -239,7 +261,7 @@ def generate(
     batch: int = 250,
     device: torch.device | str = "cpu",
     class_label: int | str | None = None,
-    guidance_scale: float = DEFAULT_GUIDANCE,
+    guidance_scale: float | None = None,
     guide: NoisePredictor | None = None,
     autoguidance: float | None = None,
     dataset: str = "mnist",

@@ -76,8 +76,8 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         meta, default = spec.metadata, spec.default
         shown = f" (default {'on' if default is True else 'off' if default is False else default})"
         help_text = (meta["help"] + ("" if default is None else shown)).replace("%", "%%")
-        if spec.type == "bool":
-            add_flag(parser, spec.name, action="store_true", default=None, help=help_text)
+        if spec.type.startswith("bool"):
+            add_flag(parser, spec.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif meta["choices"] is not None:
             add_flag(parser, spec.name, choices=meta["choices"], help=help_text)
         elif spec.name == "channel_mults":

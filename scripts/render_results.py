@@ -406,6 +406,73 @@ def fashion_screen(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, command)]
 
 
+def fashion_full(root: Path) -> list[str]:
+    """Full-budget Fashion-MNIST runs as ``ddpm-tui eval`` scores them, one row per recipe and guidance: mean ±
+    std over the seeds of FD as a multiple of the training images', recognised as a share of the real share,
+    and the rarest and commonest class among the samples (its range over the seeds)."""
+
+    def sampling(r: dict[str, Any]) -> tuple[bool, float | None, float, int | None]:
+        """Conditional or not, its classifier-free w (None without classes), its autoguidance w and the
+        sampler's steps (None: its default)."""
+        cfg = r["settings"]["guidance_scale"] if r["conditional"] else None
+        return r["conditional"], cfg, r["settings"]["autoguidance"] or 1, r.get("steps")
+
+    rows = newest(all_records(root, "fashion-recipe", "full"), lambda r: (r["run"], sampling(r)))
+    if not rows:
+        return NO_RECORDS
+    groups: dict[tuple[Any, ...], Records] = {}
+    for r in rows:
+        groups.setdefault(sampling(r), []).append(r)
+    cells = []
+    for (conditional, cfg, auto, steps), group in groups.items():
+        model = f"conditional, guidance w {cfg:g}" if conditional else "unconditional"
+        model += f", {steps} steps" if steps else ""
+        cells.append((
+            model + ("" if auto == 1 else f", autoguided w {auto:g}"),
+            spread([r["fd"] for r in group], ".1f"),
+            spread([r["fd_over_training"] for r in group], ".2f", "x"),
+            spread([r["recognised"] for r in group], ".1%"),
+            spread([r["recognised_over_real"] for r in group], ".2f", "x"),
+            class_range([r["class_range"] for r in group]),
+        ))  # fmt: skip
+    for name, key in (("1,000 real held-out clothes", "floor"), ("the first 1,000 training images", "training")):
+        row = rows[-1][key]
+        ranges = [row["class_range"]] if "class_range" in row else []
+        cells.append((name, f"{row['fd']:.1f}", "", f"{row['recognised']:.1%}", "", class_range(ranges)))
+    header = ("images", "FD", "FD / training images'", "recognised", "/ real", "rarest / commonest class")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/fashion_recipe.py --runs RUN ...")]
+
+
+def fashion_time(root: Path) -> list[str]:
+    """Fashion-MNIST trained as a learner would (every default, all cores): minutes to train, then to score."""
+    rows = [r for r in all_records(root, "fashion-recipe", "full") if "train_seconds" in r]
+    if not rows:
+        return NO_RECORDS
+    cells = [
+        (
+            str(r["seed"]),
+            f"{r['train_seconds'] / 60:.1f} min",
+            f"{r['sampling_seconds']:.0f} s",
+            f"{r['fd']:.1f} ({r['fd_over_training']:.2f}x)",
+            f"{r['recognised']:.1%} ({r['recognised_over_real']:.2f}x)",
+        )
+        for r in newest(rows, lambda r: r["seed"])
+    ]
+    header = ("seed", "train 20 epochs", "sample 1,000 for eval", "FD (/ training images')", "recognised (/ real)")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/fashion_recipe.py --train_seeds S")]
+
+
+def class_range(ranges: list[list[float]]) -> str:
+    """The rarest and the commonest class's share ("6.0% / 13.5%"), each as its range over several runs."""
+    if not ranges:
+        return ""
+    ends = []
+    for values in zip(*ranges, strict=True):
+        low, high = min(values), max(values)
+        ends.append(f"{low:.1%}" if low == high else f"{low:.1%}-{high:.1%}")
+    return " / ".join(ends)
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "headline": headline,
     "default-run": default_run,
@@ -423,6 +490,8 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "speed-profile": speed_profile,
     "speed-variants": speed_variants,
     "fashion-screen": fashion_screen,
+    "fashion-full": fashion_full,
+    "fashion-time": fashion_time,
 }
 
 

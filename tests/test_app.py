@@ -301,16 +301,23 @@ async def test_conditional_sampling_uses_the_class_and_guidance(tiny_conditional
         assert "s" in str(screen.query_one("#sample-status").render()).split()[-1]  # seconds taken
 
 
-async def test_train_form_conditional_switch_adds_the_flag(tmp_path):
-    from textual.widgets import Switch
+async def test_train_form_conditional_switch_follows_the_dataset_and_adds_the_flag(tmp_path):
+    from textual.widgets import Select, Switch
 
     app = DdpmApp(mode="train", output_dir=str(tmp_path))
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
-        assert "--conditional" not in screen.form_args()
-        screen.query_one("#conditional", Switch).value = True
+        switch = screen.query_one("#conditional", Switch)
+        assert "--no-conditional" in screen.form_args() and not switch.value
+        switch.value = True
         await pilot.pause()
         assert "--conditional" in screen.form_args()
+        screen.query_one("#dataset", Select).value = "fashion_mnist"
+        await pilot.pause()
+        assert switch.value and "--conditional" in screen.form_args()  # clothes train conditionally by default
+        screen.query_one("#dataset", Select).value = "mnist"
+        await pilot.pause()
+        assert not switch.value
 
 
 async def test_train_form_passes_the_chosen_optimiser(tmp_path):
@@ -437,7 +444,7 @@ async def test_the_sample_form_disables_what_the_checkpoint_cannot_use(tiny_run,
         assert autoguidance.placeholder == (AUTOGUIDANCE_PLACEHOLDER if guided else "this model kept no guide")
         screen.query_one("#checkpoint", Input).value = str(tiny_conditional_run / "model_final.pt")
         await wait_until(pilot, lambda: not guidance.disabled, what="the conditional checkpoint's traits")
-        assert guidance.value == f"{core.DEFAULT_GUIDANCE:g}" and not classes.disabled
+        assert guidance.value == f"{core.default_guidance('mnist'):g}" and not classes.disabled
 
 
 def drawn_lines(chart) -> list[str]:

@@ -13,9 +13,11 @@ import core
 from core import (
     Evaluator,
     class_entropy,
+    class_shares,
     export_images,
     frechet_distance,
     load_classifier,
+    load_dataset,
     one_class_warning,
     recognised_share,
 )
@@ -77,11 +79,25 @@ def test_real_images_score_near_the_floor_and_bad_ones_far_worse(evaluator):
     assert blurred.frechet_distance > 10 * floor.frechet_distance and blurred.recognised < 0.5
 
 
+def test_class_shares_count_the_most_likely_class():
+    probabilities = F.one_hot(torch.tensor([0, 0, 0, 2]), 3).float() * 0.8 + 0.1
+    assert class_shares(probabilities) == [0.75, 0.0, 0.25]
+
+
+def test_training_images_score_as_a_perfect_copy_of_the_training_set_would(evaluator):
+    training = evaluator.training(500)
+    assert torch.equal(evaluator.training_pool[:500], load_dataset("mnist").images[:500])
+    assert training.count == 500 and sum(training.class_shares) == pytest.approx(1.0)
+    assert min(training.class_shares) > 0.07 and training.recognised > 0.85
+    with pytest.raises(ValueError, match="at most"):
+        evaluator.training(len(evaluator.training_pool) + 1)
+
+
 def test_eval_of_an_image_folder(evaluator, tmp_path, capsys):
     export_images(evaluator.floor_pool[2000:2100], tmp_path / "real")
     assert main(["eval", "--images", str(tmp_path / "real")]) == 0
     out = capsys.readouterr().out
-    assert "real floor (100)" in out and "one class" not in out
+    assert "real floor (100)" in out and "training images (100)" in out and "one class" not in out
     export_images(evaluator.floor_pool[2000:2001].expand(40, -1, -1, -1), tmp_path / "copies")
     assert main(["eval", "--images", str(tmp_path / "copies")]) == 0
     assert "nearly all one class" in capsys.readouterr().out  # 40 copies of one real digit

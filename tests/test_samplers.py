@@ -362,6 +362,21 @@ def test_the_default_autoguidance_is_the_one_measured_for_the_models_dataset(mon
     assert asked.autoguidance == 1.5
 
 
+def test_the_default_guidance_of_a_conditional_model_is_the_one_measured_for_its_dataset(monkeypatch):
+    schedule = NoiseSchedule.create("cosine", 1000)
+    model = LabelEcho()
+    monkeypatch.setattr(core.sampling, "DEFAULT_GUIDANCE", {"mnist": 3.0, "fashion_mnist": 1.25})
+    for dataset, w in (("mnist", 3.0), ("fashion_mnist", 1.25), ("cifar10", 3.0)):  # unmeasured: MNIST's
+        plan = core.plan_sampling(model, schedule, (1, 4, 4), 3, "ddim", dataset=dataset)
+        assert plan.guidance_scale == w and core.SamplingRequest("ddim", dataset=dataset).guidance_scale == w
+    asked = core.plan_sampling(model, schedule, (1, 4, 4), 3, "ddim", guidance_scale=0.5, dataset="fashion_mnist")
+    assert asked.guidance_scale == 0.5
+    unconditional = core.plan_sampling(lambda x, t: x, schedule, (1, 4, 4), 3, "ddim", dataset="fashion_mnist")
+    assert unconditional.guidance_scale is None
+    with pytest.raises(ValueError, match="0 or more"):
+        core.SamplingRequest("ddim", guidance_scale=-1.0)
+
+
 def test_autoguidance_extrapolates_from_the_worse_model_past_the_better_one():
     def good(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return 0.5 * x

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 import core
 from core import NoiseSchedule, TrainConfig, Trainer, l_simple
+from ddpm_tui.flags import add_setting_flags, setting_overrides
 
 
 def test_learning_rate_warms_up_then_stays_or_decays_to_zero(tmp_path):
@@ -50,6 +52,19 @@ def test_min_snr_weighting_scales_each_example_by_min_snr_gamma_over_snr():
     assert weighted == pytest.approx(expected, rel=0.01)
     assert weighted < 0.95 * plain  # low-noise steps (SNR > 5, about t < 100 here) count less
     assert not math.isclose(weighted, plain)
+
+
+def test_clothes_train_class_conditionally_unless_asked_and_a_checkpoint_keeps_its_choice(monkeypatch):
+    assert TrainConfig(dataset="fashion_mnist").conditional and not TrainConfig(dataset="mnist").conditional
+    assert not TrainConfig(dataset="fashion_mnist", conditional=False).conditional
+    assert not TrainConfig(dataset="folder", data_dir="x").conditional  # a folder may have no classes
+    stored = TrainConfig(dataset="fashion_mnist").to_dict()
+    monkeypatch.setattr(core.config, "DEFAULT_CONDITIONAL", {})
+    assert TrainConfig.from_dict(stored).conditional and not TrainConfig(dataset="fashion_mnist").conditional
+    parser = argparse.ArgumentParser()
+    add_setting_flags(parser)
+    assert setting_overrides(parser.parse_args(["--no-conditional"])) == {"conditional": False}
+    assert setting_overrides(parser.parse_args([])) == {}  # no flag: the dataset's default applies
 
 
 def test_the_guide_is_kept_where_it_was_measured_for_the_dataset_unless_asked(monkeypatch):

@@ -124,16 +124,16 @@ def evaluate_checkpoint(
     seed: int,
     device_name: str,
     evaluator: core.Evaluator | None = None,
-    guidance_scale: float = core.DEFAULT_GUIDANCE,
+    guidance_scale: float | None = None,
     autoguidance: float | None = None,
     eta: float | None = None,
     data_dir: Path | None = None,
 ) -> dict:
     """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it.
 
-    A class-conditional model draws every class equally often with guidance ``guidance_scale``, and the
-    result adds each class's accuracy. A checkpoint that kept an early EMA snapshot is autoguided by it
-    with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`).
+    A class-conditional model draws every class equally often with guidance ``guidance_scale`` (None: the dataset's
+    default), and the result adds each class's accuracy. A checkpoint that kept an early EMA snapshot is autoguided
+    by it with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`).
     Datasets without a scoring classifier (a folder) get the memorised share and class balance only;
     ``data_dir`` says where a folder-trained model's images are now."""
     device = core.resolve_device(device_name)
@@ -162,6 +162,7 @@ def evaluate_checkpoint(
     if evaluator is not None:
         result["scores"] = evaluator.score(images, labels).to_dict()
         result["floor"] = evaluator.floor(num_images).to_dict()
+        result["training"] = evaluator.training(num_images).to_dict()
         result["classifier_accuracy"] = evaluator.classifier.test_accuracy
     config = dataclasses.replace(loaded.config, data_dir=str(data_dir)) if data_dir else loaded.config
     result.update(copying(config, images, labels, path.parent / "nearest.png"))
@@ -192,22 +193,24 @@ def copying(config: core.TrainConfig, images: torch.Tensor, labels: torch.Tensor
     return result
 
 
-def scores_table(title: str, rows: dict[str, tuple[core.Scores, core.Scores]]) -> None:
-    t = table("images", "Frechet distance (lower is better)", "recognised (conf >= 0.9)", "class entropy", title=title)
-    for name, (scores, floor) in rows.items():
-        t.add_row(name, f"{scores.frechet_distance:.2f}", f"{scores.recognised:.1%}", f"{scores.class_entropy:.3f}")
-        t.add_row(
-            f"real floor ({floor.count})",
-            f"{floor.frechet_distance:.2f}",
-            f"{floor.recognised:.1%}",
-            f"{floor.class_entropy:.3f}",
-            style="dim",
-        )
+def scores_table(title: str, name: str, scores: core.Scores, references: dict[str, core.Scores]) -> None:
+    """One row for the scored images and a dimmed row for each reference set of real images."""
+    t = table("images", "Frechet distance", "recognised", "class entropy", "class shares", title=title)
+    t.columns[0].no_wrap = t.columns[-1].no_wrap = True
+    t.caption = (
+        "distance: lower is better; recognised: the classifier is at least 90% sure of a class; "
+        "class shares: the rarest and the commonest class"
+    )
+    t.caption_justify = "left"
+    for label, row, style in [(name, scores, None)] + [(k, v, "dim") for k, v in references.items()]:
+        shares = row.class_shares
+        spread = f"{min(shares):.1%}-{max(shares):.1%}" if shares else ""
+        cells = (f"{row.frechet_distance:.2f}", f"{row.recognised:.1%}", f"{row.class_entropy:.3f}", spread)
+        t.add_row(label, *cells, style=style)
     console.print(t)
-    for name, (scores, _) in rows.items():
-        warning = core.one_class_warning(scores.class_entropy)
-        if warning:
-            console.print(f"{name}: {warning}.")
+    warning = core.one_class_warning(scores.class_entropy)
+    if warning:
+        console.print(f"{name}: {warning}.")
 
 
 def copying_report(result: dict) -> None:
@@ -255,6 +258,7 @@ def evaluate_images(args: argparse.Namespace) -> dict:
             )
         result["scores"] = evaluator.score(images).to_dict()
         result["floor"] = evaluator.floor(len(images)).to_dict()
+        result["training"] = evaluator.training(len(images)).to_dict()
     if dataset == core.FOLDER:
         given.update(image_size=images.shape[-1], channels=images.shape[1])
     config = core.TrainConfig(**given).validate()
@@ -299,9 +303,13 @@ def report(args: argparse.Namespace) -> int:
         return 0
     if "scores" in result:
         scores, floor = core.Scores(**result["scores"]), core.Scores(**result["floor"])
-        scores_table(title, {str(args.checkpoint or args.images): (scores, floor)})
-        class_accuracy_table(scores, result.get("class_names") or [], args.guidance_scale)
-        console.print(f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor.")
+        references = {f"real floor ({floor.count})": floor}
+        if "training" in result:
+            references[f"training images ({floor.count})"] = core.Scores(**result["training"])
+        scores_table(title, "samples" if args.checkpoint else "these images", scores, references)
+        guidance = result.get("settings", {}).get("guidance_scale")  # only a checkpoint's samples were guided
+        class_accuracy_table(scores, result.get("class_names") or [], guidance)
+        console.print(distance_ratios(scores, floor, result.get("training")))
     else:
         console.print(f"{result['dataset']}: {no_classifier_note()}.")
     copying_report(result)
@@ -310,6 +318,14 @@ def report(args: argparse.Namespace) -> int:
             f"Sampling took {result['sampling_seconds']:.0f}s. Cached in {args.checkpoint.parent / 'eval.json'}"
         )
     return 0
+
+
+def distance_ratios(scores: core.Scores, floor: core.Scores, training: dict | None) -> str:
+    """The Frechet distance as a multiple of the real floor's and of the training images'."""
+    text = f"Frechet distance is {scores.frechet_distance / floor.frechet_distance:.1f}x the real floor"
+    if training:
+        text += f" and {scores.frechet_distance / training['frechet_distance']:.1f}x the training images'"
+    return text + "."
 
 
 def describe_sampling(args: argparse.Namespace, result: dict) -> str:
@@ -322,7 +338,7 @@ def describe_sampling(args: argparse.Namespace, result: dict) -> str:
     return how
 
 
-def class_accuracy_table(scores: core.Scores, names: list[str], guidance_scale: float) -> None:
+def class_accuracy_table(scores: core.Scores, names: list[str], guidance_scale: float | None) -> None:
     """Per requested class, the share the classifier recognises as that class (conditional models)."""
     if scores.class_accuracy is None:
         return

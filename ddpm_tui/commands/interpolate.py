@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "images", type=Path, help="interpolate between these PNGs, inverted (pairs in name order)")
     add_flag(parser, "from_class", type=int, help="conditional models: the first end point's class")
     add_flag(parser, "to_class", type=int, help="conditional models: the last end point's class")
-    add_flag(parser, "guidance_scale", type=float, default=core.DEFAULT_GUIDANCE, help="for conditional models")
+    add_flag(
+        parser, "guidance_scale", type=float, help=f"for conditional models (default {core.default_guidance_text()})"
+    )
     add_flag(parser, "steps", type=positive_int, help="deterministic DDIM steps (default 50, or T if fewer)")
     add_flag(parser, "seed", type=int, default=0)
     add_flag(parser, "export_dir", type=Path, help="also write pair{i:03d}_frame{j:02d}.png here")
@@ -81,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
         weights = torch.linspace(0, 1, args.frames).tolist()
         noise = torch.stack([METHODS[args.method](ends[:, 0], ends[:, 1], w) for w in weights], 1).flatten(0, 1)
         labels = class_weights(loaded, args, len(noise))
+        scale = core.default_guidance(loaded.config.dataset) if args.guidance_scale is None else args.guidance_scale
         model = loaded.model if labels is None else core.guided(
-            loaded.model, labels.to(device), args.guidance_scale, loaded.model.null_class
+            loaded.model, labels.to(device), scale, loaded.model.null_class
         )  # fmt: skip
         images = core.last_step(core.sample(model, loaded.schedule, noise, "ddim", times=times)).x.cpu()
     root_d = math.sqrt(ends[0, 0].numel())

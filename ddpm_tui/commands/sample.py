@@ -24,7 +24,8 @@ SAMPLER_HELP = (
 )
 GUIDANCE_HELP = (
     "classifier-free guidance w: 0 ignores the label, 1 is the plain conditional model, "
-    f"larger sharpens and loses variety (default {core.DEFAULT_GUIDANCE:g})"
+    f"larger sharpens and loses variety (default by the model's dataset: {core.default_guidance_text()}, "
+    "else mnist's)"
 )
 
 
@@ -52,7 +53,6 @@ def add_sampling_flags(parser: argparse.ArgumentParser, sampler: str) -> None:
         parser,
         "guidance_scale",
         type=non_negative_float,
-        default=core.DEFAULT_GUIDANCE,
         help="conditional models: " + GUIDANCE_HELP,
     )
     add_flag(
@@ -99,7 +99,7 @@ def describe(args: argparse.Namespace, loaded: core.LoadedModel, plan: core.Samp
             if plan.row_length
             else f"class {int(plan.labels[0])} ({loaded.class_names[int(plan.labels[0])]})"
         )
-        console.print(f"[bold]Classes:[/] {what}, guidance w = {args.guidance_scale:g}")
+        console.print(f"[bold]Classes:[/] {what}, guidance w = {plan.guidance_scale:g}")
     if plan.autoguidance is not None:
         console.print(f"[bold]Autoguidance:[/] w = {plan.autoguidance:g} by the run's early EMA weights")
 

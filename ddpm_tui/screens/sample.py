@@ -44,9 +44,10 @@ images. DPM-Solver++ also remembers the previous step's x0_hat and extrapolates 
 of DDPM's amount (η = 0 is the deterministic solver): the noise washes out part of the network's
 mistakes instead of following them. Coarse shapes settle first, fine strokes in the last steps (small t).
 
-**Class and guidance** (models trained with *conditional* on): the network also sees a label.
-Guidance w mixes its two predictions, ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)): w = 0 ignores the label,
-w = 1 is the plain conditional model, larger w gives more typical, less varied images.
+**Class and guidance** (models trained with *conditional* on, the default for clothes): the network
+also sees a label. Guidance w mixes its two predictions, ε(x_t, ∅) + w·(ε(x_t, y) − ε(x_t, ∅)): w = 0
+ignores the label, w = 1 is the plain conditional model, larger w gives more typical, less varied images
+({core.default_guidance_text()} by default). "all" draws every class equally often, one per row.
 
 **Autoguidance** (runs that kept their early EMA weights, the default): the same mix, with the
 model's own cruder self from 40% of the way through training in place of ∅,
@@ -110,7 +111,7 @@ NUMBER_FIELDS = [
     (
         "guidance_scale",
         "Guidance w",
-        f"{core.DEFAULT_GUIDANCE:g}",
+        "",
         Number(minimum=0, failure_description="guidance must be 0 or more"),
     ),
     ("autoguidance", "Autoguide w", "", Number(minimum=0, failure_description="autoguidance must be 0 or more")),
@@ -124,6 +125,7 @@ FLOAT_FIELDS = ("eta", "guidance_scale", "autoguidance")
 # buttons, the images' title, footer.
 FORM_ROWS, SUMMARY_ROWS = 11, 6
 AUTOGUIDANCE_PLACEHOLDER = "by dataset (1: ddpm, classes)"
+PLACEHOLDERS = {"autoguidance": AUTOGUIDANCE_PLACEHOLDER, "guidance_scale": "by dataset (classes only)"}
 
 
 def eta_placeholder(sampler: str) -> str:
@@ -188,6 +190,7 @@ class SampleScreen(Screen):
         self.nearest: torch.Tensor | None = None  # each shown image's nearest training image, after v
         self.chosen_sampler = core.FAST_SAMPLER
         self.how = ""  # how the running request samples, when there is more to say than the sampler
+        self.shown_guidance = ""  # the dataset's default guidance w last put in its field (replaced on a new model)
 
     def compose(self) -> ComposeResult:
         checkpoints = [(str(p), str(p)) for p in core.find_checkpoints(self.root)]
@@ -248,7 +251,7 @@ class SampleScreen(Screen):
                 compact=True,
                 validators=[validator],
                 valid_empty=not default,
-                placeholder=AUTOGUIDANCE_PLACEHOLDER if name == "autoguidance" else "",
+                placeholder=PLACEHOLDERS.get(name, ""),
             )
 
     def on_mount(self) -> None:
@@ -282,11 +285,11 @@ class SampleScreen(Screen):
         for name in ("guidance_scale", "autoguidance"):
             box = self.query_one(f"#{name}", Input)
             box.disabled = name in unavailable
-            box.placeholder = unavailable.get(name, AUTOGUIDANCE_PLACEHOLDER if name == "autoguidance" else "")
+            box.placeholder = unavailable.get(name, PLACEHOLDERS[name])
             if box.disabled:
                 box.value = ""
-            elif name == "guidance_scale" and not box.value:
-                box.value = f"{core.DEFAULT_GUIDANCE:g}"
+            elif name == "guidance_scale" and box.value in ("", self.shown_guidance):
+                self.shown_guidance = box.value = f"{core.default_guidance(message.traits.dataset):g}"
         classes = self.query_one("#class_label", Select)
         if message.traits.class_names:
             chosen = classes.value

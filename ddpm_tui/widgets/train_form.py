@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.validation import Function, Integer, Number
@@ -106,11 +107,18 @@ class TrainForm(Grid):
                 compact=True,
             )
         yield Label("Conditional")
+        dataset = self.defaults.get("dataset", DEFAULTS.dataset)
+        given = self.defaults.get("conditional")
         yield Switch(
-            self.defaults.get("conditional") == "1",
+            core.default_conditional(dataset) if given is None else given == "1",
             id="conditional",
-            tooltip="learn class-conditional generation for classifier-free guidance",
+            tooltip="learn class-conditional generation for classifier-free guidance (on by default for clothes)",
         )
+
+    @on(Select.Changed, "#dataset")
+    def follow_the_dataset(self, event: Select.Changed) -> None:
+        """Set the conditional switch to the chosen dataset's default (on for clothes, off for digits)."""
+        self.query_one("#conditional", Switch).value = core.default_conditional(str(event.value))
 
     def problems(self) -> list[str]:
         """What is wrong with the fields as typed, first field first (empty when all are valid)."""
@@ -140,8 +148,7 @@ class TrainForm(Grid):
         args = []
         for name in CHOICES:
             args += [f"--{name}", str(self.query_one(f"#{name}", Select).value)]
-        if self.query_one("#conditional", Switch).value:
-            args.append("--conditional")
+        args.append("--conditional" if self.query_one("#conditional", Switch).value else "--no-conditional")
         for f in FIELDS:
             value = self.query_one(f"#{f.flag}", Input).value.strip()
             if value:
