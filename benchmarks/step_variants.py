@@ -5,12 +5,17 @@
 
 For each variant: the median milliseconds of one network call on ``--num_images`` images (a sampling step,
 bf16 autocast where the device has it) and the images/s of the training step at batch 32, and the largest
-difference of its output from eager's. Variants:
+difference of its output from eager's. Ratios compare a variant with the eager row of the same run. Variants:
 
 - ``eager``: the network as ``core`` runs it;
 - ``channels_last``: weights and inputs in NHWC memory order, which some convolution kernels prefer;
 - ``compile``: ``torch.compile`` (inductor) of the network, with its one-time compile seconds (``--cold``:
-  with an empty compile cache, as a learner's first run has; otherwise the cache as found).
+  with an empty compile cache, as a learner's first run has; otherwise the cache as found);
+- ``bf16_weights``: the weights stored in bf16 for sampling, so autocast has no fp32 weight to cast at each
+  call (sampling only: training keeps fp32 weights for the optimiser).
+
+The network's weights are its initial ones plus small noise, so that every layer, including the output
+convolution that starts at zero, moves the output the differences are measured on.
 
 One record per variant goes to ``docs/records/speed/variants.jsonl``.
 """
@@ -27,7 +32,7 @@ import torch
 
 import core
 
-VARIANTS = ("eager", "channels_last", "compile")
+VARIANTS = ("eager", "channels_last", "compile", "bf16_weights")
 
 
 def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor, float]:
@@ -38,7 +43,19 @@ def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torc
     if variant == "compile":
         compiled = torch.compile(model, dynamic=False)
         return compiled, x, time.perf_counter() - start
+    if variant == "bf16_weights":
+        return model.to(torch.bfloat16), x, 0.0
     return model, x, 0.0
+
+
+def perturbed_network(device: torch.device) -> torch.nn.Module:
+    """The default network with seeded noise (std 0.02) added to every weight, in eval mode."""
+    torch.manual_seed(0)
+    model = core.build_model(core.TrainConfig(), (1, 28, 28)).to(device).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    return model
 
 
 def call_ms(model: torch.nn.Module, x: torch.Tensor, device: torch.device, repeats: int) -> tuple[float, float]:
@@ -57,8 +74,10 @@ def call_ms(model: torch.nn.Module, x: torch.Tensor, device: torch.device, repea
     return median * 1000, first
 
 
-def train_rate(variant: str, device: torch.device, repeats: int) -> float:
-    """Images/s of the default training step with the network as ``variant`` runs it."""
+def train_rate(variant: str, device: torch.device, repeats: int) -> float | None:
+    """Images/s of the default training step with the network as ``variant`` runs it (None: sampling only)."""
+    if variant == "bf16_weights":
+        return None
     with tempfile.TemporaryDirectory() as folder:
         trainer = core.Trainer(core.TrainConfig(device=str(device), output_dir=folder, guide_at=0.0))
         x0 = trainer.images_at(torch.arange(32, device=device))
@@ -80,17 +99,16 @@ def main() -> None:
     device = harness.setup(args)
     env = harness.environment(device)
     x = torch.randn(args.num_images, 1, 28, 28, device=device)
-    reference = None
+    with torch.no_grad(), core.autocast(device, core.use_bf16(device)):
+        reference = perturbed_network(device)(x, torch.full((len(x),), 500, device=device)).float()
     for variant in args.variants:
-        torch.manual_seed(0)
-        model = core.build_model(core.TrainConfig(), (1, 28, 28)).to(device).eval()
-        model, xx, _ = prepare(variant, model, x)
+        model, xx, _ = prepare(variant, perturbed_network(device), x)
         ms, first_s = call_ms(model, xx, device, args.repeats)
         with torch.no_grad(), core.autocast(device, core.use_bf16(device)):
             out = model(xx, torch.full((len(x),), 500, device=device)).float()
-        reference = out if reference is None else reference
         figures = {"call_ms": round(ms, 1), "first_call_s": round(first_s, 1)}
-        figures.update(train_img_s=round(train_rate(variant, device, args.repeats), 1))
+        rate = train_rate(variant, device, args.repeats)
+        figures.update(train_img_s=None if rate is None else round(rate, 1))
         figures["max_diff"] = float((out - reference).abs().max())
         config = {"variant": variant, "num_images": args.num_images, "model": "small", "batch_size": 32}
         if variant == "compile":

@@ -360,25 +360,38 @@ def speed_profile(root: Path) -> list[str]:
 
 def speed_variants(root: Path) -> list[str]:
     """Each way of running the network against eager: call time, compile time, training speed."""
-    rows = newest(
-        all_records(root, "speed", "variants"), lambda r: (r["config"]["variant"], r["config"].get("inductor_cache"))
-    )
+    every = all_records(root, "speed", "variants")
+    rows = newest(every, lambda r: (r["command"], r["config"]["variant"], r["config"].get("inductor_cache")))
     if not rows:
         return NO_RECORDS
-    eager = next((r["figures"] for r in rows if r["config"]["variant"] == "eager"), rows[0]["figures"])
 
     def cells(r: dict[str, Any]) -> tuple[str, ...]:
+        """The row's figures, as ratios to the eager row its own run wrote before it (timings under the same
+        load)."""
+        before = every[: every.index(r) + 1]
+        eager = next(e for e in reversed(before) if e["config"]["variant"] == "eager" and e["command"] == r["command"])
+        eager = eager["figures"]
         f = r["figures"]
         cache = r["config"].get("inductor_cache")
         return (
+            f"`{r['command'].removeprefix('benchmarks/step_variants.py').strip() or '(defaults)'}`",
             r["config"]["variant"] + (f", {cache} cache" if cache else ""),
             f"{f['call_ms']:.1f} ms ({eager['call_ms'] / f['call_ms']:.2f}x)",
             f"{f['first_call_s']:.1f} s",
-            f"{f['train_img_s']:.0f} ({f['train_img_s'] / eager['train_img_s']:.2f}x)",
+            "sampling only"
+            if f["train_img_s"] is None
+            else f"{f['train_img_s']:.0f} ({f['train_img_s'] / eager['train_img_s']:.2f}x)",
             f"{f['max_diff']:.2g}",
         )
 
-    header = ("variant", "one call, 64 images", "first call", "training images/s, batch 32", "largest difference")
+    header = (
+        "run",
+        "variant",
+        "one call, 64 images",
+        "first call",
+        "training images/s, batch 32",
+        "largest difference",
+    )
     return [*table(header, [cells(r) for r in rows]), "", provenance(rows, "benchmarks/step_variants.py")]
 
 
