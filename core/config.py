@@ -48,9 +48,10 @@ BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
 DEFAULT_GUIDE_AT: dict[str, float] = {"mnist": 0.4, "fashion_mnist": 0.2}
 
 
-# Datasets whose runs learn class-conditional generation unless asked otherwise (docs/fashion-mnist.md: telling the
-# model each garment's class halves the distance of its samples, and sampling every class equally often fixes the
-# class mix an unconditional model tilts). Others train unconditionally, as Ho et al. 2020 did.
+# Datasets whose runs learn class-conditional generation unless asked otherwise (docs/fashion-mnist.md: told each
+# garment's class and drawing every class equally often, clothes come within twice the distance of the training
+# images themselves, where an unconditional model stays three to five times away). Others train unconditionally, as
+# Ho et al. 2020 did.
 DEFAULT_CONDITIONAL: dict[str, bool] = {"fashion_mnist": True}
 
 
