@@ -419,10 +419,11 @@ def fashion_screen(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, command)]
 
 
-def fashion_full(root: Path) -> list[str]:
-    """Full-budget Fashion-MNIST runs as ``ddpm-tui eval`` scores them, one row per recipe and guidance: mean ±
-    std over the seeds of FD as a multiple of the training images', recognised as a share of the real share,
-    and the rarest and commonest class among the samples (its range over the seeds)."""
+def fashion_full(root: Path, part: str = "full", real: str = "clothes") -> list[str]:
+    """Full-budget runs (``docs/records/fashion-recipe/PART.jsonl``) as ``ddpm-tui eval`` scores them, one row
+    per recipe and guidance: mean ± std over the seeds of FD as a multiple of the training images', recognised
+    as a share of the real share, and the rarest and commonest class among the samples (its range over the
+    seeds); then the two references, real held-out ``real`` and training images."""
 
     def sampling(r: dict[str, Any]) -> tuple[bool, float | None, float, int | None]:
         """Conditional or not, its classifier-free w (None without classes), its autoguidance w and the
@@ -430,7 +431,7 @@ def fashion_full(root: Path) -> list[str]:
         cfg = r["settings"]["guidance_scale"] if r["conditional"] else None
         return r["conditional"], cfg, r["settings"]["autoguidance"] or 1, r.get("steps")
 
-    rows = newest(all_records(root, "fashion-recipe", "full"), lambda r: (r["run"], sampling(r)))
+    rows = newest(all_records(root, "fashion-recipe", part), lambda r: (r["run"], sampling(r)))
     if not rows:
         return NO_RECORDS
     groups: dict[tuple[Any, ...], Records] = {}
@@ -448,7 +449,7 @@ def fashion_full(root: Path) -> list[str]:
             spread([r["recognised_over_real"] for r in group], ".2f", "x"),
             class_range([r["class_range"] for r in group]),
         ))  # fmt: skip
-    for name, key in (("1,000 real held-out clothes", "floor"), ("the first 1,000 training images", "training")):
+    for name, key in ((f"1,000 real held-out {real}", "floor"), ("the first 1,000 training images", "training")):
         row = rows[-1][key]
         ranges = [row["class_range"]] if "class_range" in row else []
         cells.append((name, f"{row['fd']:.1f}", "", f"{row['recognised']:.1%}", "", class_range(ranges)))
@@ -504,6 +505,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "speed-variants": speed_variants,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
+    "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),
     "fashion-time": fashion_time,
 }
 
