@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -54,21 +55,26 @@ def shares_range(scores: dict[str, Any]) -> list[float]:
     return [round(min(scores["class_shares"]), 4), round(max(scores["class_shares"]), 4)]
 
 
+def run_config(run: Path) -> core.TrainConfig:
+    """The settings a run was trained with, from its ``config.json`` (no network is built)."""
+    return core.TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+
+
 def score_run(run: Path, settings: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """One run under one sampling setting, as ``ddpm-tui eval`` would score it."""
     checkpoint = run / "model_final.pt"
-    loaded = core.load_model(checkpoint)
+    config = run_config(run)
     result = evaluate_checkpoint(
         checkpoint, args.num_images, args.sampler, args.steps, args.seed, args.device, **settings
     )
     scores, floor, training = result["scores"], result["floor"], result["training"]
     row = {
         "run": str(run),
-        "dataset": loaded.config.dataset,
-        "seed": loaded.config.seed,
-        "conditional": loaded.config.conditional,
-        "recipe": recipe(loaded.config),
-        "config": dataclasses.asdict(loaded.config),
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "conditional": config.conditional,
+        "recipe": recipe(config),
+        "config": dataclasses.asdict(config),
         "sampler": args.sampler,
         "steps": args.steps,
         "settings": {"guidance_scale": result["settings"]["guidance_scale"], "autoguidance": result["autoguidance"]},
@@ -125,7 +131,7 @@ def main() -> None:
         row = {**score_run(run, {"autoguidance": None, "guidance_scale": None}, args), "train_seconds": round(seconds)}
         harness.record(args.results, row, harness.environment(core.resolve_device(args.device)))
     for run, auto, cfg in itertools.product(args.runs, args.autoguidance, args.guidance_scale):
-        if cfg != args.guidance_scale[0] and not core.load_model(run / "model_final.pt").config.conditional:
+        if cfg != args.guidance_scale[0] and not run_config(run).conditional:
             continue  # classifier-free guidance needs labels: score an unconditional run once
         settings = {"autoguidance": auto, "guidance_scale": cfg}
         environment = harness.environment(core.resolve_device(args.device))
