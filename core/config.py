@@ -16,7 +16,7 @@ from .device import DEVICES, PRECISIONS
 from .objective import LOGNORMAL_MEAN, LOGNORMAL_STD, PREDICTIONS, TIMESTEP_DENSITIES
 from .optimiser import OPTIMISERS
 from .schedule import SCHEDULES
-from .unet import ATTENTIONS, TIME_CONDITIONINGS, UPSAMPLINGS
+from .unet import ATTENTIONS, DECODERS, TIME_CONDITIONINGS, UPSAMPLINGS
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 # The CPU-sized networks leave out self-attention (measured on MNIST: no loss, 1.16x the training speed);
@@ -40,6 +40,7 @@ BEFORE_THE_FIELD_EXISTED: dict[str, Any] = {
     "guide_at": 0.0,
     "optimiser": "adamw",
     "attention": "lowest",
+    "decoder": "full",
 }
 
 
@@ -160,6 +161,12 @@ class TrainConfig:
         "trains 1.16x faster and scored as well)",
         ATTENTIONS,
     )
+    decoder: str = setting(
+        "full",
+        "up path: a stage per down-path tensor (Ho et al.), or lean: a stage per residual block, narrowing as "
+        "it upsamples (a third fewer multiply-adds)",
+        DECODERS,
+    )
     ema_decay: float = setting(
         0.999,
         "largest decay of the weights' moving average used for sampling; its warm-up (1 + n)/(10 + n) reaches "
@@ -266,6 +273,7 @@ class TrainConfig:
             "time_conditioning": self.time_conditioning,
             "upsample": self.upsample,
             "attention": self.attention,
+            "decoder": self.decoder,
         }
 
     @property

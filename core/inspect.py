@@ -241,8 +241,8 @@ def describe_levels(predictor: nn.Module, image_shape: Sequence[int]) -> tuple[l
         here["parameters"] += sum(p.numel() for p in entry.parameters())
         if isinstance(entry, nn.ModuleList):
             here["channels"] = max(here["channels"], shape[1])
-        if entry in sources:
-            here["skips"].append(shape[1])  # every down-path output is kept for the up path
+        if entry in sources and network.leaves_skip(entry):
+            here["skips"].append(shape[1])
         if isinstance(entry, nn.ModuleList):
             here["down" if index < len(sources) else "up"] += 1
             here["attention"] |= len(entry) > 1

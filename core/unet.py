@@ -40,6 +40,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 TIME_CONDITIONINGS: tuple[str, ...] = ("add", "scale_shift")
 UPSAMPLINGS: tuple[str, ...] = ("resize_conv", "conv_resize")
 ATTENTIONS: tuple[str, ...] = ("lowest", "middle", "none")
+DECODERS: tuple[str, ...] = ("full", "lean")
 
 
 class ResidualBlock(nn.Module):
@@ -117,12 +118,13 @@ class Upsample(nn.Module):
     """Double the resolution (nearest neighbour) and apply a 3x3 convolution; ``size`` restores odd sizes.
 
     ``"resize_conv"`` convolves after resizing (Ho et al. 2020); ``"conv_resize"`` convolves first, at the
-    lower resolution, which costs a quarter as much and leaves the finer work to the next blocks."""
+    lower resolution, which costs a quarter as much and leaves the finer work to the next blocks. The
+    convolution may also change the width, to the next level's (``out_channels``)."""
 
-    def __init__(self, channels: int, order: str = "resize_conv") -> None:
+    def __init__(self, channels: int, order: str = "resize_conv", out_channels: int | None = None) -> None:
         super().__init__()
         self.conv_first = order == "conv_resize"
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = nn.Conv2d(channels, out_channels or channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if self.conv_first:
@@ -147,6 +149,11 @@ class UNet(nn.Module):
         upsample: "resize_conv" or "conv_resize" (see Upsample).
         attention: where self-attention runs: after every block at the lowest resolution and in the
             bottleneck ("lowest", Ho et al. 2020), in the bottleneck only ("middle"), or nowhere ("none").
+        decoder: "full" (Ho et al. 2020): ``num_res_blocks + 1`` stages per level on the up path, taking every
+            tensor the down path made (the stem's and each downsampling step's too) as a skip. "lean":
+            ``num_res_blocks`` stages per level, taking the skips of the down path's residual blocks only,
+            and each upsampling convolution narrows to the next level's width; a third fewer multiply-adds
+            at the default size, most of them at full resolution.
     """
 
     def __init__(
@@ -160,16 +167,21 @@ class UNet(nn.Module):
         time_conditioning: str = "add",
         upsample: str = "resize_conv",
         attention: str = "lowest",
+        decoder: str = "full",
     ) -> None:
         super().__init__()
-        if time_conditioning not in TIME_CONDITIONINGS or upsample not in UPSAMPLINGS or attention not in ATTENTIONS:
-            raise ValueError(
-                f"time_conditioning must be one of {TIME_CONDITIONINGS}, upsample one of {UPSAMPLINGS}, "
-                f"attention one of {ATTENTIONS}"
-            )
+        for name, value, allowed in (
+            ("time_conditioning", time_conditioning, TIME_CONDITIONINGS),
+            ("upsample", upsample, UPSAMPLINGS),
+            ("attention", attention, ATTENTIONS),
+            ("decoder", decoder, DECODERS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         block = {"dropout": dropout, "time_conditioning": time_conditioning}
         self.base_channels = base_channels
         self.num_classes = num_classes
+        self.full_decoder = decoder == "full"
         self.skips_on = True  # False replaces every skip tensor by zeros (see core.inspect.skips_cut)
         time_dim = 4 * base_channels
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
@@ -179,7 +191,7 @@ class UNet(nn.Module):
         attend = [attention == "lowest" and level == lowest for level in range(len(channel_mults))]
 
         self.down, skip_channels = self._down_path(
-            base_channels, channel_mults, num_res_blocks, time_dim, block, attend
+            base_channels, channel_mults, num_res_blocks, time_dim, block, attend, self.full_decoder
         )
         channels = skip_channels[-1]
 
@@ -192,8 +204,9 @@ class UNet(nn.Module):
         )
 
         self.up = self._up_path(
-            base_channels, channel_mults, num_res_blocks, time_dim, block, attend, skip_channels, upsample
-        )
+            base_channels, channel_mults, num_res_blocks, time_dim, block, attend, skip_channels, upsample,
+            self.full_decoder,
+        )  # fmt: skip
         channels = base_channels * channel_mults[0]
 
         self.norm_out = nn.GroupNorm(GROUPS, channels)
@@ -203,12 +216,20 @@ class UNet(nn.Module):
 
     @classmethod
     def _down_path(
-        cls, base: int, mults: tuple[int, ...], blocks: int, time_dim: int, block: dict, attend: list[bool]
+        cls,
+        base: int,
+        mults: tuple[int, ...],
+        blocks: int,
+        time_dim: int,
+        block: dict,
+        attend: list[bool],
+        full_decoder: bool = True,
     ) -> tuple[nn.ModuleList, list[int]]:
         """The encoder: ``blocks`` residual stages per level, each level but the last followed by a
-        downsampling step; and the channels of every skip tensor it leaves for the decoder, in order."""
+        downsampling step; and the channels of every skip tensor it leaves for the decoder, in order (the
+        full decoder takes the stem's and every step's output, the lean one the residual stages' only)."""
         down = nn.ModuleList()
-        skip_channels = [base]
+        skip_channels = [base] if full_decoder else []
         channels = base
         for level, mult in enumerate(mults):
             for _ in range(blocks):
@@ -217,7 +238,8 @@ class UNet(nn.Module):
                 skip_channels.append(channels)
             if level != len(mults) - 1:
                 down.append(Downsample(channels))
-                skip_channels.append(channels)
+                if full_decoder:
+                    skip_channels.append(channels)
         return down, skip_channels
 
     @classmethod
@@ -231,17 +253,21 @@ class UNet(nn.Module):
         attend: list[bool],
         skip_channels: list[int],
         upsample: str = "resize_conv",
+        full_decoder: bool = True,
     ) -> nn.ModuleList:
-        """The decoder: ``blocks + 1`` stages per level, lowest first, each taking one skip tensor (popped
-        from ``skip_channels``), and an upsampling step between levels."""
+        """The decoder, lowest level first: per level ``blocks + 1`` stages (full) or ``blocks`` (lean),
+        each taking one skip tensor (popped from ``skip_channels``), and an upsampling step between levels,
+        which keeps the width (full) or narrows to the next level's (lean)."""
         up = nn.ModuleList()
         channels = skip_channels[-1]
         for level, mult in reversed(list(enumerate(mults))):
-            for _ in range(blocks + 1):
+            for _ in range(blocks + full_decoder):
                 up.append(cls._stage(channels + skip_channels.pop(), base * mult, time_dim, block, attend[level]))
                 channels = base * mult
             if level != 0:
-                up.append(Upsample(channels, upsample))
+                narrowed = channels if full_decoder else base * mults[level - 1]
+                up.append(Upsample(channels, upsample, narrowed))
+                channels = narrowed
         return up
 
     @staticmethod
@@ -251,6 +277,11 @@ class UNet(nn.Module):
         if attend:
             layers.append(SelfAttention(out_ch))
         return nn.ModuleList(layers)
+
+    def leaves_skip(self, layer: nn.Module) -> bool:
+        """Whether the up path receives the output of ``layer`` (``conv_in`` or an entry of ``down``): every
+        one's with the full decoder, the residual stages' only with the lean one."""
+        return self.full_decoder or isinstance(layer, nn.ModuleList)
 
     @property
     def null_class(self) -> int:
@@ -271,10 +302,11 @@ class UNet(nn.Module):
         elif y is not None:
             raise ValueError("this model was trained without class labels (train with --conditional)")
         h = self.conv_in(x)
-        skips = [h]
+        skips = [h] if self.leaves_skip(self.conv_in) else []
         for layer in self.down:
             h = layer(h) if isinstance(layer, Downsample) else _run_stage(layer, h, t_emb)
-            skips.append(h)
+            if self.leaves_skip(layer):
+                skips.append(h)
         h = self.mid[2](self.mid[1](self.mid[0](h, t_emb)), t_emb)
         for layer in self.up:
             if isinstance(layer, Upsample):

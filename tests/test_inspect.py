@@ -165,3 +165,10 @@ def test_inspect_asks_a_conditional_model_without_a_label(tiny_conditional_run, 
     argv = ["inspect", "--checkpoint", str(tiny_conditional_run / "model_final.pt"), "--num_images", "4"]
     assert main([*argv, "--t", "5", "--output", str(tmp_path / "f.png")]) == 0
     assert "null class" in capsys.readouterr().out
+
+
+def test_levels_of_the_lean_decoder_show_one_skip_per_residual_stage():
+    network = core.UNet(1, base_channels=32, attention="none", upsample="conv_resize", decoder="lean")
+    levels, _ = core.describe_levels(network, (1, 28, 28))
+    assert [level.up_blocks for level in levels] == [1, 1, 1]
+    assert [level.skip_channels for level in levels] == [[32], [64], [64]]

@@ -5,7 +5,7 @@ import torch
 
 from core import MODEL_PRESETS, TrainConfig, UNet, count_parameters, timestep_embedding
 from core.optimiser import OPTIMISERS, make_optimisers
-from core.unet import SelfAttention
+from core.unet import SelfAttention, Upsample
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 30, 30)])
@@ -38,10 +38,10 @@ def test_time_changes_the_prediction():
     assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
 
 
-@pytest.mark.parametrize("name", OPTIMISERS)
-def test_tiny_model_overfits_one_batch(name):
+@pytest.mark.parametrize(("name", "decoder"), [*((name, "full") for name in OPTIMISERS), ("adamw", "lean")])
+def test_tiny_model_overfits_one_batch(name, decoder):
     torch.manual_seed(0)
-    model = UNet(1, base_channels=16)
+    model = UNet(1, base_channels=16, decoder=decoder)
     x, t, target = torch.randn(4, 1, 28, 28), torch.tensor([5, 50, 200, 700]), torch.randn(4, 1, 28, 28)
     optimisers = make_optimisers(model, name, 2e-3, fused=None)
     first = None
@@ -125,3 +125,27 @@ def test_convolving_before_upsampling_costs_a_quarter_at_the_upsampled_resolutio
         model(torch.randn(1, 1, 28, 28), torch.tensor([1]))
         counts[order] = sum(macs)
     assert counts["resize_conv"] == 4 * counts["conv_resize"]
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_lean_decoder_takes_the_residual_stages_skips_and_costs_less(blocks):
+    """The lean up path has ``blocks`` stages per level, each fed the output of the down path's mirrored
+    residual stage, and upsampling convolutions that narrow to the next level's width; it keeps the
+    shapes and the zero function at the start, and at the default size does about 0.6x the arithmetic."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = {}
+    for decoder in ("full", "lean"):
+        model = UNet(1, 32, num_res_blocks=blocks, attention="none", upsample="conv_resize", decoder=decoder)
+        stages = [layer for layer in model.up if not isinstance(layer, Upsample)]
+        assert len(stages) == 3 * (blocks + (decoder == "full"))
+        counter = FlopCounterMode(display=False)
+        with counter:
+            assert model(torch.randn(1, 1, 28, 28), torch.tensor([5])).abs().max().item() == 0.0
+        flops[decoder] = counter.get_total_flops()
+    assert [up.conv.out_channels for up in model.up if isinstance(up, Upsample)] == [64, 32]
+    assert [stage[0].conv1.in_channels for stage in stages][-blocks:] == [32 + 32] * blocks  # narrowed, and a skip
+    assert flops["lean"] / flops["full"] < (0.65 if blocks == 1 else 0.8)
+    for shape in ((3, 32, 32), (1, 30, 30)):
+        x = torch.randn(2, *shape)
+        assert UNet(shape[0], 16, decoder="lean", attention="lowest")(x, torch.tensor([0, 9])).shape == x.shape
