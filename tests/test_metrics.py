@@ -146,6 +146,12 @@ def test_a_cached_eval_is_reused_only_while_the_sampler_visits_the_same_timestep
         cache.write_text(json.dumps({**result, "settings": settings}))
         assert main(command) == 0
         assert "12345" not in capsys.readouterr().out
+    # an older ddpm-tui's cache, written before eval scored the training images: redone, not a KeyError
+    result = json.loads(cache.read_text())
+    result["scores"]["frechet_distance"] = 12345.0
+    cache.write_text(json.dumps({k: v for k, v in result.items() if k != "training"}))
+    assert main(command) == 0
+    assert "12345" not in capsys.readouterr().out and "training" in json.loads(cache.read_text())
 
 
 def test_the_shipped_classifier_loads_without_training_and_keeps_its_accuracy():

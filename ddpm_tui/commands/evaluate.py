@@ -105,13 +105,15 @@ def sampling_settings(
 
 
 def cached_result(path: Path, settings: dict) -> dict | None:
-    """The ``eval.json`` beside the checkpoint, if it scored this checkpoint file with these settings."""
+    """The ``eval.json`` beside the checkpoint, if it scored this checkpoint file with these settings and
+    holds every score eval now gives (one written before the training images were scored is redone)."""
     cache = path.parent / "eval.json"
     try:
         cached = json.loads(cache.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if cached.get("settings") == settings and cached.get("mtime") == path.stat().st_mtime:
+    complete = "scores" not in cached or "training" in cached
+    if complete and cached.get("settings") == settings and cached.get("mtime") == path.stat().st_mtime:
         return cached
     return None
 
