@@ -21,11 +21,36 @@ from .unet import ATTENTIONS, DECODERS, TIME_CONDITIONINGS, UPSAMPLINGS
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 # The CPU-sized networks leave out self-attention (measured on MNIST: no loss, 1.16x the training speed);
 # the GPU-sized ones keep Ho et al.'s at the lowest resolution, where CIFAR-10's objects are not measured.
+# Every preset keeps Ho et al.'s decoder: the lean one is faster but scored worse (docs/decoder.md).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"base_channels": 16, "channel_mults": (1, 2, 2), "num_res_blocks": 1, "attention": "none"},
-    "small": {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1, "attention": "none"},
-    "base": {"base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2, "attention": "lowest"},
-    "large": {"base_channels": 128, "channel_mults": (1, 2, 2, 2), "num_res_blocks": 2, "attention": "lowest"},
+    "tiny": {
+        "base_channels": 16,
+        "channel_mults": (1, 2, 2),
+        "num_res_blocks": 1,
+        "attention": "none",
+        "decoder": "full",
+    },
+    "small": {
+        "base_channels": 32,
+        "channel_mults": (1, 2, 2),
+        "num_res_blocks": 1,
+        "attention": "none",
+        "decoder": "full",
+    },
+    "base": {
+        "base_channels": 64,
+        "channel_mults": (1, 2, 2),
+        "num_res_blocks": 2,
+        "attention": "lowest",
+        "decoder": "full",
+    },
+    "large": {
+        "base_channels": 128,
+        "channel_mults": (1, 2, 2, 2),
+        "num_res_blocks": 2,
+        "attention": "lowest",
+        "decoder": "full",
+    },
 }
 
 # What a checkpoint written before a field existed was trained with, whatever today's default is.
@@ -284,6 +309,7 @@ class TrainConfig:
             "channel_mults": tuple(self.channel_mults),
             "num_res_blocks": self.num_res_blocks,
             "attention": self.attention,
+            "decoder": self.decoder,
         }
         return next((name for name, preset in MODEL_PRESETS.items() if preset == mine), "custom")
 

@@ -269,7 +269,10 @@ def test_model_preset_and_an_explicit_width_combine():
         "channel_mults": (1, 2, 2),
         "num_res_blocks": 2,
         "attention": "lowest",
+        "decoder": "full",
     }
+    given = setting_overrides(parser.parse_args(["train", "--model", "small", "--decoder", "lean"]))
+    assert given["decoder"] == "lean" and given["base_channels"] == 32
     given = setting_overrides(parser.parse_args(["train", "--model", "large", "--base_channels", "96"]))
     assert given["base_channels"] == 96 and given["num_res_blocks"] == 2
     given = setting_overrides(parser.parse_args(["train", "--model", "base", "--attention", "none"]))

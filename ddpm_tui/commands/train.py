@@ -15,7 +15,7 @@ HELP = "train a U-Net to predict noise"
 COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
 MODEL_HELP = (
     "default small; see docs/performance.md). Explicit --base_channels, --channel_mults, --num_res_blocks or "
-    "--attention override it"
+    "--attention or --decoder override it"
 )
 
 
@@ -99,7 +99,7 @@ def _print_setup(trainer: core.Trainer) -> None:
     console.print(
         f"[bold]Model:[/] U-Net '{cfg.model_name}' (base_channels {cfg.base_channels}, levels "
         f"{'x'.join(map(str, cfg.channel_mults))}, {cfg.num_res_blocks} blocks per level, "
-        f"self-attention: {cfg.attention}), "
+        f"self-attention: {cfg.attention}, decoder: {cfg.decoder}), "
         f"{trainer.param_count:,} parameters{kind}, predicting {cfg.prediction}"
     )
     console.print(f"[bold]Device:[/] {trainer.device_label}   [bold]Schedule:[/] {cfg.schedule}, T = {cfg.timesteps}")
