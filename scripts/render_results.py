@@ -487,7 +487,85 @@ def class_range(ranges: list[list[float]]) -> str:
     return " / ".join(ends)
 
 
+# eval's default sampling for each dataset when the decoder runs were scored: a run counts in the decoder
+# table only under these (and with no other setting changed but the decoder).
+DEFAULT_SAMPLING = {
+    "mnist": {"guidance_scale": 3.0, "autoguidance": 2.0},
+    "fashion_mnist": {"guidance_scale": 1.25, "autoguidance": None},
+}
+
+
+def decoder_quality(root: Path) -> list[str]:
+    """Runs with each decoder and number of epochs, every other setting the dataset's default, scored as ``ddpm-tui
+    eval`` scores them: mean ± std over the runs of FD (and as a multiple of the training images') and the
+    recognised share (and as a share of real images')."""
+    scored = [*all_records(root, "decoder", "mnist"), *all_records(root, "decoder", "fashion")]
+    scored += all_records(root, "fashion-recipe", "full")  # the full decoder's clothes runs
+    defaults = [
+        r
+        for r in scored
+        if set(r["recipe"]) <= {"decoder", "conditional", "epochs"}
+        and r["conditional"] == (r["dataset"] == "fashion_mnist")
+        and r.get("steps") is None
+        and r["settings"] == DEFAULT_SAMPLING[r["dataset"]]
+    ]
+    rows = newest(defaults, lambda r: r["run"])
+    if not rows:
+        return NO_RECORDS
+    groups: dict[tuple[str, str, int], Records] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["config"].get("decoder", "full"), r["config"]["epochs"]), []).append(r)
+    cells = [
+        (
+            dataset,
+            f"`{decoder}`",
+            str(epochs),
+            spread([r["fd"] for r in group], ".1f"),
+            spread([r["fd_over_training"] for r in group], ".2f", "x"),
+            spread([r["recognised"] for r in group], ".1%"),
+            spread([r["recognised_over_real"] for r in group], ".2f", "x"),
+        )
+        for (dataset, decoder, epochs), group in sorted(groups.items())
+    ]
+    header = ("dataset", "decoder", "epochs", "FD", "/ training images'", "recognised", "/ real images'")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/fashion_recipe.py --runs RUN ...")]
+
+
+def decoder_speed(root: Path) -> list[str]:
+    """The two decoders timed in alternation in one run: arithmetic, training rate, one call, samplers."""
+    rows = newest(all_records(root, "speed", "decoder"), lambda r: r["config"]["decoder"])
+    if not rows:
+        return NO_RECORDS
+    full = next((r["figures"] for r in rows if r["config"]["decoder"] == "full"), rows[0]["figures"])
+    samplers = [key.removesuffix("_s") for key in full if ":" in key and key.endswith("_s")]
+
+    def ratio(f: dict[str, Any], key: str, faster_is_larger: bool = False) -> str:
+        value = f[key] / full[key] if faster_is_larger else full[key] / f[key]
+        return f" ({value:.2f}x)"
+
+    cells = [
+        (
+            f"`{r['config']['decoder']}`",
+            f"{r['figures']['multiply_adds'] / 1e6:.0f}M",
+            f"{r['figures']['parameters']:,}",
+            f"{r['figures']['train_img_s']:.0f}" + ratio(r["figures"], "train_img_s", faster_is_larger=True),
+            f"{r['figures']['call_ms']:.1f} ms" + ratio(r["figures"], "call_ms"),
+            f"{r['figures']['floor_call_ms']:.0f} ms at {r['figures']['conv_gflops']} GFLOP/s",
+            *(f"{r['figures'][key + '_s']:.2f} s" + ratio(r["figures"], key + "_s") for key in samplers),
+        )
+        for r in rows
+    ]
+    n = rows[0]["config"]["num_images"]
+    names = [f"{key.split(':')[0]}, {full[key + '_calls']} calls" for key in samplers]
+    header = ("decoder", "multiply-adds per image", "parameters", "training images/s, batch 32",
+              f"one call, {n} images", "its arithmetic at convolution speed",
+              *(f"{name}, {n} images" for name in names))  # fmt: skip
+    return [*table(header, cells), "", provenance(rows, "benchmarks/decoder_speed.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
+    "decoder-quality": decoder_quality,
+    "decoder-speed": decoder_speed,
     "headline": headline,
     "default-run": default_run,
     "fast-vs-ddpm": fast_vs_ddpm,

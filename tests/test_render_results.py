@@ -83,3 +83,46 @@ def test_an_unknown_table_name_is_an_error(tmp_path):
     (tmp_path / "README.md").write_text("<!-- results: nonsense -->\n<!-- /results -->\n")
     result = run("--root", str(tmp_path), "--check")
     assert result.returncode == 1 and "nonsense" in result.stderr
+
+
+def scored_run(run: str, fd: float, decoder: str | None = None, epochs: int = 20, **changed) -> dict:
+    """A record as ``benchmarks/fashion_recipe.py`` writes it for an MNIST run, scored under eval's default
+    sampling unless ``changed`` says otherwise; ``decoder`` None is a run from before the setting existed."""
+    recipe = {**({"decoder": decoder} if decoder else {}), **({"epochs": epochs} if epochs != 20 else {})}
+    return {
+        "run": run,
+        "dataset": "mnist",
+        "conditional": False,
+        "recipe": recipe,
+        "config": {"epochs": epochs, **({"decoder": decoder} if decoder else {})},
+        "settings": {"guidance_scale": 3.0, "autoguidance": 2.0},
+        "fd": fd,
+        "fd_over_training": fd / 8,
+        "recognised": 0.86,
+        "recognised_over_real": 0.92,
+        **{"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 1},
+        "date": "2026-12-06T00:00:00+00:00",
+        **changed,
+    }
+
+
+def test_the_decoder_table_groups_default_runs_by_decoder_and_epochs(tmp_path):
+    rows = [
+        scored_run("a", 10.0),  # a run from before the decoder setting: the full decoder
+        scored_run("b", 12.0, "full"),
+        scored_run("c", 99.0, "lean"),
+        scored_run("c", 13.0, "lean"),  # its rescore replaces it
+        scored_run("c", 50.0, "lean", settings={"guidance_scale": 3.0, "autoguidance": 3.0}),  # not eval's default
+        scored_run("d", 60.0, "lean", recipe={"decoder": "lean", "lr": 0.002}),  # another setting changed
+        scored_run("e", 9.0, "lean", epochs=30),
+    ]
+    records = tmp_path / "docs" / "records" / "decoder"
+    records.mkdir(parents=True)
+    (records / "mnist.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "docs" / "page.md").write_text("<!-- results: decoder-quality -->\n<!-- /results -->\n")
+    assert run("--root", str(tmp_path)).returncode == 0
+    text = (tmp_path / "docs" / "page.md").read_text()
+    assert "| mnist | `full` | 20 | 11.0 ± 1.4 (2 runs) |" in text
+    assert "| mnist | `lean` | 20 | 13.0 |" in text
+    assert "| mnist | `lean` | 30 | 9.0 |" in text
+    assert "99.0" not in text and "50.0" not in text and "60.0" not in text
