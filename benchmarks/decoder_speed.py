@@ -100,10 +100,7 @@ def calls(trainer: core.Trainer) -> dict[str, int]:
     counted = {}
     for name, steps, guided in SAMPLERS:
         plan = core.plan_sampling(model, schedule, shape, 1, name, steps, guide=model if guided else None)
-        count = len(plan.timesteps)
-        if plan.autoguidance is not None:
-            count = core.guided_calls(core.guidance_interval(schedule), plan.timesteps)
-        counted[f"{name}:{steps or 'default'}_calls"] = count
+        counted[f"{name}:{steps or 'default'}_calls"] = harness.calls(schedule, plan)
     return counted
 
 

@@ -191,3 +191,10 @@ def diffusers_unet(image_shape: tuple[int, ...], width: int, mults: tuple[int, .
         norm_num_groups=8,
         add_attention=attention != "none",
     )
+
+
+def calls(schedule: core.NoiseSchedule, plan: core.SamplingPlan) -> int:
+    """Network calls per image: one a step, two on each step that autoguidance guides."""
+    if plan.autoguidance is None:
+        return len(plan.timesteps)
+    return core.guided_calls(core.guidance_interval(schedule), plan.timesteps)

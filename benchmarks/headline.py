@@ -107,7 +107,7 @@ def samplers(checkpoint: Path, count: int) -> list[dict[str, Any]]:
                 "config": {"checkpoint": str(checkpoint), "num_images": count, "autoguidance": plan.autoguidance},
                 "figures": {
                     "steps": len(plan.timesteps),
-                    "calls": calls(loaded.schedule, plan),
+                    "calls": harness.calls(loaded.schedule, plan),
                     **harness.figures(evaluator.score(images, labels)),
                     "floor_fd": floor["fd"],
                     "floor_recognised": floor["recognised"],
@@ -116,13 +116,6 @@ def samplers(checkpoint: Path, count: int) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def calls(schedule: core.NoiseSchedule, plan: core.SamplingPlan) -> int:
-    """Network calls per image: one a step, two on each step that autoguidance guides."""
-    if plan.autoguidance is None:
-        return len(plan.timesteps)
-    return core.guided_calls(core.guidance_interval(schedule), plan.timesteps)
 
 
 def throughput(batch: int, repeats: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ DDPM trains a network to look at a noisy image :math:`x_t` and the step :math:`t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -132,6 +133,31 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, size=size, mode="nearest"))
 
 
+@dataclass(frozen=True)
+class _Levels:
+    """What both paths of a U-Net are built from: the first level's width ``base`` and each level's
+    multiplier, residual stages per level, the time embedding's size, the residual blocks' settings,
+    whether each level attends, and whether the decoder is Ho et al.'s full one."""
+
+    base: int
+    mults: tuple[int, ...]
+    blocks: int
+    time_dim: int
+    block: dict
+    attend: tuple[bool, ...]
+    full_decoder: bool
+
+    def width(self, level: int) -> int:
+        return self.base * self.mults[level]
+
+    def stage(self, in_channels: int, level: int) -> nn.ModuleList:
+        """A residual block to this level's width, followed by self-attention where the level attends."""
+        layers: list[nn.Module] = [ResidualBlock(in_channels, self.width(level), self.time_dim, **self.block)]
+        if self.attend[level]:
+            layers.append(SelfAttention(self.width(level)))
+        return nn.ModuleList(layers)
+
+
 class UNet(nn.Module):
     r"""The U-Net :math:`\epsilon_\theta(x_t, t)`, or :math:`\epsilon_\theta(x_t, t, y)` with class labels.
 
@@ -188,11 +214,10 @@ class UNet(nn.Module):
         self.class_embedding = nn.Embedding(num_classes + 1, time_dim) if num_classes else None
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
         lowest = len(channel_mults) - 1
-        attend = [attention == "lowest" and level == lowest for level in range(len(channel_mults))]
+        attend = tuple(attention == "lowest" and level == lowest for level in range(len(channel_mults)))
+        plan = _Levels(base_channels, tuple(channel_mults), num_res_blocks, time_dim, block, attend, self.full_decoder)
 
-        self.down, skip_channels = self._down_path(
-            base_channels, channel_mults, num_res_blocks, time_dim, block, attend, self.full_decoder
-        )
+        self.down, skip_channels = self._down_path(plan)
         channels = skip_channels[-1]
 
         self.mid = nn.ModuleList(
@@ -203,10 +228,7 @@ class UNet(nn.Module):
             ]
         )
 
-        self.up = self._up_path(
-            base_channels, channel_mults, num_res_blocks, time_dim, block, attend, skip_channels, upsample,
-            self.full_decoder,
-        )  # fmt: skip
+        self.up = self._up_path(plan, skip_channels, upsample)
         channels = base_channels * channel_mults[0]
 
         self.norm_out = nn.GroupNorm(GROUPS, channels)
@@ -214,69 +236,41 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    @classmethod
-    def _down_path(
-        cls,
-        base: int,
-        mults: tuple[int, ...],
-        blocks: int,
-        time_dim: int,
-        block: dict,
-        attend: list[bool],
-        full_decoder: bool = True,
-    ) -> tuple[nn.ModuleList, list[int]]:
+    @staticmethod
+    def _down_path(plan: _Levels) -> tuple[nn.ModuleList, list[int]]:
         """The encoder: ``blocks`` residual stages per level, each level but the last followed by a
         downsampling step; and the channels of every skip tensor it leaves for the decoder, in order (the
         full decoder takes the stem's and every step's output, the lean one the residual stages' only)."""
         down = nn.ModuleList()
-        skip_channels = [base] if full_decoder else []
-        channels = base
-        for level, mult in enumerate(mults):
-            for _ in range(blocks):
-                down.append(cls._stage(channels, base * mult, time_dim, block, attend[level]))
-                channels = base * mult
+        skip_channels = [plan.base] if plan.full_decoder else []
+        channels = plan.base
+        for level in range(len(plan.mults)):
+            for _ in range(plan.blocks):
+                down.append(plan.stage(channels, level))
+                channels = plan.width(level)
                 skip_channels.append(channels)
-            if level != len(mults) - 1:
+            if level != len(plan.mults) - 1:
                 down.append(Downsample(channels))
-                if full_decoder:
+                if plan.full_decoder:
                     skip_channels.append(channels)
         return down, skip_channels
 
-    @classmethod
-    def _up_path(
-        cls,
-        base: int,
-        mults: tuple[int, ...],
-        blocks: int,
-        time_dim: int,
-        block: dict,
-        attend: list[bool],
-        skip_channels: list[int],
-        upsample: str = "resize_conv",
-        full_decoder: bool = True,
-    ) -> nn.ModuleList:
+    @staticmethod
+    def _up_path(plan: _Levels, skip_channels: list[int], upsample: str) -> nn.ModuleList:
         """The decoder, lowest level first: per level ``blocks + 1`` stages (full) or ``blocks`` (lean),
         each taking one skip tensor (popped from ``skip_channels``), and an upsampling step between levels,
         which keeps the width (full) or narrows to the next level's (lean)."""
         up = nn.ModuleList()
         channels = skip_channels[-1]
-        for level, mult in reversed(list(enumerate(mults))):
-            for _ in range(blocks + full_decoder):
-                up.append(cls._stage(channels + skip_channels.pop(), base * mult, time_dim, block, attend[level]))
-                channels = base * mult
+        for level in reversed(range(len(plan.mults))):
+            for _ in range(plan.blocks + plan.full_decoder):
+                up.append(plan.stage(channels + skip_channels.pop(), level))
+                channels = plan.width(level)
             if level != 0:
-                narrowed = channels if full_decoder else base * mults[level - 1]
+                narrowed = channels if plan.full_decoder else plan.width(level - 1)
                 up.append(Upsample(channels, upsample, narrowed))
                 channels = narrowed
         return up
-
-    @staticmethod
-    def _stage(in_ch: int, out_ch: int, time_dim: int, block: dict, attend: bool) -> nn.ModuleList:
-        """A residual block, followed by self-attention at the lowest resolution."""
-        layers: list[nn.Module] = [ResidualBlock(in_ch, out_ch, time_dim, **block)]
-        if attend:
-            layers.append(SelfAttention(out_ch))
-        return nn.ModuleList(layers)
 
     def leaves_skip(self, layer: nn.Module) -> bool:
         """Whether the up path receives the output of ``layer`` (``conv_in`` or an entry of ``down``): every
