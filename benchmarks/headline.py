@@ -6,13 +6,14 @@
 
 Four parts, each appending its records to ``docs/records/headline/PART.jsonl``:
 
-- ``default_run``: for each seed, ``ddpm-tui train --epochs 20 --seed S`` then ``ddpm-tui eval`` on its
-  checkpoint, both as a learner runs them: the training wall time, the final loss, and eval's Frechet
-  distance, recognised share and class entropy for 1,000 images beside the real floor.
+- ``default_run``: for each seed, ``ddpm-tui train --seed S`` (the default recipe, its epochs included) then
+  ``ddpm-tui eval`` on its checkpoint, both as a learner runs them: the training wall time, the final loss,
+  and eval's Frechet distance, recognised share and class entropy for 1,000 images beside the real floor.
 - ``samplers``: the first seed's checkpoint sampled by the default fast sampler and by DDPM's 1,000 steps,
   ``--sampler_images`` each from the same noise, with their seconds and scores.
-- ``throughput``: training images/s of the default network against diffusers' ``UNet2DModel`` with the
-  same blocks (no self-attention on either side), batch 32, the better precision of each side.
+- ``throughput``: training images/s at batch 32, the better precision of each side, of diffusers'
+  ``UNet2DModel`` against ours with the same blocks (Ho et al.'s full decoder, no self-attention on either
+  side), and of the default network (the lean decoder).
 - ``phase3``: the wall time of QUICKSTART's Phase 3, ``ddpm-tui sample --num_images 64
   --show_intermediate`` with DDPM's 1,000 steps, start-up and files included.
 
@@ -49,8 +50,8 @@ def command(*args: str) -> float:
 
 
 def default_run(seed: int, run_dir: Path) -> dict[str, Any]:
-    """Train the default recipe for 20 epochs with ``seed`` and score it as ``ddpm-tui eval`` does."""
-    train_seconds = command("train", "--epochs", "20", "--seed", str(seed), "--output_dir", str(run_dir))
+    """Train the default recipe with ``seed`` and score it as ``ddpm-tui eval`` does."""
+    train_seconds = command("train", "--seed", str(seed), "--output_dir", str(run_dir))
     eval_seconds = command("eval", "--checkpoint", str(run_dir / "model_final.pt"))
     result = json.loads((run_dir / "eval.json").read_text())
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").open() if '"kind": "epoch"' in line]
@@ -119,14 +120,20 @@ def samplers(checkpoint: Path, count: int) -> list[dict[str, Any]]:
 
 
 def throughput(batch: int, repeats: int) -> dict[str, Any]:
-    """Training images/s of the default network and of diffusers' at the same blocks, each side's better
-    precision, medians of ``repeats`` alternating timings of 10 steps."""
+    """Training images/s of the default network, of ours with Ho et al.'s full decoder and of diffusers' at the
+    full decoder's blocks (equal blocks: diffusers has no lean decoder), each in both precisions, medians of
+    ``repeats`` alternating timings of 10 steps."""
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
 
     config = core.TrainConfig(batch_size=batch, max_images=batch, output_dir=tempfile.mkdtemp(prefix="headline-"))
-    ours = {p: core.Trainer(dataclasses.replace(config, precision=p)) for p in ("fp32", "bf16")}
-    x0 = ours["fp32"].images_at(torch.arange(batch))
+    networks = {"ours": "full", "default": config.decoder}
+    ours = {
+        f"{name} {p}": core.Trainer(dataclasses.replace(config, decoder=decoder, precision=p))
+        for name, decoder in networks.items()
+        for p in ("fp32", "bf16")
+    }
+    x0 = ours["ours fp32"].images_at(torch.arange(batch))
     theirs = harness.diffusers_unet(
         tuple(x0.shape[1:]), config.base_channels, config.channel_mults, config.num_res_blocks, config.attention
     )
@@ -142,20 +149,26 @@ def throughput(batch: int, repeats: int) -> dict[str, Any]:
         optimiser.step()
 
     runs = {
-        **{f"ours {p}": (lambda t=t: [t.train_step(x0) for _ in range(10)]) for p, t in ours.items()},
+        **{name: (lambda t=t: [t.train_step(x0) for _ in range(10)]) for name, t in ours.items()},
         **{f"diffusers {p}": (lambda b=p == "bf16": [their_step(b) for _ in range(10)]) for p in ("fp32", "bf16")},
     }
     rates = {name: 10 * batch / harness.median_seconds(run, repeats)[0] for name, run in runs.items()}
-    best_ours = max(rates["ours fp32"], rates["ours bf16"])
-    best_theirs = max(rates["diffusers fp32"], rates["diffusers bf16"])
+    best = {side: max(rates[f"{side} fp32"], rates[f"{side} bf16"]) for side in ("ours", "default", "diffusers")}
     return {
         "part": "throughput",
-        "config": {"batch_size": batch, "repeats": repeats, "attention": f"{config.attention} on both sides"},
+        "config": {
+            "batch_size": batch,
+            "repeats": repeats,
+            "attention": f"{config.attention} on both sides",
+            "decoders": {"ours": "full", "default": config.decoder, "diffusers": "full"},
+        },
         "figures": {
             **{f"{k.replace(' ', '_')}_images_per_s": round(v, 1) for k, v in rates.items()},
-            "ours_parameters": ours["fp32"].param_count,
+            "ours_parameters": ours["ours fp32"].param_count,
+            "default_parameters": ours["default fp32"].param_count,
             "diffusers_parameters": sum(p.numel() for p in theirs.parameters()),
-            "ratio": round(best_ours / best_theirs, 2),
+            "ratio": round(best["ours"] / best["diffusers"], 2),
+            "default_ratio": round(best["default"] / best["diffusers"], 2),
         },
     }
 

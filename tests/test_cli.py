@@ -271,8 +271,8 @@ def test_model_preset_and_an_explicit_width_combine():
         "attention": "lowest",
         "decoder": "full",
     }
-    given = setting_overrides(parser.parse_args(["train", "--model", "small", "--decoder", "lean"]))
-    assert given["decoder"] == "lean" and given["base_channels"] == 32
+    given = setting_overrides(parser.parse_args(["train", "--model", "small", "--decoder", "full"]))
+    assert given["decoder"] == "full" and given["base_channels"] == 32
     given = setting_overrides(parser.parse_args(["train", "--model", "large", "--base_channels", "96"]))
     assert given["base_channels"] == 96 and given["num_res_blocks"] == 2
     given = setting_overrides(parser.parse_args(["train", "--model", "base", "--attention", "none"]))

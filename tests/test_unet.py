@@ -65,8 +65,9 @@ def test_every_model_preset_runs_and_they_grow_in_order(shape):
         x = torch.randn(1, *shape)
         assert model(x, torch.tensor([10])).shape == x.shape
         counts.append(count_parameters(model))
-    assert counts == sorted(counts) and counts[0] < 400_000 < 1_000_000 < counts[1] < 2_000_000 < counts[3]
-    assert TrainConfig(base_channels=48).model_name == TrainConfig(decoder="lean").model_name == "custom"
+    assert counts == sorted(counts) and counts[0] < 200_000 < counts[1] < 1_000_000 < counts[2] < counts[3]
+    assert TrainConfig().model_name == "small"
+    assert TrainConfig(base_channels=48).model_name == TrainConfig(decoder="full").model_name == "custom"
 
 
 @pytest.mark.parametrize("time_conditioning", ["add", "scale_shift"])
