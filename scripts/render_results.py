@@ -85,8 +85,15 @@ def sampler_cell(row: dict[str, Any]) -> str:
 
 
 def best_rates(speed: dict[str, float]) -> dict[str, float]:
-    """Each side's images/s at its better precision."""
-    return {s: max(speed[f"{s}_fp32_images_per_s"], speed[f"{s}_bf16_images_per_s"]) for s in ("ours", "diffusers")}
+    """Each network's images/s at its better precision: ours at diffusers' blocks, diffusers', and the default
+    network's where it differs from ours (records from before the default had its own decoder have none)."""
+    sides = [s for s in ("ours", "diffusers", "default") if f"{s}_fp32_images_per_s" in speed]
+    return {s: max(speed[f"{s}_fp32_images_per_s"], speed[f"{s}_bf16_images_per_s"]) for s in sides}
+
+
+def epochs(runs: Records) -> int:
+    """The epochs of the default runs ``runs`` (all ran the same recipe)."""
+    return runs[0]["config"]["epochs"]
 
 
 NO_RECORDS = ["(no records yet: run `make results`)"]
@@ -104,8 +111,8 @@ def headline(root: Path) -> list[str]:
     best, real = best_rates(speed), runs[0]["figures"]
     eval_command = "`ddpm-tui eval --checkpoint outputs/model_final.pt`"
     rows = [
-        ("training, 20 epochs of the default recipe", figure(runs, "train_minutes", ".1f", unit=" min"),
-         "`ddpm-tui train --epochs 20`"),
+        (f"training, {epochs(runs)} epochs of the default recipe", figure(runs, "train_minutes", ".1f", unit=" min"),
+         "`ddpm-tui train`"),
         (f"Frechet distance of 1,000 samples (real images: {real['floor_fd']:.2f})",
          figure(runs, "frechet_distance", ".1f"), eval_command),
         (f"recognised by the classifier (real: {real['floor_recognised']:.1%})",
@@ -114,8 +121,10 @@ def headline(root: Path) -> list[str]:
         (f"fast sampler, {fast['config']['num_images']} images (real: FD {fast['figures']['floor_fd']:.1f})",
          sampler_cell(fast), "`benchmarks/headline.py --parts samplers`"),
         ("DDPM's 1,000 steps from the same noise", sampler_cell(ddpm), "(the same)"),
-        ("training images/s against diffusers, equal blocks (no attention), batch 32",
-         f"{best['ours']:.0f} against {best['diffusers']:.0f} ({speed['ratio']:.2f}x)",
+        ("training images/s against diffusers, equal blocks (Ho et al.'s decoder, no attention), batch 32",
+         f"{best['ours']:.0f} against {best['diffusers']:.0f} ({speed['ratio']:.2f}x)"
+         + (f"; the default lean decoder {best['default']:.0f} ({speed['default_ratio']:.2f}x)" if "default" in best
+            else ""),
          "`benchmarks/headline.py --parts throughput`"),
         ("Phase 3: DDPM-1000, 64 images with frames, wall", f"{phase3[-1]['figures']['seconds']:.0f} s",
          "`ddpm-tui sample --checkpoint outputs/model_final.pt --num_images 64 --show_intermediate`"),
@@ -131,7 +140,7 @@ def default_run(root: Path) -> list[str]:
         return NO_RECORDS
     real = runs[0]["figures"]
     rows = [
-        ("training time, 20 epochs (minutes)", figure(runs, "train_minutes", ".1f"), ""),
+        (f"training time, {epochs(runs)} epochs (minutes)", figure(runs, "train_minutes", ".1f"), ""),
         ("loss, the last epoch's mean", figure(runs, "final_loss", ".4f"), ""),
         ("Frechet distance, 1,000 images", figure(runs, "frechet_distance", ".1f"), f"{real['floor_fd']:.2f}"),
         ("recognised (confidence >= 0.9)", figure(runs, "recognised", ".1f", 100, "%"),
@@ -178,12 +187,18 @@ def peers_throughput(root: Path) -> list[str]:
         return NO_RECORDS
     f = rows[-1]["figures"]
     cells = [
-        ("ours, `--attention none`", f"{f['ours_parameters']:,}", f"{f['ours_fp32_images_per_s']:.0f}",
+        ("ours, `--attention none --decoder full`", f"{f['ours_parameters']:,}", f"{f['ours_fp32_images_per_s']:.0f}",
          f"{f['ours_bf16_images_per_s']:.0f}"),
         ("diffusers `UNet2DModel`, no attention", f"{f['diffusers_parameters']:,}",
          f"{f['diffusers_fp32_images_per_s']:.0f}", f"{f['diffusers_bf16_images_per_s']:.0f}"),
         ("ours / diffusers, the better precision of each", "", "", f"{f['ratio']:.2f}x"),
     ]  # fmt: skip
+    if "default_ratio" in f:
+        cells += [
+            ("ours, the default: the lean decoder, fewer blocks", f"{f['default_parameters']:,}",
+             f"{f['default_fp32_images_per_s']:.0f}", f"{f['default_bf16_images_per_s']:.0f}"),
+            ("the default / diffusers", "", "", f"{f['default_ratio']:.2f}x"),
+        ]  # fmt: skip
     header = ("training images/s, batch 32", "parameters", "fp32", "bf16")
     return [*table(header, cells), "", provenance(rows[-1:], "benchmarks/headline.py --parts throughput")]
 
@@ -563,9 +578,35 @@ def decoder_speed(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/decoder_speed.py")]
 
 
+def decoder_run_time(root: Path) -> list[str]:
+    """Whole training runs timed in turn: each run's flags, decoder and epochs, its wall minutes and minutes per
+    epoch (mean ± std over the repeats), and its minutes per epoch as a multiple of the first run's."""
+    rows = newest(all_records(root, "decoder", "run_time"), lambda r: (r["flags"], r.get("repeat", 0)))
+    if not rows:
+        return NO_RECORDS
+    groups: dict[str, Records] = {}
+    for r in rows:
+        groups.setdefault(r["flags"], []).append(r)
+    first = statistics.fmean(r["figures"]["minutes_per_epoch"] for r in next(iter(groups.values())))
+    cells = [
+        (
+            f"`{('ddpm-tui train ' + flags).strip()}`",
+            f"`{group[0]['config']['decoder']}`",
+            str(group[0]["config"]["epochs"]),
+            figure(group, "train_minutes", ".2f", unit=" min"),
+            figure(group, "minutes_per_epoch", ".3f"),
+            f"{statistics.fmean(r['figures']['minutes_per_epoch'] for r in group) / first:.2f}x",
+        )
+        for flags, group in groups.items()
+    ]
+    header = ("run", "decoder", "epochs", "wall time", "minutes per epoch", "/ the first run's")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-speed": decoder_speed,
+    "decoder-run-time": decoder_run_time,
     "headline": headline,
     "default-run": default_run,
     "fast-vs-ddpm": fast_vs_ddpm,

@@ -28,7 +28,7 @@ def record(seed: int, fd: float, minutes: float) -> dict:
         "eval_minutes": 1.5,
     }
     machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-    return {"seed": seed, "figures": figures, **machine, "date": "2026-12-05T00:00:00+00:00"}
+    return {"seed": seed, "config": {"epochs": 30}, "figures": figures, **machine, "date": "2026-12-05T00:00:00+00:00"}
 
 
 def project(tmp_path: Path, rows: list[dict]) -> Path:
@@ -51,7 +51,7 @@ def test_a_table_shows_the_mean_and_spread_over_seeds_and_the_newest_run_of_each
     assert run("--root", str(root)).returncode == 0
     text = (root / "QUICKSTART.md").read_text()
     assert "| Frechet distance, 1,000 images | 12.0 ± 2.0 (3 runs) | 4.10 |" in text  # seed 0's rerun replaced 99
-    assert "| training time, 20 epochs (minutes) | 10.0 ± 1.0 (3 runs) |  |" in text
+    assert "| training time, 30 epochs (minutes) | 10.0 ± 1.0 (3 runs) |  |" in text
     assert "commit abc" in text and "2026-12-05" in text
     assert run("--root", str(root), "--check").returncode == 0
 
@@ -126,3 +126,24 @@ def test_the_decoder_table_groups_default_runs_by_decoder_and_epochs(tmp_path):
     assert "| mnist | `lean` | 20 | 13.0 |" in text
     assert "| mnist | `lean` | 30 | 9.0 |" in text
     assert "99.0" not in text and "50.0" not in text and "60.0" not in text
+
+
+def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
+    def timed(flags: str, decoder: str, epochs: int, minutes: float, repeat: int) -> dict:
+        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+        config = {"decoder": decoder, "epochs": epochs}
+        figures = {"train_minutes": minutes, "minutes_per_epoch": minutes / epochs, "final_loss": 0.1}
+        return {"flags": flags, "config": config, "figures": figures, "repeat": repeat, **machine, "date": "2026-12-06"}
+
+    rows = [timed("--decoder full --epochs 4", "full", 4, 2.0, 0), timed("--epochs 4", "lean", 4, 9.9, 0)]
+    rows += [timed("--decoder full --epochs 4", "full", 4, 2.4, 1), timed("--epochs 4", "lean", 4, 1.4, 1)]
+    rows.append(timed("--epochs 4", "lean", 4, 1.6, 0))  # a rerun of the same repeat replaces it
+    records = tmp_path / "docs" / "records" / "decoder"
+    records.mkdir(parents=True)
+    (records / "run_time.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "docs" / "page.md").write_text("<!-- results: decoder-run-time -->\n<!-- /results -->\n")
+    assert run("--root", str(tmp_path)).returncode == 0
+    text = (tmp_path / "docs" / "page.md").read_text()
+    full = "| `ddpm-tui train --decoder full --epochs 4` | `full` | 4 | 2.20 ± 0.28 min (2 runs) |"
+    assert full + " 0.550 ± 0.071 (2 runs) | 1.00x |" in text
+    assert "| `ddpm-tui train --epochs 4` | `lean` | 4 | 1.50 ± 0.14 min (2 runs) |" in text and "0.68x |" in text

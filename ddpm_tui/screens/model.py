@@ -33,7 +33,7 @@ CPU = torch.device("cpu")  # the screen loads models on the CPU, beside the app
 NO_CHECKPOINT = """\
 ### No checkpoint yet
 
-Train a model first (press **2**, or run `ddpm-tui train --epochs 20`); its `model_final.pt`, or the
+Train a model first (press **2**, or run `ddpm-tui train`); its `model_final.pt`, or the
 `checkpoint.pt` of a run still training, appears in the list above.
 """
 WHY_NOISE = """\

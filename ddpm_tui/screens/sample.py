@@ -29,7 +29,7 @@ NO_CHECKPOINT = """\
 ### No checkpoint yet
 
 Train a model first: press **2** for the Train screen and start a run, or run
-`ddpm-tui train --epochs 20` in a terminal. Its `model_final.pt` (or `checkpoint.pt` while it is still
+`ddpm-tui train` in a terminal. Its `model_final.pt` (or `checkpoint.pt` while it is still
 training) appears here; you can also type any checkpoint's path.
 """
 EXPLANATION = f"""\

@@ -1,0 +1,62 @@
+"""Run time: the wall minutes of whole training runs, each ``ddpm-tui train`` as a learner runs it, in turn.
+
+    .venv/bin/python benchmarks/run_time.py                      # Ho et al.'s decoder and the lean one, 20
+                                                                 # epochs each, then the default
+    .venv/bin/python benchmarks/run_time.py --runs "--decoder full --epochs 4" "--epochs 4" --repeats 3
+
+Each ``--runs`` entry is one run's extra flags (empty: the default recipe), started from a fresh output
+folder, start-up, per-epoch previews and the final files included. The runs go one after another, the
+whole list ``--repeats`` times, so slow drifts of the machine's speed reach every entry alike; run it on an
+otherwise idle machine. Its figures are wall times, and their ratios hold only within one run of this
+script. One record per run goes to ``docs/records/decoder/run_time.jsonl`` with the run's full config;
+quality is measured on separate seeds (docs/decoder.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import harness  # benchmarks/ is on the path when a script in it runs
+from headline import command
+
+RESULTS = harness.RECORDS / "decoder" / "run_time.jsonl"
+RUNS = ("--decoder full --epochs 20", "--epochs 20", "")
+
+
+def timed_run(flags: str, run_dir: Path) -> dict[str, Any]:
+    """Train with ``flags`` into ``run_dir``; the record of its wall minutes, steps and last epoch's loss."""
+    seconds = command("train", *shlex.split(flags), "--output_dir", str(run_dir))
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").open() if '"kind": "epoch"' in line]
+    config = json.loads((run_dir / "config.json").read_text())
+    return {
+        "part": "run_time",
+        "flags": flags,
+        "config": config,
+        "figures": {
+            "train_minutes": round(seconds / 60, 2),
+            "minutes_per_epoch": round(seconds / 60 / config["epochs"], 3),
+            "final_loss": round(epochs[-1]["loss"], 4),
+        },
+        "wall_s": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = harness.parser(__doc__, RESULTS)
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), help="each run's train flags, quoted")
+    parser.add_argument("--repeats", type=int, default=1, help="times to run the whole list, in turn")
+    args = parser.parse_args()
+    env = harness.environment(harness.setup(args))
+    with tempfile.TemporaryDirectory(prefix="run-time-") as folder:
+        for repeat in range(args.repeats):
+            for index, flags in enumerate(args.runs):
+                row = timed_run(flags, Path(folder) / f"run{repeat}_{index}")
+                harness.record(args.results, {**row, "repeat": repeat}, env)
+
+
+if __name__ == "__main__":
+    main()
