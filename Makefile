@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python scripts/render_results.py --check
 	$(BIN)/python -m pytest
 
-# The README's headline figures, measured here (about 45 minutes on 2 cores), then its tables rendered.
+# The README's headline figures, measured here (about an hour on 2 cores), then its tables rendered.
 results: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/headline.py

@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -154,7 +155,7 @@ def record(path: Path, row: dict[str, Any], environment_: dict[str, Any] | None 
     the :func:`environment`, print it, and return the whole record. The commit, whether the tree has
     uncommitted changes, and the date are read as the record is written (a long run can outlast an edit of
     the code); the device and threads come from ``environment_``, measured where the run began, if given."""
-    whole = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **row, **environment()}
+    whole = {"command": shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **row, **environment()}
     if environment_:
         whole.update({key: environment_[key] for key in ("device", "cpu", "cores", "threads", "torch")})
     path.parent.mkdir(parents=True, exist_ok=True)

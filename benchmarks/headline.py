@@ -177,7 +177,8 @@ def main() -> None:
     parser = harness.parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument("--sampler_images", type=int, default=200, help="images per sampler in 'samplers'")
+    parser.add_argument("--sampler_images", type=int, default=1000, help="images per sampler in 'samplers'")
+    parser.add_argument("--repeats", type=int, default=15, help="alternating timings per network in 'throughput'")
     parser.add_argument("--out", type=Path, default=harness.RECORDS / "headline")
     parser.add_argument("--runs", type=Path, default=Path("outputs/headline"), help="where the runs are trained")
     args = parser.parse_args()
@@ -190,7 +191,7 @@ def main() -> None:
         for row in samplers(first / "model_final.pt", args.sampler_images):
             harness.record(args.out / "samplers.jsonl", row, env)
     if "throughput" in args.parts:
-        harness.record(args.out / "throughput.jsonl", throughput(32, repeats=5), env)
+        harness.record(args.out / "throughput.jsonl", throughput(32, args.repeats), env)
     if "phase3" in args.parts:
         seconds = command(
             "sample", "--checkpoint", str(first / "model_final.pt"), "--num_images", "64", "--show_intermediate",
