@@ -61,7 +61,7 @@ def test_a_conditional_model_draws_the_class_it_is_asked_for():
     out; with w = 0 (the label ignored) both kinds come out."""
     torch.manual_seed(0)
     s = NoiseSchedule.create("linear", 50)
-    model = UNet(1, base_channels=16, channel_mults=(1, 2), num_classes=2)
+    model = UNet(1, base_channels=16, channel_mults=(1, 2), num_classes=2, attention="none", decoder="lean")
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     labels = torch.arange(128) % 2
     images = (labels.float() * 1.6 - 0.8).reshape(-1, 1, 1, 1).expand(-1, 1, 8, 8)

@@ -162,8 +162,8 @@ def test_a_folder_smaller_than_a_batch_trains_with_a_note(tmp_path, tiny_train_a
     assert "11 training images are fewer than one batch of 32: each step trains on all 11" in out
 
 
-def test_every_bad_folder_is_one_line_and_exit_2(tmp_path, tiny_train_args, digits_folder):
-    """Each bad folder through a real process: one line on stderr, status 2, no traceback."""
+def test_every_bad_folder_is_one_line_and_exit_2(tmp_path, tiny_train_args, digits_folder, capsys):
+    """Each bad folder: one line on stderr and status 2; two of them through a real process, with no traceback."""
     (tmp_path / "empty").mkdir()
     (tmp_path / "unreadable").mkdir()
     (tmp_path / "unreadable" / "a.png").write_bytes(b"garbage")
@@ -183,27 +183,19 @@ def test_every_bad_folder_is_one_line_and_exit_2(tmp_path, tiny_train_args, digi
         "--dataset folder needs --data_dir": [],
         "--conditional needs two or more classes": ["--data_dir", str(tmp_path / "flat"), "--conditional"],
     }
+
+    def argv(case: list[str]) -> list[str]:
+        folder = ["--max_images", "1000", "--dataset", "folder", *case, "--output_dir", str(tmp_path / "out")]
+        return ["train", *tiny_train_args, *folder]
+
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    running = {
-        message: subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ddpm_tui",
-                "train",
-                *tiny_train_args,
-                "--max_images",
-                "1000",
-                "--dataset",
-                "folder",
-                *argv,
-                "--output_dir",
-                str(tmp_path / "out"),
-            ],
-            **pipes,
-        )  # fmt: skip
-        for message, argv in cases.items()
-    }
+    real = ("huge.png, refused unread", "digit_x holds no images")
+    running = {m: subprocess.Popen([sys.executable, "-m", "ddpm_tui", *argv(cases[m])], **pipes) for m in real}
+    for message, case in cases.items():
+        with pytest.raises(SystemExit) as exited:
+            raise SystemExit(main(argv(case)))
+        err = capsys.readouterr().err.strip()
+        assert exited.value.code == 2 and message in err and len(err.splitlines()) == 1, (message, err)
     for message, process in running.items():
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 2, (message, stderr)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core import MODEL_PRESETS, TrainConfig, UNet, count_parameters, timestep_embedding
-from core.optimiser import OPTIMISERS, make_optimisers
+from core.optimiser import make_optimisers
 from core.unet import SelfAttention, Upsample
 
 
@@ -38,7 +38,7 @@ def test_time_changes_the_prediction():
     assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
 
 
-@pytest.mark.parametrize(("name", "decoder"), [*((name, "full") for name in OPTIMISERS), ("adamw", "lean")])
+@pytest.mark.parametrize(("name", "decoder"), [("muon", "lean"), ("adamw", "full")])  # the default, Ho et al.'s
 def test_tiny_model_overfits_one_batch(name, decoder):
     torch.manual_seed(0)
     model = UNet(1, base_channels=16, decoder=decoder)
