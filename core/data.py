@@ -172,7 +172,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"cannot read {path}: {err}") from None
 
 
-# Training on a bundled subset uses this many of its images, whatever the dataset, so 20 epochs take the
+# Training on a bundled subset uses this many of its images, whatever the dataset, so the default run takes the
 # same few minutes for MNIST (5,000 bundled) and Fashion-MNIST (10,000 bundled, all of which train the
 # scoring classifier).
 SUBSET_TRAINING_IMAGES = 5000

@@ -34,7 +34,7 @@ def test_bundled_datasets(name, split, count):
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_training_on_a_subset_uses_the_same_number_of_images_for_every_dataset(name):
-    """So 20 epochs take the same time on either; the first images of a shuffled file are a random subset."""
+    """So the default run takes the same time on either; the first images of a shuffled file are a random subset."""
     data = load_dataset(name, "train")
     assert len(data) == SUBSET_TRAINING_IMAGES == 5000
     torch.testing.assert_close(data.images, load_bundled(name, "train").images[:5000])
