@@ -106,6 +106,16 @@ def scored_run(run: str, fd: float, decoder: str | None = None, epochs: int = 20
     }
 
 
+def rendered(tmp_path: Path, part: str, name: str, rows: list[dict]) -> str:
+    """A page holding the one table ``name``, rendered from ``rows`` written as docs/records/decoder/PART.jsonl."""
+    records = tmp_path / "docs" / "records" / "decoder"
+    records.mkdir(parents=True)
+    (records / f"{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "docs" / "page.md").write_text(f"<!-- results: {name} -->\n<!-- /results -->\n")
+    assert run("--root", str(tmp_path)).returncode == 0
+    return (tmp_path / "docs" / "page.md").read_text()
+
+
 def test_the_decoder_table_groups_default_runs_by_decoder_and_epochs(tmp_path):
     rows = [
         scored_run("a", 10.0),  # a run from before the decoder setting: the full decoder
@@ -116,12 +126,7 @@ def test_the_decoder_table_groups_default_runs_by_decoder_and_epochs(tmp_path):
         scored_run("d", 60.0, "lean", recipe={"decoder": "lean", "lr": 0.002}),  # another setting changed
         scored_run("e", 9.0, "lean", epochs=30),
     ]
-    records = tmp_path / "docs" / "records" / "decoder"
-    records.mkdir(parents=True)
-    (records / "mnist.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "docs" / "page.md").write_text("<!-- results: decoder-quality -->\n<!-- /results -->\n")
-    assert run("--root", str(tmp_path)).returncode == 0
-    text = (tmp_path / "docs" / "page.md").read_text()
+    text = rendered(tmp_path, "mnist", "decoder-quality", rows)
     assert "| mnist | `full` | 20 | 11.0 ± 1.4 (2 runs) |" in text
     assert "| mnist | `lean` | 20 | 13.0 |" in text
     assert "| mnist | `lean` | 30 | 9.0 |" in text
@@ -138,12 +143,7 @@ def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
     rows = [timed("--decoder full --epochs 4", "full", 4, 2.0, 0), timed("--epochs 4", "lean", 4, 9.9, 0)]
     rows += [timed("--decoder full --epochs 4", "full", 4, 2.4, 1), timed("--epochs 4", "lean", 4, 1.4, 1)]
     rows.append(timed("--epochs 4", "lean", 4, 1.6, 0))  # a rerun of the same repeat replaces it
-    records = tmp_path / "docs" / "records" / "decoder"
-    records.mkdir(parents=True)
-    (records / "run_time.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "docs" / "page.md").write_text("<!-- results: decoder-run-time -->\n<!-- /results -->\n")
-    assert run("--root", str(tmp_path)).returncode == 0
-    text = (tmp_path / "docs" / "page.md").read_text()
+    text = rendered(tmp_path, "run_time", "decoder-run-time", rows)
     full = "| `ddpm-tui train --decoder full --epochs 4` | `full` | 4 | 2.20 ± 0.28 min (2 runs) |"
     assert full + " 0.550 ± 0.071 (2 runs) | 1.00x |" in text
     assert "| `ddpm-tui train --epochs 4` | `lean` | 4 | 1.50 ± 0.14 min (2 runs) |" in text and "0.68x |" in text
