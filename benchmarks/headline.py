@@ -49,12 +49,17 @@ def command(*args: str) -> float:
     return time.perf_counter() - start
 
 
+def final_loss(run_dir: Path) -> float:
+    """The last epoch's mean loss of the run in ``run_dir``, from its ``metrics.jsonl``."""
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").open() if '"kind": "epoch"' in line]
+    return round(epochs[-1]["loss"], 4)
+
+
 def default_run(seed: int, run_dir: Path) -> dict[str, Any]:
     """Train the default recipe with ``seed`` and score it as ``ddpm-tui eval`` does."""
     train_seconds = command("train", "--seed", str(seed), "--output_dir", str(run_dir))
     eval_seconds = command("eval", "--checkpoint", str(run_dir / "model_final.pt"))
     result = json.loads((run_dir / "eval.json").read_text())
-    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").open() if '"kind": "epoch"' in line]
     return {
         "part": "default_run",
         "seed": seed,
@@ -62,7 +67,7 @@ def default_run(seed: int, run_dir: Path) -> dict[str, Any]:
         "eval_settings": result["settings"],
         "figures": {
             "train_minutes": round(train_seconds / 60, 2),
-            "final_loss": round(epochs[-1]["loss"], 4),
+            "final_loss": final_loss(run_dir),
             **{k: v for k, v in result["scores"].items() if k in ("frechet_distance", "recognised", "class_entropy")},
             "floor_fd": result["floor"]["frechet_distance"],
             "floor_recognised": result["floor"]["recognised"],
