@@ -35,6 +35,14 @@ def newest(rows: Records, key: Callable[[dict[str, Any]], Any]) -> list[dict[str
     return list(kept.values())
 
 
+def grouped(rows: Records, key: Callable[[dict[str, Any]], Any]) -> dict[Any, Records]:
+    """``rows`` grouped by ``key``, in the order the keys first appear."""
+    groups: dict[Any, Records] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return groups
+
+
 def all_records(root: Path, study: str, part: str) -> Records:
     """Every record of ``docs/records/STUDY/PART.jsonl``, oldest first."""
     path = root / "docs" / "records" / study / f"{part}.jsonl"
@@ -449,11 +457,8 @@ def fashion_full(root: Path, part: str = "full", real: str = "clothes") -> list[
     rows = newest(all_records(root, "fashion-recipe", part), lambda r: (r["run"], sampling(r)))
     if not rows:
         return NO_RECORDS
-    groups: dict[tuple[Any, ...], Records] = {}
-    for r in rows:
-        groups.setdefault(sampling(r), []).append(r)
     cells = []
-    for (conditional, cfg, auto, steps), group in groups.items():
+    for (conditional, cfg, auto, steps), group in grouped(rows, sampling).items():
         model = f"conditional, guidance w {cfg:g}" if conditional else "unconditional"
         model += f", {steps} steps" if steps else ""
         cells.append((
@@ -527,9 +532,7 @@ def decoder_quality(root: Path) -> list[str]:
     rows = newest(defaults, lambda r: r["run"])
     if not rows:
         return NO_RECORDS
-    groups: dict[tuple[str, str, int], Records] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["config"].get("decoder", "full"), r["config"]["epochs"]), []).append(r)
+    groups = grouped(rows, lambda r: (r["dataset"], r["config"].get("decoder", "full"), r["config"]["epochs"]))
     cells = [
         (
             dataset,
@@ -584,9 +587,7 @@ def decoder_run_time(root: Path) -> list[str]:
     rows = newest(all_records(root, "decoder", "run_time"), lambda r: (r["flags"], r.get("repeat", 0)))
     if not rows:
         return NO_RECORDS
-    groups: dict[str, Records] = {}
-    for r in rows:
-        groups.setdefault(r["flags"], []).append(r)
+    groups = grouped(rows, lambda r: r["flags"])
     first = statistics.fmean(r["figures"]["minutes_per_epoch"] for r in next(iter(groups.values())))
     cells = [
         (
