@@ -83,6 +83,14 @@ from .samplers import (
     sample,
     sampler_timesteps,
 )
+from .compiling import (
+    AUTO_MIN_IMAGE_CALLS,
+    AUTO_MIN_IMAGE_CALLS_COLD,
+    COMPILE_MODES,
+    compile_cache_dir,
+    compile_pays,
+    is_cached,
+)
 from .sampling import (
     ALL_CLASSES,
     DEFAULT_AUTOGUIDANCE,
@@ -249,6 +257,12 @@ __all__ = [
     "use_bf16",
     # sampling
     "ALL_CLASSES",
+    "AUTO_MIN_IMAGE_CALLS",
+    "AUTO_MIN_IMAGE_CALLS_COLD",
+    "COMPILE_MODES",
+    "compile_cache_dir",
+    "compile_pays",
+    "is_cached",
     "DEFAULT_AUTOGUIDANCE",
     "default_autoguidance",
     "default_autoguidance_text",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .compiling import check_compile_mode, compile_pays, compiled, is_cached
 from .samplers import (
     DEFAULT_STEPS,
     NoisePredictor,
@@ -111,6 +112,7 @@ class SamplingPlan:
     autoguidance: float | None = None  # w when autoguided (two network calls per guided step), else None
     eta: float | None = None  # the fresh noise of ddim and dpm++sde; None for the others (resolve_eta)
     guidance_scale: float | None = None  # classifier-free guidance's w for a conditional model, else None
+    compiled: bool = False  # whether the network runs compiled (core.compiling): the first call compiles
 
     @property
     def count(self) -> int:
@@ -135,8 +137,9 @@ class SamplingRequest:
     ``sampler`` and ``steps`` choose the denoising loop; ``guidance_scale`` is classifier-free guidance's w for a
     conditional model (None: the ``dataset``'s :func:`default_guidance`); ``guide`` (a worse version of the model)
     and ``autoguidance`` w autoguide it (None: the ``dataset``'s measured default, see
-    :func:`resolve_autoguidance`); ``eta`` is the fresh noise of ddim and dpm++sde (None: the sampler's default).
-    ``ValueError`` for a bad value."""
+    :func:`resolve_autoguidance`); ``eta`` is the fresh noise of ddim and dpm++sde (None: the sampler's default);
+    ``compile_mode`` is when to compile the network (:func:`core.compiling.compile_pays`). ``ValueError`` for a
+    bad value."""
 
     sampler: str
     steps: int | None = None
@@ -145,6 +148,7 @@ class SamplingRequest:
     autoguidance: float | None = None
     dataset: str = "mnist"
     eta: float | None = None
+    compile_mode: str = "auto"
 
     def __post_init__(self) -> None:
         if self.guidance_scale is None:  # the dataset's measured default, fixed once so the request says it
@@ -154,6 +158,7 @@ class SamplingRequest:
         resolve_eta(self.sampler, self.eta)
         if self.autoguidance is not None and self.autoguidance < 0:
             raise ValueError(f"autoguidance w must be 0 or more, got {self.autoguidance:g}")
+        check_compile_mode(self.compile_mode)
 
 
 def plan_sampling(
@@ -171,6 +176,7 @@ def plan_sampling(
     autoguidance: float | None = None,
     dataset: str = "mnist",
     eta: float | None = None,
+    compile_mode: str = "auto",
 ) -> SamplingPlan:
     """Check a request and fix everything random about it: a generator seeded with ``seed`` on ``device`` draws
     :math:`x_T` first and then each step's fresh noise. A conditional ``model`` is guided towards each image's class
@@ -182,11 +188,12 @@ def plan_sampling(
     ``dataset``'s :func:`default_autoguidance` for an unconditional model and a sampler whose steps can shrink, and
     none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already steers it;
     ask for both explicitly). ``eta`` is the fresh noise per step of ddim and dpm++sde (None: the sampler's
-    :data:`core.samplers.DEFAULT_ETA`). Raises ``ValueError`` for a bad request."""
+    :data:`core.samplers.DEFAULT_ETA`). ``compile_mode`` says when the network runs compiled: ``"auto"`` for
+    long runs on the CPU (see :func:`core.compiling.compile_pays`). Raises ``ValueError`` for a bad request."""
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
-    request = SamplingRequest(sampler, steps, guidance_scale, guide, autoguidance, dataset, eta)
+    request = SamplingRequest(sampler, steps, guidance_scale, guide, autoguidance, dataset, eta, compile_mode)
     return _plan(model, schedule, image_shape, labels, count, seed, device, request)
 
 
@@ -213,8 +220,10 @@ def _plan(
     seed: int,
     device: torch.device | str,
     request: SamplingRequest,
+    run_images: int | None = None,
 ) -> SamplingPlan:
-    """The plan for ``count`` images of ``labels`` from the noise of ``seed``, as ``request`` asks."""
+    """The plan for ``count`` images of ``labels`` from the noise of ``seed``, as ``request`` asks; compiled when
+    that pays for the ``run_images`` (default ``count``) of the whole run that this plan is a batch of."""
     sampler, guide = request.sampler, request.guide
     eta = resolve_eta(sampler, request.eta)
     conditional = labels is not None
@@ -227,6 +236,10 @@ def _plan(
     timesteps = sampler_timesteps(schedule, sampler, steps)
     generator = torch.Generator(device).manual_seed(seed)
     x_T = torch.randn(count if labels is None else len(labels), *image_shape, generator=generator, device=device)
+    images = run_images or len(x_T)
+    compiling = compile_pays(device, len(timesteps), images, request.compile_mode, is_cached(model))
+    if compiling:
+        model, guide = compiled(model), None if guide is None else compiled(guide)
     predictor, worse = model, guide
     if labels is not None:
         labels = labels.to(device)
@@ -236,7 +249,7 @@ def _plan(
         predictor = autoguided(predictor, worse, autoguidance, interval)
     scale = None if labels is None else request.guidance_scale
     return SamplingPlan(
-        predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance, eta, scale
+        predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance, eta, scale, compiling
     )
 
 
@@ -266,17 +279,19 @@ def generate(
     autoguidance: float | None = None,
     dataset: str = "mnist",
     eta: float | None = None,
+    compile_mode: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``count`` finished images (for evaluation) in batches of ``batch`` (batch i seeded ``seed + i``), on
     the CPU in [-1, 1], with the class each was drawn as (None for an unconditional model; by default all
-    classes in equal blocks, as :func:`class_labels` lays them out), autoguided as in :func:`plan_sampling`."""
+    classes in equal blocks, as :func:`class_labels` lays them out), autoguided and compiled as in
+    :func:`plan_sampling`."""
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)
     labels = None if labels is None else labels[:count]
-    request = SamplingRequest(sampler, steps, guidance_scale, guide, autoguidance, dataset, eta)
+    request = SamplingRequest(sampler, steps, guidance_scale, guide, autoguidance, dataset, eta, compile_mode)
     images = []
     for index, start in enumerate(range(0, count, batch)):
         size = min(batch, count - start)
         chunk = None if labels is None else labels[start : start + size]
-        plan = _plan(model, schedule, image_shape, chunk, size, seed + index, device, request)
+        plan = _plan(model, schedule, image_shape, chunk, size, seed + index, device, request, count)
         images.append(last_step(plan.run()).x.float().clamp(-1, 1).cpu())
     return torch.cat(images), labels

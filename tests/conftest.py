@@ -46,9 +46,11 @@ def start_training(train_command):
 
 @pytest.fixture(autouse=True)
 def offline_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep downloads and caches out of the user's home folder, and the jobs of each test to themselves."""
+    """Keep downloads and caches (compiled networks too) out of the user's home folder, and the jobs of each
+    test to themselves."""
     monkeypatch.setenv("DDPM_TUI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("DDPM_TUI_RUNTIME", str(tmp_path_factory.mktemp("jobs")))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("compiled")))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,143 @@
+"""When the network is compiled for sampling, and that a failed compile falls back to the same images.
+
+Real compiles take a minute with an empty cache, so these tests replace ``torch.compile``; what compiling
+gains is measured by ``benchmarks/step_variants.py`` and ``benchmarks/headline.py --parts phase3``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import core
+from core import compiling
+from core.unet import GroupNorm
+
+
+@pytest.fixture
+def compiler(monkeypatch: pytest.MonkeyPatch):
+    """Say whether a C++ compiler is installed, whatever this machine has."""
+
+    def installed(present: bool) -> None:
+        monkeypatch.setattr(compiling.shutil, "which", lambda name: "/usr/bin/g++" if present else None)
+
+    return installed
+
+
+def test_auto_compiles_long_cpu_runs_with_a_compiler_sooner_once_cached(compiler):
+    compiler(True)
+    ddpm_64, fast_64 = (1000, 64), (50, 64)
+    assert core.compile_pays("cpu", *ddpm_64, cached=True)
+    assert not core.compile_pays("cpu", *ddpm_64, cached=False)  # the first compile costs more than it saves
+    assert core.compile_pays("cpu", 1000, 200, cached=False)  # ... except on a run this long
+    assert not core.compile_pays("cpu", *fast_64, cached=True)
+    assert not core.compile_pays("cuda", *ddpm_64, cached=True)  # measured on CPUs only
+    for cached, least in ((True, core.AUTO_MIN_IMAGE_CALLS), (False, core.AUTO_MIN_IMAGE_CALLS_COLD)):
+        assert core.compile_pays("cpu", least, 1, cached=cached)
+        assert not core.compile_pays("cpu", least - 1, 1, cached=cached)
+    compiler(False)
+    assert not core.compile_pays("cpu", *ddpm_64, cached=True)
+    assert core.compile_pays("cpu", *fast_64, mode="on")
+    assert not core.compile_pays("cpu", *ddpm_64, mode="off")
+    with pytest.raises(ValueError, match="unknown compile mode"):
+        core.compile_pays("cpu", *ddpm_64, mode="fast")
+
+
+def test_the_compile_cache_outlives_a_reboot_unless_asked_otherwise(monkeypatch, tmp_path):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert core.compile_cache_dir() == tmp_path / "ddpm-tui" / "compiled"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "own"))
+    assert core.compile_cache_dir() == tmp_path / "own"
+
+
+def tiny_unet(classes: int = 0) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = core.UNet(base_channels=8, channel_mults=(1, 2), attention="none", num_classes=classes).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))  # so the zero-initialised last layers matter
+    return model
+
+
+def test_a_failed_compile_runs_the_network_eagerly_with_the_same_output(monkeypatch):
+    tried = []
+
+    def broken(module, **options):
+        def call(*args):
+            tried.append(1)
+            raise RuntimeError("no C++ compiler found\nsecond line")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = tiny_unet()
+    network = compiling.CompiledNetwork(model)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 7])
+    with torch.no_grad():
+        assert torch.equal(network(x, t), model(x, t))
+        assert torch.equal(network(x, t), model(x, t))
+    assert network.error == "no C++ compiler found" and len(tried) == 1  # tried once, then eager for good
+    with pytest.raises(RuntimeError):  # a real error in the network still surfaces
+        network(torch.randn(2, 3, 8, 8), t)
+
+
+def test_a_compiled_network_is_remembered_by_its_layers_not_its_weights(monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
+    model, same_layers, wider = (
+        tiny_unet(),
+        core.UNet(base_channels=8, channel_mults=(1, 2), attention="none"),
+        tiny_unet(3),
+    )
+    assert not core.is_cached(model)
+    with torch.no_grad():
+        compiling.CompiledNetwork(model)(torch.randn(2, 1, 8, 8), torch.tensor([3, 7]))
+    assert core.is_cached(model) and core.is_cached(same_layers) and not core.is_cached(wider)
+
+
+def test_a_network_is_compiled_once_per_process(monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
+    model = tiny_unet()
+    assert compiling.compiled(model) is compiling.compiled(model)
+    assert compiling.compiled(tiny_unet()) is not compiling.compiled(model)
+
+
+@pytest.mark.parametrize("classes", [0, 3])
+def test_a_compiled_plan_draws_the_same_images(monkeypatch, classes):
+    """``compile_mode="on"`` routes every call, guided ones too, through the compiled network; with a compile
+    that changes nothing, the images are those of the eager plan, bit for bit."""
+    compiles = []
+    monkeypatch.setattr(torch, "compile", lambda module, **options: compiles.append(options) or module)
+    model, schedule = tiny_unet(classes), core.NoiseSchedule.create("linear", 20)
+    images = {}
+    for mode in ("off", "on"):
+        plan = core.plan_sampling(model, schedule, (1, 8, 8), 4, "ddpm", seed=1, compile_mode=mode)
+        assert plan.compiled == (mode == "on")
+        images[mode] = core.last_step(plan.run()).x
+    assert torch.equal(images["on"], images["off"])
+    assert compiles == [{"dynamic": False}]
+
+
+def test_generate_decides_for_the_whole_run_not_one_batch(monkeypatch):
+    """``eval``'s 1,000 images come in batches of 250; at 50 calls each batch alone would not pay for a
+    compile, the run does. So every batch's plan asks about all the run's images."""
+    asked = []
+    monkeypatch.setattr(core.sampling, "compile_pays", lambda device, calls, images, mode, cached: asked.append(images))
+    core.generate(tiny_unet(), core.NoiseSchedule.create("linear", 20), 6, (1, 8, 8), "ddim", steps=2, batch=4)
+    assert asked == [6, 6]  # two batches, of 4 and 2 images
+
+
+def test_group_norm_computes_in_fp32_when_compiled(monkeypatch):
+    norm = GroupNorm(2, 4)
+    with torch.no_grad():
+        norm.weight.normal_(), norm.bias.normal_()
+    x = torch.randn(3, 4, 5, 5).bfloat16()
+    exact = F.group_norm(x.float(), 2, norm.weight, norm.bias)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        eager = norm(x)
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        traced = norm(x)
+    assert eager.dtype == torch.bfloat16 and traced.dtype == torch.float32
+    assert torch.allclose(traced, exact, atol=1e-5)
+    assert torch.allclose(eager.float(), exact, atol=0.05)  # bf16: 8 bits of mantissa
