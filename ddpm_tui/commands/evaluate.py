@@ -130,18 +130,22 @@ def evaluate_checkpoint(
     autoguidance: float | None = None,
     eta: float | None = None,
     data_dir: Path | None = None,
+    compile_mode: str = "auto",
 ) -> dict:
     """Generate ``num_images`` from a checkpoint and score them; cached in ``eval.json`` beside it.
 
     A class-conditional model draws every class equally often with guidance ``guidance_scale`` (None: the dataset's
     default), and the result adds each class's accuracy. A checkpoint that kept an early EMA snapshot is autoguided
-    by it with w = ``autoguidance``; ``eta`` is the sampler's fresh noise (see :func:`core.plan_sampling`).
+    by it with w = ``autoguidance``; ``eta`` is the sampler's fresh noise and ``compile_mode`` when the network
+    runs compiled (see :func:`core.plan_sampling`).
     Datasets without a scoring classifier (a folder) get the memorised share and class balance only;
     ``data_dir`` says where a folder-trained model's images are now."""
     device = core.resolve_device(device_name)
     loaded = core.load_model(path, device)
     dataset = loaded.config.dataset
-    request = core.SamplingRequest(sampler, steps, guidance_scale, loaded.guide, autoguidance, dataset, eta)
+    request = core.SamplingRequest(
+        sampler, steps, guidance_scale, loaded.guide, autoguidance, dataset, eta, compile_mode
+    )
     settings = sampling_settings(path, loaded, num_images, seed, request)
     cached = cached_result(path, settings)
     if cached is not None:
@@ -298,6 +302,7 @@ def report(args: argparse.Namespace) -> int:
             autoguidance=args.autoguidance,
             eta=args.eta,
             data_dir=args.data_dir,
+            compile_mode=args.compile,
         )
         title = f"{args.num_images} samples ({describe_sampling(args, result)}) vs held-out {result['dataset']}"
     if args.json:
