@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -102,6 +103,8 @@ class CompiledNetwork:
 
     def __init__(self, network: nn.Module) -> None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+        # inductor's C++ build looks for CUDA even for CPU code and warns when it is missing: not the learner's concern
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         self.network = network
         self.fast = torch.compile(network, dynamic=False)
         self.error: str | None = None

@@ -106,9 +106,9 @@ def scored_run(run: str, fd: float, decoder: str | None = None, epochs: int = 20
     }
 
 
-def rendered(tmp_path: Path, part: str, name: str, rows: list[dict]) -> str:
-    """A page holding the one table ``name``, rendered from ``rows`` written as docs/records/decoder/PART.jsonl."""
-    records = tmp_path / "docs" / "records" / "decoder"
+def rendered(tmp_path: Path, part: str, name: str, rows: list[dict], study: str = "decoder") -> str:
+    """A page holding the one table ``name``, rendered from ``rows`` written as docs/records/STUDY/PART.jsonl."""
+    records = tmp_path / "docs" / "records" / study
     records.mkdir(parents=True)
     (records / f"{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "docs" / "page.md").write_text(f"<!-- results: {name} -->\n<!-- /results -->\n")
@@ -147,3 +147,18 @@ def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
     full = "| `ddpm-tui train --decoder full --epochs 4` | `full` | 4 | 2.20 ± 0.28 min (2 runs) |"
     assert full + " 0.550 ± 0.071 (2 runs) | 1.00x |" in text
     assert "| `ddpm-tui train --epochs 4` | `lean` | 4 | 1.50 ± 0.14 min (2 runs) |" in text and "0.68x |" in text
+
+
+def test_the_phase3_table_gives_the_newest_of_each_run_from_an_empty_cache_on(tmp_path):
+    def timed(run: str | None, seconds: float) -> dict:
+        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+        row = {"part": "phase3", "config": {"sampler": "ddpm"}, "figures": {"seconds": seconds}, **machine}
+        return {**row, "date": "2026-12-06", **({"run": run} if run else {})}
+
+    rows = [timed(None, 87.0), timed("first", 80.0), timed("compiling", 120.0), timed("cached", 99.0)]
+    rows.append(timed("cached", 55.0))  # a rerun replaces it
+    text = rendered(tmp_path, "phase3", "phase3", rows, study="headline")
+    assert "| the first time on a machine (`--compile auto` stays eager) | 80 s |" in text
+    assert "| with `--compile on` the first time (the one-time compile included) | 120 s |" in text
+    assert "| every later time (`auto` compiles from the cache) | 55 s |" in text
+    assert "87 s" not in text and "99 s" not in text  # a record from before the runs were told apart, a rerun
