@@ -9,6 +9,8 @@ difference of its output from eager's. Ratios compare a variant with the eager r
 
 - ``eager``: the network as ``core`` runs it;
 - ``channels_last``: weights and inputs in NHWC memory order, which some convolution kernels prefer;
+- ``channels_last_fp32_norm``: the same with every GroupNorm computing in fp32, as it does when compiled
+  (CPU autocast leaves it in bf16, whose channels-last kernel is slow);
 - ``compile``: ``torch.compile`` (inductor) of the network, with its one-time compile seconds (``--cold``:
   with an empty compile cache, as a learner's first run has; otherwise the cache as found);
 - ``bf16_weights``: the weights stored in bf16 for sampling, so autocast has no fp32 weight to cast at each
@@ -22,6 +24,7 @@ One record per variant goes to ``docs/records/speed/variants.jsonl``.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -29,16 +32,30 @@ from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
+import torch.nn.functional as F
 
 import core
 
-VARIANTS = ("eager", "channels_last", "compile", "bf16_weights")
+VARIANTS = ("eager", "channels_last", "channels_last_fp32_norm", "compile", "bf16_weights")
+
+
+def fp32_norm(norm: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    return F.group_norm(x.float(), norm.num_groups, norm.weight, norm.bias, norm.eps)
+
+
+def fp32_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every GroupNorm computing in fp32 eagerly too, as it does when compiled."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.GroupNorm):
+            module.forward = functools.partial(fp32_norm, module)
+    return model
 
 
 def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor, float]:
     """The network and input as ``variant`` runs them, and the seconds that took (compiling)."""
     start = time.perf_counter()
-    if variant == "channels_last":
+    if variant.startswith("channels_last"):
+        model = fp32_norms(model) if variant.endswith("fp32_norm") else model
         return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last), 0.0
     if variant == "compile":
         compiled = torch.compile(model, dynamic=False)
