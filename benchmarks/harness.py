@@ -117,6 +117,24 @@ def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> 
     return statistics.median(timings), timings
 
 
+def alternating_medians(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """The median wall seconds of each of ``runs`` over ``repeats`` rounds that time every run once, in turn,
+    after ``warmup`` untimed rounds: all of them see the same drifts of a shared machine's load, which timing
+    one after the other does not (a run timed in a slow minute looks slow)."""
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    timings: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            timings[name].append(time.perf_counter() - start)
+    return {name: statistics.median(seconds) for name, seconds in timings.items()}
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux; the platform's word elsewhere)."""
     try:

@@ -182,7 +182,7 @@ def throughput(batch: int, repeats: int) -> dict[str, Any]:
         **{name: (lambda t=t: [t.train_step(x0) for _ in range(10)]) for name, t in ours.items()},
         **{f"diffusers {p}": (lambda b=p == "bf16": [their_step(b) for _ in range(10)]) for p in ("fp32", "bf16")},
     }
-    rates = {name: 10 * batch / harness.median_seconds(run, repeats)[0] for name, run in runs.items()}
+    rates = {name: 10 * batch / seconds for name, seconds in harness.alternating_medians(runs, repeats).items()}
     best = {side: max(rates[f"{side} fp32"], rates[f"{side} bf16"]) for side in ("ours", "default", "diffusers")}
     return {
         "part": "throughput",

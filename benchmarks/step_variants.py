@@ -1,11 +1,12 @@
-"""Ways to run the default network faster, against the way it runs now, timed in one process.
+"""Ways to run the default network faster, against the way it runs now, timed in turn in one process.
 
     .venv/bin/python benchmarks/step_variants.py
     .venv/bin/python benchmarks/step_variants.py --variants eager channels_last --device cuda
 
 For each variant: the median milliseconds of one network call on ``--num_images`` images (a sampling step,
-bf16 autocast where the device has it) and the images/s of the training step at batch 32, and the largest
-difference of its output from eager's. Ratios compare a variant with the eager row of the same run. Variants:
+bf16 autocast where the device has it) and the images/s of the training step at batch 32, over ``--repeats``
+rounds that time every variant in turn, and the largest difference of its output from eager's. Ratios
+compare a variant with the eager row of the same run. Variants:
 
 - ``eager``: the network as ``core`` runs it;
 - ``channels_last``: weights and inputs in NHWC memory order, which some convolution kernels prefer;
@@ -51,18 +52,16 @@ def fp32_norms(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor, float]:
-    """The network and input as ``variant`` runs them, and the seconds that took (compiling)."""
-    start = time.perf_counter()
+def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The network and input as ``variant`` runs them (a compiled network compiles at its first call)."""
     if variant.startswith("channels_last"):
         model = fp32_norms(model) if variant.endswith("fp32_norm") else model
-        return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last), 0.0
+        return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     if variant == "compile":
-        compiled = torch.compile(model, dynamic=False)
-        return compiled, x, time.perf_counter() - start
+        return torch.compile(model, dynamic=False), x
     if variant == "bf16_weights":
-        return model.to(torch.bfloat16), x, 0.0
-    return model, x, 0.0
+        return model.to(torch.bfloat16), x
+    return model, x
 
 
 def perturbed_network(device: torch.device) -> torch.nn.Module:
@@ -75,8 +74,8 @@ def perturbed_network(device: torch.device) -> torch.nn.Module:
     return model
 
 
-def call_ms(model: torch.nn.Module, x: torch.Tensor, device: torch.device, repeats: int) -> tuple[float, float]:
-    """Median milliseconds of one no-grad bf16 call, and the seconds of the first call (compiling)."""
+def caller(model: torch.nn.Module, x: torch.Tensor, device: torch.device):
+    """One no-grad call of ``model`` on ``x`` at t = 500, under bf16 autocast where the device has it."""
     t = torch.full((len(x),), 500, device=device)
 
     @torch.no_grad()
@@ -84,23 +83,40 @@ def call_ms(model: torch.nn.Module, x: torch.Tensor, device: torch.device, repea
         with core.autocast(device, core.use_bf16(device)):
             return model(x, t)
 
-    start = time.perf_counter()
-    call()
-    first = time.perf_counter() - start
-    median, _ = harness.median_seconds(call, repeats, warmup=2)
-    return median * 1000, first
+    return call
 
 
-def train_rate(variant: str, device: torch.device, repeats: int) -> float | None:
-    """Images/s of the default training step with the network as ``variant`` runs it (None: sampling only)."""
+def trainer_step(variant: str, device: torch.device, folder: str):
+    """One default training step at batch 32 with the network as ``variant`` runs it (None: sampling only)."""
     if variant == "bf16_weights":
         return None
+    trainer = core.Trainer(core.TrainConfig(device=str(device), output_dir=folder, guide_at=0.0))
+    x0 = trainer.images_at(torch.arange(32, device=device))
+    trainer.model, x0 = prepare(variant, trainer.model, x0)
+    return lambda: trainer.train_step(x0)
+
+
+def measure(variants: list[str], x: torch.Tensor, device: torch.device, repeats: int) -> dict[str, dict]:
+    """Each variant's figures: its first call's seconds (compiling), then the median call and training step
+    of ``repeats`` rounds that time every variant in turn, and its output's largest difference from eager's."""
+    with torch.no_grad(), core.autocast(device, core.use_bf16(device)):
+        reference = perturbed_network(device)(x, torch.full((len(x),), 500, device=device)).float()
+    calls, figures = {}, {}
+    for variant in variants:
+        model, xx = prepare(variant, perturbed_network(device), x)
+        calls[variant] = caller(model, xx, device)
+        start = time.perf_counter()
+        out = calls[variant]().float()
+        figures[variant] = {"first_call_s": round(time.perf_counter() - start, 1)}
+        figures[variant]["max_diff"] = float((out - reference).abs().max())
+    call_s = harness.alternating_medians(calls, repeats, warmup=2)
     with tempfile.TemporaryDirectory() as folder:
-        trainer = core.Trainer(core.TrainConfig(device=str(device), output_dir=folder, guide_at=0.0))
-        x0 = trainer.images_at(torch.arange(32, device=device))
-        trainer.model, x0, _ = prepare(variant, trainer.model, x0)
-        median, _ = harness.median_seconds(lambda: trainer.train_step(x0), repeats, warmup=3)
-    return len(x0) / median
+        steps = {variant: trainer_step(variant, device, folder) for variant in variants}
+        step_s = harness.alternating_medians({v: step for v, step in steps.items() if step}, repeats, warmup=3)
+    for variant in variants:
+        figures[variant]["call_ms"] = round(call_s[variant] * 1000, 1)
+        figures[variant]["train_img_s"] = round(32 / step_s[variant], 1) if variant in step_s else None
+    return figures
 
 
 def main() -> None:
@@ -116,17 +132,7 @@ def main() -> None:
     device = harness.setup(args)
     env = harness.environment(device)
     x = torch.randn(args.num_images, 1, 28, 28, device=device)
-    with torch.no_grad(), core.autocast(device, core.use_bf16(device)):
-        reference = perturbed_network(device)(x, torch.full((len(x),), 500, device=device)).float()
-    for variant in args.variants:
-        model, xx, _ = prepare(variant, perturbed_network(device), x)
-        ms, first_s = call_ms(model, xx, device, args.repeats)
-        with torch.no_grad(), core.autocast(device, core.use_bf16(device)):
-            out = model(xx, torch.full((len(x),), 500, device=device)).float()
-        figures = {"call_ms": round(ms, 1), "first_call_s": round(first_s, 1)}
-        rate = train_rate(variant, device, args.repeats)
-        figures.update(train_img_s=None if rate is None else round(rate, 1))
-        figures["max_diff"] = float((out - reference).abs().max())
+    for variant, figures in measure(args.variants, x, device, args.repeats).items():
         config = {"variant": variant, "num_images": args.num_images, "model": "small", "batch_size": 32}
         if variant == "compile":
             config["inductor_cache"] = "cold" if args.cold else "as found"
