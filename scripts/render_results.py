@@ -397,8 +397,10 @@ def speed_profile(root: Path) -> list[str]:
 
 
 def speed_variants(root: Path) -> list[str]:
-    """Each way of running the network against eager: call time, compile time, training speed."""
+    """Each way of running the network against eager: call time, compile time, training speed; the runs of the
+    newest commit only, since a change to the network changes every variant's figures."""
     every = all_records(root, "speed", "variants")
+    every = [r for r in every if r["commit"] == every[-1]["commit"]] if every else []
     rows = newest(every, lambda r: (r["command"], r["config"]["variant"], r["config"].get("inductor_cache")))
     if not rows:
         return NO_RECORDS

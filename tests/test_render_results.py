@@ -162,3 +162,22 @@ def test_the_phase3_table_gives_the_newest_of_each_run_from_an_empty_cache_on(tm
     assert "| with `--compile on` the first time (the one-time compile included) | 120 s |" in text
     assert "| every later time (`auto` compiles from the cache) | 55 s |" in text
     assert "87 s" not in text and "99 s" not in text  # a record from before the runs were told apart, a rerun
+
+
+def test_the_variants_table_shows_the_newest_commit_as_ratios_to_its_own_eager_row(tmp_path):
+    def variant(commit: str, name: str, call_ms: float, train: float | None = 100.0) -> dict:
+        figures = {"call_ms": call_ms, "first_call_s": 0.1, "train_img_s": train, "max_diff": 0.01}
+        machine = {"commit": commit, "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+        config = {"variant": name}
+        return {"command": "benchmarks/step_variants.py", "config": config, "figures": figures, **machine, "date": "d"}
+
+    rows = [variant("old", "eager", 90.0), variant("old", "compile", 75.0)]
+    rows += [
+        variant("new", "eager", 60.0),
+        variant("new", "compile", 30.0, 110.0),
+        variant("new", "bf16_weights", 80, None),
+    ]
+    text = rendered(tmp_path, "variants", "speed-variants", rows, study="speed")
+    assert "| `(defaults)` | compile | 30.0 ms (2.00x) | 0.1 s | 110 (1.10x) | 0.01 |" in text
+    assert "| `(defaults)` | bf16_weights | 80.0 ms (0.75x) | 0.1 s | sampling only | 0.01 |" in text
+    assert "75.0" not in text and "90.0" not in text  # the older commit's network
