@@ -1,10 +1,10 @@
 """Compiling the network for long sampling runs: when it pays, and a fallback when it cannot be done.
 
 ``torch.compile`` (TorchDynamo traces the network, inductor writes fused C++ loops for it) runs a call of
-the default network on 64 images about 1.9x faster on a 2-core CPU: it turns each GroupNorm, the SiLU after
+the default network on 64 images 1.7-1.8x faster on a 2-core CPU: it turns each GroupNorm, the SiLU after
 it and autocast's cast to bf16 for the next convolution into one pass over memory instead of three
-(docs/speed.md). Compiling costs time: about 50 s the first time, and about 3 s once the cache on disk holds
-the graph. So ``auto`` compiles long runs, DDPM's 1,000 steps on a few dozen images or more, and only once
+(docs/speed.md). Compiling costs time: under a minute the first time, a few seconds once the cache on disk
+holds the graph. So ``auto`` compiles long runs, DDPM's 1,000 steps on a few dozen images or more, and only once
 this machine has compiled the network (``--compile on`` the first time); a run long enough to pay for the
 first compile too is compiled anyway. The cache lives in the user's cache folder: "once" means once per
 machine.
@@ -27,10 +27,11 @@ from torch import nn
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 # auto compiles a run of at least this many image-calls (network calls x images) once this machine has compiled
 # the network before (its cache then loads in seconds): DDPM's 1,000 calls on 16 images. A call saves about
-# 0.4 ms an image on 2 cores, so the few seconds of loading pay for themselves there (docs/speed.md).
+# 0.45 ms an image on 2 cores (63 against 34 ms for 64 images), so the seconds of loading pay for themselves.
 AUTO_MIN_IMAGE_CALLS = 16_000
-# ... and without a cached compile, only a run this long: the first compile costs about 50 s more than it saves
-# on DDPM's 64 images, and pays for itself from about 150,000 image-calls.
+# ... and without a cached compile, only a run this long: the first compile makes Phase 3 (DDPM's 1,000 calls on
+# 64 images) slower, 91 s against 79 s eager (docs/phase3-speed.md), and pays from about 100,000 image-calls;
+# twice that leaves room for a slower compiler.
 AUTO_MIN_IMAGE_CALLS_COLD = 200_000
 CACHED_LIST = "ddpm-tui-networks.json"
 

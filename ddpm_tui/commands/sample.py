@@ -46,7 +46,7 @@ ETA_HELP = (
 
 
 COMPILE_HELP = (
-    "run the network through torch.compile, about 1.5x faster a step on a CPU: on compiles it (about a minute "
+    "run the network through torch.compile, about 1.7x faster a step on a CPU: on compiles it (under a minute "
     "the first time on a machine, seconds later); auto does for long runs on the CPU (network calls x images "
     f">= {core.AUTO_MIN_IMAGE_CALLS:,}, such as DDPM on 16 images or more) once this machine has compiled the "
     f"network before, and for runs of {core.AUTO_MIN_IMAGE_CALLS_COLD:,} or more anyway"
@@ -113,7 +113,7 @@ def describe(args: argparse.Namespace, loaded: core.LoadedModel, plan: core.Samp
         console.print(f"[bold]Autoguidance:[/] w = {plan.autoguidance:g} by the run's early EMA weights")
     if plan.compiled:
         console.print(
-            f"[bold]Compiled:[/] the first step compiles the network (about a minute the first time on this "
+            f"[bold]Compiled:[/] the first step compiles the network (under a minute the first time on this "
             f"machine, seconds later: the cache is {core.compile_cache_dir()}); --compile off runs it as it is"
         )
 

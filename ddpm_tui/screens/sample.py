@@ -398,8 +398,8 @@ class SampleScreen(Screen):
         self.how = f"{self.chosen_sampler}, autoguided w = {message.autoguidance:g}" if message.autoguidance else ""
         if message.compiled:
             self.query_one("#sample-status", Static).update(
-                "compiling the network for this long run: about a minute the first time on this machine, "
-                "seconds after that; then each step runs about twice as fast"
+                "compiling the network for this long run: under a minute the first time on this machine, "
+                "seconds after that; then each step runs about 1.7x as fast"
             )
 
     @on(SampleProgress)
