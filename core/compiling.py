@@ -95,6 +95,17 @@ def compile_pays(device: torch.device | str, calls: int, images: int, mode: str 
     return torch.device(device).type == "cpu" and has_compiler and enough
 
 
+def should_compile(network: nn.Module, device: torch.device | str, calls: int, images: int, mode: str) -> bool:
+    """Whether a run of ``calls`` network calls on ``images`` images compiles ``network``: as
+    :func:`compile_pays` says for a network like it cached or not, and under ``"auto"`` also every run of a
+    network this process has already compiled, which costs nothing more (the app's next sample, eval's
+    next batch)."""
+    done = getattr(network, "_compiled", None)
+    if mode == "auto" and done is not None and done.ready:
+        return True
+    return compile_pays(device, calls, images, mode, is_cached(network))
+
+
 class CompiledNetwork:
     """``network`` run through ``torch.compile``, with the eager network as the fallback: should compiling
     fail (no C++ compiler, an operator inductor cannot lower), the error's first line is kept in ``error``

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .compiling import check_compile_mode, compile_pays, compiled, is_cached
+from .compiling import check_compile_mode, compiled, should_compile
 from .samplers import (
     DEFAULT_STEPS,
     NoisePredictor,
@@ -237,7 +237,7 @@ def _plan(
     generator = torch.Generator(device).manual_seed(seed)
     x_T = torch.randn(count if labels is None else len(labels), *image_shape, generator=generator, device=device)
     images = run_images or len(x_T)
-    compiling = compile_pays(device, len(timesteps), images, request.compile_mode, is_cached(model))
+    compiling = should_compile(model, device, len(timesteps), images, request.compile_mode)
     if compiling:
         model, guide = compiled(model), None if guide is None else compiled(guide)
     predictor, worse = model, guide

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -588,3 +589,17 @@ async def test_the_model_screen_looks_inside_a_folder_trained_model_at_its_held_
         await wait_until(pilot, lambda: screen.look is not None and screen.profiles, what="the first look")
         assert screen.held_out.name == core.FOLDER and len(screen.held_out) == 12  # one in ten of 120 held out
         assert screen.x0.shape[1:] == (1, 28, 28)
+
+
+def test_the_sample_screen_keeps_a_loaded_checkpoint_until_its_file_changes(tiny_run, tmp_path):
+    """So a network compiled for one run stays compiled for the next (core.compiling)."""
+    path, cpu = str(tmp_path / "model_final.pt"), torch.device("cpu")
+    shutil.copy(tiny_run / "model_final.pt", path)
+    screen = SampleScreen()
+    first = screen.load(path, cpu)
+    assert screen.load(path, cpu) is first
+    stamp = os.stat(path).st_mtime
+    os.utime(path, (stamp + 5, stamp + 5))
+    assert screen.load(path, cpu) is not first
+    with pytest.raises(core.CheckpointError):
+        screen.load(str(tmp_path / "missing.pt"), cpu)

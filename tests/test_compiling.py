@@ -123,7 +123,7 @@ def test_generate_decides_for_the_whole_run_not_one_batch(monkeypatch):
     """``eval``'s 1,000 images come in batches of 250; at 50 calls each batch alone would not pay for a
     compile, the run does. So every batch's plan asks about all the run's images."""
     asked = []
-    monkeypatch.setattr(core.sampling, "compile_pays", lambda device, calls, images, mode, cached: asked.append(images))
+    monkeypatch.setattr(core.sampling, "should_compile", lambda net, device, calls, images, mode: asked.append(images))
     core.generate(tiny_unet(), core.NoiseSchedule.create("linear", 20), 6, (1, 8, 8), "ddim", steps=2, batch=4)
     assert asked == [6, 6]  # two batches, of 4 and 2 images
 
@@ -141,3 +141,13 @@ def test_group_norm_computes_in_fp32_when_compiled(monkeypatch):
     assert eager.dtype == torch.bfloat16 and traced.dtype == torch.float32
     assert torch.allclose(traced, exact, atol=1e-5)
     assert torch.allclose(eager.float(), exact, atol=0.05)  # bf16: 8 bits of mantissa
+
+
+def test_auto_reuses_a_network_this_process_has_compiled_even_for_a_short_run(monkeypatch, compiler):
+    compiler(False)  # so that only the compile done here can make auto say yes
+    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
+    model, schedule = tiny_unet(), core.NoiseSchedule.create("linear", 20)
+    assert not core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3).compiled
+    core.last_step(core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3, compile_mode="on").run())
+    assert core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3).compiled
+    assert not core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3, compile_mode="off").compiled

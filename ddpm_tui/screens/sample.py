@@ -191,6 +191,7 @@ class SampleScreen(Screen):
         self.chosen_sampler = core.FAST_SAMPLER
         self.how = ""  # how the running request samples, when there is more to say than the sampler
         self.shown_guidance = ""  # the dataset's default guidance w last put in its field (replaced on a new model)
+        self.loaded: tuple[tuple, core.LoadedModel] | None = None  # the last checkpoint sampled, and its file's stamp
 
     def compose(self) -> ComposeResult:
         checkpoints = [(str(p), str(p)) for p in core.find_checkpoints(self.root)]
@@ -355,7 +356,7 @@ class SampleScreen(Screen):
         worker = get_current_worker()
         try:
             device = core.resolve_device("auto")
-            loaded = core.load_model(values["checkpoint"], device)
+            loaded = self.load(values["checkpoint"], device)
             steps = values["steps"] if values["sampler"] != "ddpm" else None
             plan = core.plan_sampling(
                 loaded.model,
@@ -390,6 +391,17 @@ class SampleScreen(Screen):
                         last_post = now
         except (core.CheckpointError, ValueError, core.DeviceError) as err:
             self.post_message(SampleFailed(str(err)))
+
+    def load(self, path: str, device: torch.device) -> core.LoadedModel:
+        """The checkpoint at ``path``, loaded again only when its file changed: a network compiled for one
+        run (see :mod:`core.compiling`) then stays compiled for the next, fast samplers included."""
+        try:
+            stamp = (path, Path(path).stat().st_mtime, str(device))
+        except OSError:
+            return core.load_model(path, device)  # which says what is wrong with the path
+        if self.loaded is None or self.loaded[0] != stamp:
+            self.loaded = (stamp, core.load_model(path, device))
+        return self.loaded[1]
 
     @on(SampleStarted)
     def remember_dataset(self, message: SampleStarted) -> None:
