@@ -435,6 +435,24 @@ def speed_variants(root: Path) -> list[str]:
     return [*table(header, [cells(r) for r in rows]), "", provenance(rows, "benchmarks/step_variants.py")]
 
 
+def compiled_sampling(root: Path) -> list[str]:
+    """Each fast sampler's seconds for 64 images, eager and compiled, in one process that compiled the network."""
+    rows = newest(all_records(root, "speed", "compiled_sampling"), lambda r: r["sampler"])
+    if not rows:
+        return NO_RECORDS
+    cells = [
+        (
+            f"`{r['sampler'].replace(':default', '')}`",
+            f"{r['figures']['eager_s']:.2f} s",
+            f"{r['figures']['compiled_s']:.2f} s",
+            f"{r['figures']['speedup']:.2f}x",
+        )
+        for r in rows
+    ]
+    header = (f"sampler, {rows[0]['config']['num_images']} images", "eager", "compiled", "speed-up")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/compiled_sampling.py")]
+
+
 def fashion_screen(root: Path) -> list[str]:
     """Fashion-MNIST recipes screened at a fixed step count: FD / recognised per sampler, EMA weights."""
     rows = newest(
@@ -640,6 +658,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "own-images-memorisation": own_images_memorisation,
     "speed-profile": speed_profile,
     "speed-variants": speed_variants,
+    "compiled-sampling": compiled_sampling,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
     "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),

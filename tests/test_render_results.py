@@ -181,3 +181,15 @@ def test_the_variants_table_shows_the_newest_commit_as_ratios_to_its_own_eager_r
     assert "| `(defaults)` | compile | 30.0 ms (2.00x) | 0.1 s | 110 (1.10x) | 0.01 |" in text
     assert "| `(defaults)` | bf16_weights | 80.0 ms (0.75x) | 0.1 s | sampling only | 0.01 |" in text
     assert "75.0" not in text and "90.0" not in text  # the older commit's network
+
+
+def test_the_compiled_sampling_table_gives_each_sampler_eager_and_compiled(tmp_path):
+    def timed(sampler: str, eager: float, compiled: float) -> dict:
+        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+        figures = {"eager_s": eager, "compiled_s": compiled, "speedup": round(eager / compiled, 2), "first_run_s": 40}
+        return {"sampler": sampler, "config": {"num_images": 64}, "figures": figures, **machine, "date": "d"}
+
+    rows = [timed("dpm++:20", 9.0, 1.0), timed("dpm++:20", 1.2, 0.6), timed("dpm++sde:default", 2.8, 1.6)]
+    text = rendered(tmp_path, "compiled_sampling", "compiled-sampling", rows, study="speed")
+    assert "| `dpm++:20` | 1.20 s | 0.60 s | 2.00x |" in text and "9.00" not in text  # the newest run
+    assert "| `dpm++sde` | 2.80 s | 1.60 s | 1.75x |" in text
