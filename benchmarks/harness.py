@@ -153,13 +153,16 @@ def git(*args: str) -> str:
         return ""
 
 
+MEASURED_CODE = ("core", "ddpm_tui", "benchmarks", "pyproject.toml")
+
+
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Where and when a measurement ran: commit, uncommitted changes to the code (docs and records, the
-    benchmarks' own output, do not count), torch, device, CPU, threads, date."""
+    """Where and when a measurement ran: commit, uncommitted changes to the code that runs (:data:`MEASURED_CODE`;
+    docs, records, tests and the table renderer do not count), torch, device, CPU, threads, date."""
     device = torch.device(device)
     return {
         "commit": git("rev-parse", "--short=12", "HEAD") or "unknown",
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs", ":!*.md")),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", *MEASURED_CODE)),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         "cpu": cpu_model(),
