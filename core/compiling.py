@@ -4,10 +4,9 @@
 the default network on 64 images 1.7-1.8x faster on a 2-core CPU: it turns each GroupNorm, the SiLU after
 it and autocast's cast to bf16 for the next convolution into one pass over memory instead of three
 (docs/speed.md). Compiling costs time: under a minute the first time, a few seconds once the cache on disk
-holds the graph. So ``auto`` compiles long runs, DDPM's 1,000 steps on a few dozen images or more, and only once
-this machine has compiled the network (``--compile on`` the first time); a run long enough to pay for the
-first compile too is compiled anyway. The cache lives in the user's cache folder: "once" means once per
-machine.
+holds the graph. So ``auto`` compiles long runs, DDPM's 1,000 steps on 16 images or more, once this machine
+has compiled the network (``--compile on`` the first time), and a run long enough to pay for the first
+compile too in any case. The cache lives in the user's cache folder: "once" means once per machine.
 """
 
 from __future__ import annotations
