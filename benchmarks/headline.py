@@ -11,7 +11,8 @@ Four parts, each appending its records to ``docs/records/headline/PART.jsonl``:
   and eval's Frechet distance, recognised share and class entropy for 1,000 images beside the real floor.
 - ``samplers``: the first seed's checkpoint sampled by the default fast sampler and by DDPM's 1,000 steps,
   ``--sampler_images`` each from the same noise, with their seconds and scores.
-- ``throughput``: training images/s at batch 32, the better precision of each side, of diffusers'
+- ``throughput``: training images/s at batch 32 (``--batch_sizes``: others too), the better precision of each
+  side, of diffusers'
   ``UNet2DModel`` against ours with the same blocks (Ho et al.'s full decoder, no self-attention on either
   side), and of the default network (the lean decoder).
 - ``phase3``: the wall time of QUICKSTART's Phase 3, ``ddpm-tui sample --num_images 64
@@ -209,6 +210,7 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--sampler_images", type=int, default=1000, help="images per sampler in 'samplers'")
     parser.add_argument("--repeats", type=int, default=15, help="alternating timings per network in 'throughput'")
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[32], help="batch sizes 'throughput' times")
     parser.add_argument("--out", type=Path, default=harness.RECORDS / "headline")
     parser.add_argument("--runs", type=Path, default=Path("outputs/headline"), help="where the runs are trained")
     args = parser.parse_args()
@@ -221,7 +223,8 @@ def main() -> None:
         for row in samplers(first / "model_final.pt", args.sampler_images):
             harness.record(args.out / "samplers.jsonl", row, env)
     if "throughput" in args.parts:
-        harness.record(args.out / "throughput.jsonl", throughput(32, args.repeats), env)
+        for batch in args.batch_sizes:
+            harness.record(args.out / "throughput.jsonl", throughput(batch, args.repeats), env)
     if "phase3" in args.parts:
         for row in phase3(first / "model_final.pt", args.runs / "phase3"):
             harness.record(args.out / "phase3.jsonl", row, env)
