@@ -193,3 +193,20 @@ def test_the_compiled_sampling_table_gives_each_sampler_eager_and_compiled(tmp_p
     text = rendered(tmp_path, "compiled_sampling", "compiled-sampling", rows, study="speed")
     assert "| `dpm++:20` | 1.20 s | 0.60 s | 2.00x |" in text and "9.00" not in text  # the newest run
     assert "| `dpm++sde` | 2.80 s | 1.60 s | 1.75x |" in text
+
+
+def test_the_peers_table_keeps_batch_32_and_adds_the_ratios_of_other_batch_sizes(tmp_path):
+    def rates(batch: int, ratio: float) -> dict:
+        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+        names = ("ours_fp32", "ours_bf16", "diffusers_fp32", "diffusers_bf16", "default_fp32", "default_bf16")
+        figures = {f"{name}_images_per_s": 100.0 * batch / 32 for name in names}
+        figures.update(ratio=ratio, default_ratio=ratio + 0.5, ours_parameters=1, diffusers_parameters=2)
+        figures["default_parameters"] = 3
+        config = {"batch_size": batch}
+        return {"part": "throughput", "config": config, "figures": figures, **machine, "date": "d"}
+
+    rows = [rates(32, 0.9), rates(128, 1.1), rates(128, 1.3)]  # the rerun at 128 replaces the first
+    text = rendered(tmp_path, "throughput", "peers-throughput", rows, study="headline")
+    assert "| ours / diffusers, the better precision of each |  |  | 0.90x |" in text
+    assert "| at batch 128: ours / diffusers; the default / diffusers |  |  | 1.30x; 1.80x |" in text
+    assert "1.10x" not in text
