@@ -62,7 +62,7 @@ def main() -> None:
         for mode in ("off", "on")
     }
     start = time.perf_counter()
-    runs[(args.samplers[0], "on")]()  # compiles the network (and its guide) once for every run after
+    runs[(args.samplers[0], "on")]()  # compiles the network once for every run after (the guide: in the warm-up)
     compile_seconds = time.perf_counter() - start
     medians = harness.alternating_medians(runs, args.repeats)
     env = harness.environment(device)
