@@ -88,6 +88,7 @@ from .compiling import (
     AUTO_MIN_IMAGE_CALLS_COLD,
     COMPILE_MODES,
     compile_cache_dir,
+    compile_error,
     compile_pays,
     is_cached,
 )
@@ -261,6 +262,7 @@ __all__ = [
     "AUTO_MIN_IMAGE_CALLS_COLD",
     "COMPILE_MODES",
     "compile_cache_dir",
+    "compile_error",
     "compile_pays",
     "is_cached",
     "DEFAULT_AUTOGUIDANCE",

@@ -140,6 +140,12 @@ class CompiledNetwork:
         return getattr(self.network, name)
 
 
+def compile_error(network: nn.Module) -> str | None:
+    """Why compiling ``network`` failed in this process (its calls then ran eagerly), or None."""
+    done = getattr(network, "_compiled", None)
+    return None if done is None else done.error
+
+
 def compiled(network: nn.Module) -> CompiledNetwork:
     """The one :class:`CompiledNetwork` of ``network`` in this process (kept on the network itself), so that
     batch after batch and screen after screen reuse its compiled graphs instead of tracing them again."""

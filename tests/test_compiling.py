@@ -79,6 +79,10 @@ def test_a_failed_compile_runs_the_network_eagerly_with_the_same_output(monkeypa
         assert torch.equal(network(x, t), model(x, t))
         assert torch.equal(network(x, t), model(x, t))
     assert network.error == "no C++ compiler found" and len(tried) == 1  # tried once, then eager for good
+    assert core.compile_error(model) is None  # this wrapper was made by hand, not by compiled()
+    with torch.no_grad():
+        compiling.compiled(model)(x, t)
+    assert core.compile_error(model) == "no C++ compiler found"  # what sample prints
     with pytest.raises(RuntimeError):  # a real error in the network still surfaces
         network(torch.randn(2, 3, 8, 8), t)
 

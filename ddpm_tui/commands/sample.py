@@ -163,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
                 frames.append((step.t, step.x.float().cpu()))
         images = step.x.float().cpu()
     seconds = time.perf_counter() - start
+    failed = core.compile_error(loaded.model) if plan.compiled else None
+    if failed:
+        console.print(f"[yellow]The network could not be compiled ({failed}); it ran as it is.[/]")
 
     path = core.save_grid(images, args.output, nrow=plan.row_length)
     console.print(
