@@ -15,7 +15,7 @@ import core
 
 from ..console import console, fail, table
 from ..flags import add_flag, positive_int
-from .sample import add_sampling_flags
+from .sample import add_sampling_flags, say_if_not_compiled
 
 NAME = "eval"
 HELP = "score generated images against held-out real ones"
@@ -157,6 +157,7 @@ def evaluate_checkpoint(
         images, labels = core.generate(
             loaded.model, loaded.schedule, num_images, loaded.image_shape, seed=seed, device=device, **vars(request)
         )
+    say_if_not_compiled(loaded.model)
     result = {
         "settings": settings,
         "mtime": path.stat().st_mtime,

@@ -118,6 +118,13 @@ def describe(args: argparse.Namespace, loaded: core.LoadedModel, plan: core.Samp
         )
 
 
+def say_if_not_compiled(network: torch.nn.Module) -> None:
+    """One line when the network was to run compiled but could not be, and so ran as it is."""
+    failed = core.compile_error(network)
+    if failed:
+        console.print(f"[yellow]The network could not be compiled ({failed}); it ran as it is.[/]")
+
+
 def write_frames(frames: list[tuple[int, torch.Tensor]], folder: Path) -> None:
     """The denoising frames as step_XXXX.png (XXXX = t) and denoising.gif in ``folder``."""
     for t, x in frames[1:]:
@@ -163,9 +170,7 @@ def run(args: argparse.Namespace) -> int:
                 frames.append((step.t, step.x.float().cpu()))
         images = step.x.float().cpu()
     seconds = time.perf_counter() - start
-    failed = core.compile_error(loaded.model) if plan.compiled else None
-    if failed:
-        console.print(f"[yellow]The network could not be compiled ({failed}); it ran as it is.[/]")
+    say_if_not_compiled(loaded.model)
 
     path = core.save_grid(images, args.output, nrow=plan.row_length)
     console.print(
