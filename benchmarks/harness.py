@@ -102,25 +102,10 @@ def score_cells(row: dict[str, Any]) -> list[str]:
     return [str(row["num_images"]), f"{row['fd']:.1f}", f"{row['recognised']:.1%}", f"{row['entropy']:.3f}"]
 
 
-def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
-    """The median wall time of ``repeats`` calls of ``run`` after ``warmup`` untimed ones, and every timing:
-    single timings on a shared machine vary by 2-3x, medians by far less. CUDA work is waited for."""
-    for _ in range(warmup):
-        run()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings), timings
-
-
-def alternating_medians(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """The median wall seconds of each of ``runs`` over ``repeats`` rounds that time every run once, in turn,
-    after ``warmup`` untimed rounds: all of them see the same drifts of a shared machine's load, which timing
-    one after the other does not (a run timed in a slow minute looks slow)."""
+def timings_in_turn(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """The wall seconds of each of ``runs`` in ``repeats`` rounds that time every run once, in turn, after
+    ``warmup`` untimed rounds: all of them see the same drifts of a shared machine's load, which timing one
+    after the other does not (a run timed in a slow minute looks slow). CUDA work is waited for."""
     for _ in range(warmup):
         for run in runs.values():
             run()
@@ -132,7 +117,19 @@ def alternating_medians(runs: dict[str, Callable[[], object]], repeats: int, war
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             timings[name].append(time.perf_counter() - start)
-    return {name: statistics.median(seconds) for name, seconds in timings.items()}
+    return timings
+
+
+def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
+    """The median wall time of ``repeats`` calls of ``run`` after ``warmup`` untimed ones, and every timing:
+    single timings on a shared machine vary by 2-3x, medians by far less."""
+    timings = timings_in_turn({"run": run}, repeats, warmup)["run"]
+    return statistics.median(timings), timings
+
+
+def alternating_medians(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """The median wall seconds of each of ``runs`` over :func:`timings_in_turn`'s rounds."""
+    return {name: statistics.median(seconds) for name, seconds in timings_in_turn(runs, repeats, warmup).items()}
 
 
 def cpu_model() -> str:

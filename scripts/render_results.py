@@ -229,7 +229,7 @@ def peers_throughput(root: Path) -> list[str]:
              f"{f['default_fp32_images_per_s']:.0f}", f"{f['default_bf16_images_per_s']:.0f}"),
             ("the default / diffusers", "", "", f"{f['default_ratio']:.2f}x"),
         ]  # fmt: skip
-    others = {row["config"]["batch_size"]: row for row in every if row["config"].get("batch_size", 32) != 32}
+    others = {row["config"]["batch_size"]: row for row in every if row not in rows}  # newest per batch size
     for batch, row in sorted(others.items()):
         g = row["figures"]
         cells.append((f"at batch {batch}: ours / diffusers; the default / diffusers", "", "",
