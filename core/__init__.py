@@ -93,7 +93,9 @@ from .compiling import (
     is_cached,
 )
 from .sampling import (
+    AHEAD_IMAGES,
     ALL_CLASSES,
+    compile_for_sampling,
     DEFAULT_AUTOGUIDANCE,
     default_autoguidance,
     default_autoguidance_text,
@@ -155,6 +157,7 @@ from .checkpoint import (
     find_checkpoints,
     load_checkpoint,
     load_model,
+    untrained_model,
 )
 from .curves import smooth
 from .files import OutputError, check_writable
@@ -257,7 +260,9 @@ __all__ = [
     "timestep_probabilities",
     "use_bf16",
     # sampling
+    "AHEAD_IMAGES",
     "ALL_CLASSES",
+    "compile_for_sampling",
     "AUTO_MIN_IMAGE_CALLS",
     "AUTO_MIN_IMAGE_CALLS_COLD",
     "COMPILE_MODES",
@@ -350,6 +355,7 @@ __all__ = [
     "image_channels",
     "image_paths",
     "load_model",
+    "untrained_model",
     "plot_forward_grid",
     "plot_inspection",
     "plot_schedule",

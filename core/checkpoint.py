@@ -139,7 +139,20 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
 
     The model size, schedule and T always come from the checkpoint itself.
     """
-    payload = load_checkpoint(path)
+    return _model_from(load_checkpoint(path), str(path), device)
+
+
+def untrained_model(config: TrainConfig, data: Dataset, device: torch.device | str = "cpu") -> LoadedModel:
+    """The network ``config`` trains on ``data``, freshly initialised, as :func:`load_model` would load it from
+    that run's checkpoint: the same layers, wrapper and schedule (for compiling it ahead, see
+    :func:`core.sampling.compile_for_sampling`)."""
+    model = build_model(config, data.image_shape, data.classes)
+    payload = make_payload(config, data.image_shape, model.state_dict(), data=data_entry(data))
+    return _model_from(payload, f"the {config.dataset} network", device)
+
+
+def _model_from(payload: dict[str, Any], source: str, device: torch.device | str) -> LoadedModel:
+    """The :class:`LoadedModel` of a checkpoint's ``payload``; ``source`` names it in errors."""
     try:
         config = TrainConfig.from_dict(payload["config"])
         image_shape = tuple(int(v) for v in payload["image_shape"])
@@ -152,7 +165,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
             model.load_state_dict(state)
             predictors.append(noise_predictor(model.to(device).eval(), schedule, config.prediction))
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
-        raise CheckpointError(f"{path} does not match this version of ddpm-tui ({_first_line(err)})") from None
+        raise CheckpointError(f"{source} does not match this version of ddpm-tui ({_first_line(err)})") from None
     guide = predictors[1] if len(predictors) > 1 else None
     return LoadedModel(predictors[0], schedule, config, image_shape, payload, guide, names)  # type: ignore[arg-type]
 

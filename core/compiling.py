@@ -5,8 +5,9 @@ the default network on 64 images 1.7-1.8x faster on a 2-core CPU: it turns each 
 it and autocast's cast to bf16 for the next convolution into one pass over memory instead of three
 (docs/speed.md). Compiling costs time: under a minute the first time, a few seconds once the cache on disk
 holds the graph. So ``auto`` compiles long runs, DDPM's 1,000 steps on 16 images or more, once this machine
-has compiled the network (``--compile on`` the first time), and a run long enough to pay for the first
-compile too in any case. The cache lives in the user's cache folder: "once" means once per machine.
+has compiled the network (``ddpm-tui compile`` ahead, as ``make run`` does on set-up, or ``--compile on`` the
+first time), and a run long enough to pay for the first compile too in any case. The cache lives in the
+user's cache folder: "once" means once per machine.
 """
 
 from __future__ import annotations

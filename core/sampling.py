@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .compiling import check_compile_mode, compiled, should_compile
+from .compiling import check_compile_mode, compile_error, compiled, should_compile
 from .samplers import (
     DEFAULT_STEPS,
     NoisePredictor,
@@ -251,6 +251,28 @@ def _plan(
     return SamplingPlan(
         predictor, schedule, sampler, steps, x_T, labels, timesteps, generator, autoguidance, eta, scale, compiling
     )
+
+
+# Compiling ahead runs two images, not one: torch.compile fixes a batch of one at one, and runs have more.
+AHEAD_IMAGES = 2
+
+
+def compile_for_sampling(
+    model: NoisePredictor,
+    schedule: NoiseSchedule,
+    image_shape: tuple[int, ...],
+    device: torch.device | str = "cpu",
+    dataset: str = "mnist",
+) -> str | None:
+    """Compile ``model`` as sampling runs call it (a conditional one with its labels, on classifier-free
+    guidance's doubled batch), through one DDIM step on :data:`AHEAD_IMAGES` images. Inductor's cache on disk
+    then holds the compile, so later processes on this machine load it in seconds and ``auto`` compiles their
+    long runs (:func:`core.compiling.should_compile`), Phase 3's first included. Call it under the autocast that
+    runs use. Returns why it could not be compiled, or None."""
+    plan = plan_sampling(model, schedule, image_shape, AHEAD_IMAGES, "ddim", 1, None, None, 0, device,
+                         dataset=dataset, compile_mode="on")  # fmt: skip
+    last_step(plan.run())
+    return compile_error(model)
 
 
 def autoguided_steps(schedule: NoiseSchedule, sampler: str, guided: torch.Tensor | None) -> int:

@@ -6,6 +6,8 @@ gains is measured by ``benchmarks/step_variants.py`` and ``benchmarks/headline.p
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -155,3 +157,69 @@ def test_auto_reuses_a_network_this_process_has_compiled_even_for_a_short_run(mo
     core.last_step(core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3, compile_mode="on").run())
     assert core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3).compiled
     assert not core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3, compile_mode="off").compiled
+
+
+def test_the_network_compiled_ahead_is_the_one_its_run_saves(tiny_run):
+    """``ddpm-tui compile`` builds a fresh network where no checkpoint exists yet; for its compile to serve
+    that run's sampling later, it must be the network the run's checkpoint loads: same layers, same wrapper."""
+    saved = core.load_model(tiny_run / "model_final.pt")
+    fresh = core.untrained_model(saved.config, core.load_dataset(saved.config.dataset))
+    assert compiling.network_key(fresh.model) == compiling.network_key(saved.model)
+    assert repr(fresh.model) == repr(saved.model) and fresh.image_shape == saved.image_shape
+    wider = core.untrained_model(dataclasses.replace(saved.config, base_channels=16), core.load_dataset("mnist"))
+    assert compiling.network_key(wider.model) != compiling.network_key(saved.model)
+
+
+@pytest.mark.parametrize("classes", [0, 3])
+def test_compiling_ahead_compiles_a_batch_runs_share_and_remembers_the_network(monkeypatch, compiler, classes):
+    compiler(True)
+    shapes = []
+
+    def fake(module, **options):
+        def call(x, t, *labels):
+            shapes.append((tuple(x.shape), len(labels)))
+            return module(x, t, *labels)
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", fake)
+    model, schedule = tiny_unet(classes), core.NoiseSchedule.create("linear", 20)
+    assert core.compile_for_sampling(model, schedule, (1, 8, 8)) is None
+    # a conditional model draws one image of each class, twice in one batch for classifier-free guidance
+    assert shapes == [((2 * classes, 1, 8, 8), 1) if classes else ((core.AHEAD_IMAGES, 1, 8, 8), 0)]
+    assert core.AHEAD_IMAGES > 1  # a batch of one would be compiled for one image only
+    assert core.is_cached(tiny_unet(classes))  # later processes' auto compiles their long runs
+    long_run = core.AUTO_MIN_IMAGE_CALLS // schedule.timesteps  # images for DDPM's T calls each
+    assert core.plan_sampling(tiny_unet(classes), schedule, (1, 8, 8), long_run, "ddpm").compiled
+
+
+def test_the_compile_command_compiles_a_checkpoint_or_the_default_network(monkeypatch, tiny_run, capsys):
+    from ddpm_tui.cli import main
+
+    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
+    checkpoint = tiny_run / "model_final.pt"
+    assert main(["compile", "--checkpoint", str(checkpoint)]) == 0
+    assert "Compiled in" in capsys.readouterr().out
+    assert core.is_cached(core.load_model(checkpoint).model)
+    default = core.untrained_model(core.TrainConfig(), core.load_dataset("mnist"))
+    assert not core.is_cached(default.model)
+    assert main(["compile"]) == 0  # what `make run` does once: the network a default run will save
+    assert core.is_cached(default.model)
+
+
+def test_the_compile_command_says_why_it_could_not_and_skips_gpus(monkeypatch, tiny_run, capsys):
+    from ddpm_tui.cli import main
+
+    def broken(module, **options):
+        def call(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    assert main(["compile", "--checkpoint", str(tiny_run / "model_final.pt")]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "could not be compiled (InvalidCxxCompiler: No working C++ compiler found); sampling runs it as it is" in out
+    monkeypatch.setattr(core, "resolve_device", lambda name: torch.device("cuda"))
+    assert main(["compile"]) == 0
+    assert "nothing to do" in capsys.readouterr().out

@@ -5,8 +5,34 @@ returns or yields. Bad input is a :class:`ddpm_tui.console.UsageError` (or a cor
 command line prints as one line with exit status 2.
 """
 
-from . import compare, evaluate, inpaint, inspect, interpolate, invert, sample, serve, train, visualize, watch
+from . import (
+    compare,
+    evaluate,
+    inpaint,
+    inspect,
+    interpolate,
+    invert,
+    precompile,
+    sample,
+    serve,
+    train,
+    visualize,
+    watch,
+)
 
-COMMANDS = (visualize, train, sample, evaluate, compare, watch, inspect, invert, interpolate, inpaint, serve)
+COMMANDS = (
+    visualize,
+    train,
+    sample,
+    evaluate,
+    compare,
+    watch,
+    inspect,
+    invert,
+    interpolate,
+    inpaint,
+    precompile,
+    serve,
+)
 
 __all__ = ["COMMANDS"]

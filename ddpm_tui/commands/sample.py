@@ -49,7 +49,8 @@ COMPILE_HELP = (
     "run the network through torch.compile, about 1.7x faster a step on a CPU: on compiles it (under a minute "
     "the first time on a machine, seconds later); auto does for long runs on the CPU (network calls x images "
     f">= {core.AUTO_MIN_IMAGE_CALLS:,}, such as DDPM on 16 images or more) once this machine has compiled the "
-    f"network before, and for runs of {core.AUTO_MIN_IMAGE_CALLS_COLD:,} or more anyway"
+    f"network before (ddpm-tui compile does it ahead), and for runs of {core.AUTO_MIN_IMAGE_CALLS_COLD:,} or "
+    "more anyway"
 )
 
 
