@@ -149,20 +149,21 @@ def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
     assert "| `ddpm-tui train --epochs 4` | `lean` | 4 | 1.50 ± 0.14 min (2 runs) |" in text and "0.68x |" in text
 
 
-def test_the_phase3_table_gives_the_newest_of_each_run_from_an_empty_cache_on(tmp_path):
-    def timed(run: str | None, seconds: float) -> dict:
-        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+def test_the_phase3_table_gives_each_run_with_its_spread_at_the_newest_commit(tmp_path):
+    def timed(run: str | None, seconds: float, commit: str = "new") -> dict:
+        machine = {"commit": commit, "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
         row = {"part": "phase3", "config": {"sampler": "ddpm"}, "figures": {"seconds": seconds}, **machine}
         return {**row, "date": "2026-12-06", **({"run": run} if run else {})}
 
-    rows = [timed(None, 87.0), timed("first", 80.0), timed("compiling", 120.0), timed("compile", 41.0)]
-    rows += [timed("cached", 99.0), timed("cached", 55.0)]  # a rerun replaces the earlier record
+    rows = [timed(None, 87.0), timed("first", 99.0, "old"), timed("compiling", 120.0, "old")]
+    rows += [timed("first", 80.0), timed("compile", 41.0), timed("cached", 50.0)]
+    rows += [timed("first", 60.0), timed("compile", 41.0), timed("cached", 40.0)]
     text = rendered(tmp_path, "phase3", "phase3", rows, study="headline")
-    assert "| with nothing compiled on the machine (`--compile auto` stays eager) | 80 s |" in text
-    assert "| `ddpm-tui compile`, once per machine (`make run` does it on set-up) | 41 s |" in text
-    assert "| every time after it (`auto` compiles from the cache) | 55 s |" in text
-    # a record from before the runs were told apart, a run no longer measured, a rerun's predecessor
-    assert "87 s" not in text and "120 s" not in text and "99 s" not in text
+    assert "| with nothing compiled on the machine (`--compile auto` stays eager) | 70 ± 14 s (2 runs) |" in text
+    assert "| `ddpm-tui compile`, once per machine (`make run` does it on set-up) | 41 ± 0 s (2 runs) |" in text
+    assert "| every time after it (`auto` compiles from the cache) | 45 ± 7 s (2 runs) |" in text
+    # a record from before the runs were told apart, and an older commit's runs
+    assert "87" not in text and "99" not in text and "120" not in text and "commit new," in text
 
 
 def test_the_variants_table_shows_the_newest_commit_as_ratios_to_its_own_eager_row(tmp_path):
