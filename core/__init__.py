@@ -87,13 +87,13 @@ from .compiling import (
     AUTO_MIN_IMAGE_CALLS,
     AUTO_MIN_IMAGE_CALLS_COLD,
     COMPILE_MODES,
+    MIN_BATCH,
     compile_cache_dir,
     compile_error,
     compile_pays,
     is_cached,
 )
 from .sampling import (
-    AHEAD_IMAGES,
     ALL_CLASSES,
     compile_for_sampling,
     DEFAULT_AUTOGUIDANCE,
@@ -260,12 +260,12 @@ __all__ = [
     "timestep_probabilities",
     "use_bf16",
     # sampling
-    "AHEAD_IMAGES",
     "ALL_CLASSES",
     "compile_for_sampling",
     "AUTO_MIN_IMAGE_CALLS",
     "AUTO_MIN_IMAGE_CALLS_COLD",
     "COMPILE_MODES",
+    "MIN_BATCH",
     "compile_cache_dir",
     "compile_error",
     "compile_pays",

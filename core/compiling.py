@@ -1,20 +1,19 @@
-"""Compiling the network for long sampling runs: when it pays, and a fallback when it cannot be done.
+"""Compiling the network for sampling: ahead of time, once per machine, with a fallback when it cannot be done.
 
-``torch.compile`` (TorchDynamo traces the network, inductor writes fused C++ loops for it) runs a call of
-the default network on 64 images 1.7-1.8x faster on a 2-core CPU: it turns each GroupNorm, the SiLU after
-it and autocast's cast to bf16 for the next convolution into one pass over memory instead of three
-(docs/speed.md). Compiling costs time: under a minute the first time, a few seconds once the cache on disk
-holds the graph. So ``auto`` compiles long runs, DDPM's 1,000 steps on 16 images or more, once this machine
-has compiled the network (``ddpm-tui compile`` ahead, as ``make run`` does on set-up, or ``--compile on`` the
-first time), and a run long enough to pay for the first compile too in any case. The cache lives in the
-user's cache folder: "once" means once per machine.
+AOTInductor (``torch.export`` traces the U-Net, inductor writes fused C++ loops for it and builds them into a
+shared library, packed in a ``.pt2`` file) runs a call of the default network on 64 images about 1.9x faster than
+eager on a 2-core CPU: it turns each GroupNorm, the SiLU after it and autocast's cast to bf16 for the next
+convolution into one pass over memory instead of three (docs/speed.md). Building a package takes under a minute;
+loading one takes milliseconds. A package holds the network's layers, not its weights (they are loaded into it), so
+one package serves every checkpoint of the same architecture, and the default network can be compiled before it
+is trained: ``ddpm-tui compile``, as ``make run`` does on set-up. Once this machine has a network's package,
+``auto`` runs every sampling run of it compiled but the shortest; without one, it builds one only for a run long
+enough to pay for it. Packages live in the user's cache folder: "once" means once per machine.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -24,20 +23,25 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .objective import NoiseFromVelocity
+
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
-# auto compiles a run of at least this many image-calls (network calls x images) once this machine has compiled
-# the network before (its cache then loads in seconds): DDPM's 1,000 calls on 16 images. A call saves about
-# 0.45 ms an image on 2 cores (63 against 34 ms for 64 images), so the seconds of loading pay for themselves.
-AUTO_MIN_IMAGE_CALLS = 16_000
-# ... and without a cached compile, only a run this long: the first compile makes Phase 3 (DDPM's 1,000 calls on
-# 64 images) slower, 91 s against 79 s eager (docs/phase3-speed.md), and pays from about 100,000 image-calls;
-# twice that leaves room for a slower compiler.
+# auto runs a network compiled when this machine has its package and the run has at least this many image-calls
+# (network calls x images): loading a package and its weights takes milliseconds, and a call saves about 0.45 ms
+# an image (63 against 34 ms for 64 images), so only a run of a few dozen calls on a few images stays eager.
+AUTO_MIN_IMAGE_CALLS = 1_000
+# ... and builds a missing package only for a run this long: building takes 40-50 s on 2 cores, which a run
+# repays from about 100,000 image-calls (Phase 3, DDPM's 1,000 calls on 64 images, does not); twice that leaves
+# room for a slower compiler.
 AUTO_MIN_IMAGE_CALLS_COLD = 200_000
-CACHED_LIST = "ddpm-tui-networks.json"
+# The smallest batch a package takes: the export leaves the batch size free from two images on (one it would
+# fix), so one package serves every number of images; a call on one image runs eagerly.
+MIN_BATCH = 2
+PACKAGE_SUFFIX = ".pt2"
 
 
 def compile_cache_dir() -> Path:
-    """Where inductor keeps its compiled graphs: ``$TORCHINDUCTOR_CACHE_DIR`` when set, otherwise
+    """Where the packages and inductor's own cache live: ``$TORCHINDUCTOR_CACHE_DIR`` when set, otherwise
     ``ddpm-tui/compiled`` in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``), which outlives
     a reboot, unlike inductor's own default under /tmp."""
     if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
@@ -45,34 +49,30 @@ def compile_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ddpm-tui" / "compiled"
 
 
+def _unet(network: nn.Module) -> nn.Module:
+    """The network a package compiles: the U-Net itself, without the v-to-noise wrapper around it, whose few
+    operations on the schedule run as they are."""
+    return network.network if isinstance(network, NoiseFromVelocity) else network
+
+
 def network_key(network: nn.Module) -> str:
-    """A name for what a compile depends on: the network's layers and shapes (its ``repr``, not its weights,
-    which the compiled code takes as inputs) and the torch version."""
-    return hashlib.sha256(f"{torch.__version__}\n{network!r}".encode()).hexdigest()[:16]
+    """A name for what a package depends on: the U-Net's layers and shapes (its ``repr``, not its weights,
+    which are loaded into the package) and the torch version."""
+    return hashlib.sha256(f"{torch.__version__}\n{_unet(network)!r}".encode()).hexdigest()[:16]
 
 
-def _cached_keys() -> list[str]:
-    try:
-        keys = json.loads((compile_cache_dir() / CACHED_LIST).read_text())
-    except (OSError, json.JSONDecodeError):
-        return []
-    return keys if isinstance(keys, list) else []
+def package_path(network: nn.Module, args: tuple[torch.Tensor, ...]) -> Path:
+    """The package of ``network`` for calls like ``args`` (their dtypes and sizes but the batch's) under the
+    autocast now in force (a bf16 package differs from an fp32 one)."""
+    autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+    signature = f"{autocast}|" + ";".join(f"{arg.dtype}{tuple(arg.shape[1:])}" for arg in args)
+    calls = hashlib.sha256(signature.encode()).hexdigest()[:8]
+    return compile_cache_dir() / f"{network_key(network)}-{calls}{PACKAGE_SUFFIX}"
 
 
 def is_cached(network: nn.Module) -> bool:
-    """Whether this machine has compiled a network like ``network`` before, so its cache loads in seconds."""
-    return network_key(network) in _cached_keys()
-
-
-def _remember(network: nn.Module) -> None:
-    """Add ``network`` to the list of compiled networks beside the cache (replaced whole, never half-written)."""
-    folder = compile_cache_dir()
-    keys = sorted({*_cached_keys(), network_key(network)})
-    with contextlib.suppress(OSError):  # a read-only cache folder only costs the next run its shortcut
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{CACHED_LIST}.{os.getpid()}"
-        temporary.write_text(json.dumps(keys))
-        os.replace(temporary, folder / CACHED_LIST)
+    """Whether this machine has a package of a network like ``network`` (for some precision and labels)."""
+    return any(compile_cache_dir().glob(f"{network_key(network)}-*{PACKAGE_SUFFIX}"))
 
 
 def check_compile_mode(mode: str) -> None:
@@ -82,63 +82,116 @@ def check_compile_mode(mode: str) -> None:
 
 
 def compile_pays(device: torch.device | str, calls: int, images: int, mode: str = "auto", cached: bool = True) -> bool:
-    """Whether to compile the network for ``calls`` network calls on ``images`` images: always for ``"on"``,
-    never for ``"off"``. ``"auto"`` compiles on the CPU, when a C++ compiler is installed (inductor needs one),
-    a run of ``calls * images`` of at least :data:`AUTO_MIN_IMAGE_CALLS` if the network is ``cached`` (see
-    :func:`is_cached`), and of :data:`AUTO_MIN_IMAGE_CALLS_COLD` if not. GPUs stay eager under ``auto``: there
-    a call is already short, and these figures were measured on CPUs. ``ValueError`` for an unknown mode."""
+    """Whether to run ``calls`` network calls on ``images`` images compiled: always for ``"on"``, never for
+    ``"off"``. ``"auto"`` does on the CPU a run of ``calls * images`` of at least :data:`AUTO_MIN_IMAGE_CALLS`
+    if the network's package is ``cached`` (see :func:`is_cached`), and of :data:`AUTO_MIN_IMAGE_CALLS_COLD`
+    if not and a C++ compiler is installed (building needs one). GPUs stay eager under ``auto``: there a call
+    is already short, and these figures were measured on CPUs. ``ValueError`` for an unknown mode."""
     check_compile_mode(mode)
     if mode != "auto":
         return mode == "on"
+    if torch.device(device).type != "cpu":
+        return False
+    if cached:
+        return calls * images >= AUTO_MIN_IMAGE_CALLS
     has_compiler = shutil.which(os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")) is not None
-    enough = calls * images >= (AUTO_MIN_IMAGE_CALLS if cached else AUTO_MIN_IMAGE_CALLS_COLD)
-    return torch.device(device).type == "cpu" and has_compiler and enough
+    return has_compiler and calls * images >= AUTO_MIN_IMAGE_CALLS_COLD
 
 
 def should_compile(network: nn.Module, device: torch.device | str, calls: int, images: int, mode: str) -> bool:
-    """Whether a run of ``calls`` network calls on ``images`` images compiles ``network``: as
-    :func:`compile_pays` says for a network like it cached or not, and under ``"auto"`` also every run of a
-    network this process has already compiled, which costs nothing more (the app's next sample, eval's
-    next batch)."""
-    done = getattr(network, "_compiled", None)
-    if mode == "auto" and done is not None and done.ready:
-        return True
+    """Whether a run of ``calls`` network calls on ``images`` images runs ``network`` compiled: as
+    :func:`compile_pays` says for a network like it with a package on this machine or without."""
     return compile_pays(device, calls, images, mode, is_cached(network))
 
 
+def build_package(network: nn.Module, args: tuple[torch.Tensor, ...], path: Path) -> None:
+    """Export ``network`` (a U-Net) for calls like ``args`` with the batch size left free, and build its package
+    at ``path`` under the autocast in force: written whole or not at all. Raises whatever stops the build (no C++
+    compiler, an operator inductor cannot lower)."""
+    import torch._inductor  # seconds to import: only where a package is built
+
+    # inductor's C++ build looks for CUDA even for CPU code and warns when it is missing: not the learner's concern
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    batch = torch.export.Dim("batch", min=MIN_BATCH)
+    program = torch.export.export(network, args, dynamic_shapes=tuple({0: batch} for _ in args), strict=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{os.getpid()}.{path.name}")
+    try:
+        torch._inductor.aoti_compile_and_package(program, package_path=str(temporary))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_package(path: Path) -> torch._C._aoti.AOTIModelPackageLoader:
+    """The compiled network in the package at ``path``, without its weights (see :meth:`CompiledNetwork.weigh`).
+    PyTorch's own loader, as ``torch._inductor.aoti_load_package`` uses it, without importing inductor."""
+    return torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+
+
 class CompiledNetwork:
-    """``network`` run through ``torch.compile``, with the eager network as the fallback: should compiling
-    fail (no C++ compiler, an operator inductor cannot lower), the error's first line is kept in ``error``
-    and every call, that one included, runs eagerly, so a run never fails for want of speed. The batch size
-    is left free (``mark_dynamic``), so one compile serves every number of images. Attributes the samplers
-    read (``num_classes``, ``null_class``) come from ``network``."""
+    """``network`` run through its AOTInductor package, with the eager network as the fallback: calls on the CPU
+    of two images or more run the package of their kind (loaded once; built first when ``may_build`` and
+    missing), every other call runs eagerly, and should building or loading fail (no C++ compiler, an operator
+    inductor cannot lower), the error's first line is kept in ``error`` and every call from then on runs eagerly,
+    so a run never fails for want of speed. Attributes the samplers read (``num_classes``, ``null_class``) come
+    from ``network``."""
 
     def __init__(self, network: nn.Module) -> None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
-        # inductor's C++ build looks for CUDA even for CPU code and warns when it is missing: not the learner's concern
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        self.network = network
-        self.fast = torch.compile(network, dynamic=False)
+        self.network, self.unet = network, _unet(network)
+        self.may_build, self.stale = False, True
         self.error: str | None = None
-        self.ready = False
+        self.runners: dict[Path, torch._C._aoti.AOTIModelPackageLoader] = {}
+        wrapped = self.network is not self.unet
+        self.predict = NoiseFromVelocity(self._run_unet, network.schedule) if wrapped else self._run_unet
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
-        if self.error is None:
-            for tensor in args:
-                torch._dynamo.maybe_mark_dynamic(tensor, 0)
-            try:
-                out = self.fast(*args)
-            except Exception as err:  # any failure to compile; the eager call below re-raises a real bug
-                self.error = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            else:
-                if not self.ready:
-                    self.ready = True
-                    _remember(self.network)
-                return out
-        return self.network(*args)
+        return self.predict(*args)
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or "network" not in self.__dict__:
+            raise AttributeError(name)
         return getattr(self.network, name)
+
+    def __deepcopy__(self, memo: dict) -> None:
+        """A copy of the network (the trainer's EMA and guide snapshots) is another network: it compiles on its
+        own, and loaded packages are not copied."""
+        return None
+
+    def _run_unet(self, *args: torch.Tensor) -> torch.Tensor:
+        runner = self._runner(args)
+        if runner is None:
+            return self.unet(*args)
+        return runner.run(list(args))[0]
+
+    def _runner(self, args: tuple[torch.Tensor, ...]) -> torch._C._aoti.AOTIModelPackageLoader | None:
+        """The loaded package for calls like ``args`` with this network's current weights, or None to run
+        eagerly."""
+        if self.error is not None or args[0].device.type != "cpu" or args[0].shape[0] < MIN_BATCH:
+            return None
+        path = package_path(self.unet, args)
+        if path not in self.runners:
+            if not (self.may_build or path.exists()):
+                return None
+            try:
+                if not path.exists():
+                    build_package(self.unet, args, path)
+                self.runners[path], self.stale = load_package(path), True
+            except Exception as err:  # any failure to build or load; the eager call re-raises a real bug
+                self.error = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                return None
+        if self.stale:
+            self.weigh()
+        return self.runners[path]
+
+    def weigh(self) -> None:
+        """Load the network's current weights into every package loaded (copied: a trainer's preview network
+        changes between epochs, and :func:`compiled` marks them stale at every run)."""
+        state = {**dict(self.unet.named_parameters()), **dict(self.unet.named_buffers())}
+        for runner in self.runners.values():
+            runner.load_constants({name: state[name].detach() for name in runner.get_constant_fqns()}, False, True)
+        self.stale = False
 
 
 def compile_error(network: nn.Module) -> str | None:
@@ -147,9 +200,12 @@ def compile_error(network: nn.Module) -> str | None:
     return None if done is None else done.error
 
 
-def compiled(network: nn.Module) -> CompiledNetwork:
+def compiled(network: nn.Module, may_build: bool = False) -> CompiledNetwork:
     """The one :class:`CompiledNetwork` of ``network`` in this process (kept on the network itself), so that
-    batch after batch and screen after screen reuse its compiled graphs instead of tracing them again."""
+    batch after batch and screen after screen reuse its loaded packages; ``may_build`` lets it build a missing
+    one. Its weights are loaded afresh at its next call."""
     if getattr(network, "_compiled", None) is None:
         network._compiled = CompiledNetwork(network)
+    network._compiled.may_build |= may_build
+    network._compiled.stale = True
     return network._compiled

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .compiling import check_compile_mode, compile_error, compiled, should_compile
+from .compiling import MIN_BATCH, check_compile_mode, compile_error, compile_pays, compiled, should_compile
 from .samplers import (
     DEFAULT_STEPS,
     NoisePredictor,
@@ -112,7 +112,7 @@ class SamplingPlan:
     autoguidance: float | None = None  # w when autoguided (two network calls per guided step), else None
     eta: float | None = None  # the fresh noise of ddim and dpm++sde; None for the others (resolve_eta)
     guidance_scale: float | None = None  # classifier-free guidance's w for a conditional model, else None
-    compiled: bool = False  # whether the network runs compiled (core.compiling): the first call compiles
+    compiled: bool = False  # whether the network runs compiled (core.compiling), from a package built first if missing
 
     @property
     def count(self) -> int:
@@ -237,9 +237,11 @@ def _plan(
     generator = torch.Generator(device).manual_seed(seed)
     x_T = torch.randn(count if labels is None else len(labels), *image_shape, generator=generator, device=device)
     images = run_images or len(x_T)
-    compiling = should_compile(model, device, len(timesteps), images, request.compile_mode)
+    calls, mode = len(timesteps), request.compile_mode
+    compiling = should_compile(model, device, calls, images, mode)
     if compiling:
-        model, guide = compiled(model), None if guide is None else compiled(guide)
+        build = compile_pays(device, calls, images, mode, cached=False)  # a run that pays for a missing package
+        model, guide = compiled(model, build), None if guide is None else compiled(guide, build)
     predictor, worse = model, guide
     if labels is not None:
         labels = labels.to(device)
@@ -253,10 +255,6 @@ def _plan(
     )
 
 
-# Compiling ahead runs two images, not one: torch.compile fixes a batch of one at one, and runs have more.
-AHEAD_IMAGES = 2
-
-
 def compile_for_sampling(
     model: NoisePredictor,
     schedule: NoiseSchedule,
@@ -264,12 +262,12 @@ def compile_for_sampling(
     device: torch.device | str = "cpu",
     dataset: str = "mnist",
 ) -> str | None:
-    """Compile ``model`` as sampling runs call it (a conditional one with its labels, on classifier-free
-    guidance's doubled batch), through one DDIM step on :data:`AHEAD_IMAGES` images. Inductor's cache on disk
-    then holds the compile, so later processes on this machine load it in seconds and ``auto`` compiles their
-    long runs (:func:`core.compiling.should_compile`), Phase 3's first included. Call it under the autocast that
-    runs use. Returns why it could not be compiled, or None."""
-    plan = plan_sampling(model, schedule, image_shape, AHEAD_IMAGES, "ddim", 1, None, None, 0, device,
+    """Build the package of ``model`` for the calls sampling runs make (a conditional model's with its labels,
+    on classifier-free guidance's doubled batch), through one DDIM step on the fewest images a package takes
+    (:data:`core.compiling.MIN_BATCH`). Later processes on this machine then load it in milliseconds, and
+    ``auto`` runs them compiled (:func:`core.compiling.should_compile`), Phase 3's first included. Call it under
+    the autocast that runs use. Returns why it could not be compiled, or None."""
+    plan = plan_sampling(model, schedule, image_shape, MIN_BATCH, "ddim", 1, None, None, 0, device,
                          dataset=dataset, compile_mode="on")  # fmt: skip
     last_step(plan.run())
     return compile_error(model)

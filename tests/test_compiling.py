@@ -1,11 +1,13 @@
-"""When the network is compiled for sampling, and that a failed compile falls back to the same images.
+"""When the network runs compiled for sampling, and that a failed compile falls back to the same images.
 
-Real compiles take a minute with an empty cache, so these tests replace ``torch.compile``; what compiling
-gains is measured by ``benchmarks/step_variants.py`` and ``benchmarks/headline.py --parts phase3``.
+Building a real package takes a minute, so these tests replace ``core.compiling.build_package`` and
+``load_package`` with a package that runs a copy of the network given the weights loaded into it; what
+compiling gains is measured by ``benchmarks/compiled_sampling.py`` and ``benchmarks/headline.py --parts phase3``.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -15,6 +17,42 @@ import torch.nn.functional as F
 import core
 from core import compiling
 from core.unet import GroupNorm
+
+
+class FakePackage:
+    """A loaded package: a copy of the network it was built from, which runs on the weights loaded into it."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.network = copy.deepcopy(network)
+        self.names = [name for name, _ in [*network.named_parameters(), *network.named_buffers()]]
+        self.weighed = 0
+
+    def get_constant_fqns(self) -> list[str]:
+        return list(self.names)
+
+    def load_constants(self, constants: dict, use_inactive: bool, check_full_update: bool) -> None:
+        assert not use_inactive and check_full_update and sorted(constants) == sorted(self.names)
+        self.network.load_state_dict(constants, strict=False)
+        self.weighed += 1
+
+    def run(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return [self.network(*inputs)]
+
+
+@pytest.fixture
+def packages(monkeypatch: pytest.MonkeyPatch):
+    """Packages built and loaded without a compiler: the calls each build was made for, by path."""
+    built: dict = {}
+
+    def build(network, args, path):
+        built[path] = (network, [tuple(arg.shape) for arg in args])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+    monkeypatch.setattr(compiling, "build_package", build)
+    monkeypatch.setattr(compiling, "load_package", lambda path: FakePackage(built[path][0]))
+    return built
 
 
 @pytest.fixture
@@ -27,20 +65,21 @@ def compiler(monkeypatch: pytest.MonkeyPatch):
     return installed
 
 
-def test_auto_compiles_long_cpu_runs_with_a_compiler_sooner_once_cached(compiler):
+def test_auto_runs_a_packaged_network_compiled_and_builds_one_only_for_a_long_run(compiler):
     compiler(True)
-    ddpm_64, fast_64 = (1000, 64), (50, 64)
-    assert core.compile_pays("cpu", *ddpm_64, cached=True)
-    assert not core.compile_pays("cpu", *ddpm_64, cached=False)  # the first compile costs more than it saves
-    assert core.compile_pays("cpu", 1000, 200, cached=False)  # ... except on a run this long
-    assert not core.compile_pays("cpu", *fast_64, cached=True)
+    ddpm_64, fast_64, preview = (1000, 64), (20, 64), (10, 16)
+    assert core.compile_pays("cpu", *fast_64, cached=True)  # loading a package costs milliseconds
+    assert not core.compile_pays("cpu", *preview, cached=True)  # ... more than a few calls on a few images save
+    assert not core.compile_pays("cpu", *ddpm_64, cached=False)  # building costs more than Phase 3 saves
+    assert core.compile_pays("cpu", 1000, 200, cached=False)  # ... but not more than a run this long
     assert not core.compile_pays("cuda", *ddpm_64, cached=True)  # measured on CPUs only
     for cached, least in ((True, core.AUTO_MIN_IMAGE_CALLS), (False, core.AUTO_MIN_IMAGE_CALLS_COLD)):
         assert core.compile_pays("cpu", least, 1, cached=cached)
         assert not core.compile_pays("cpu", least - 1, 1, cached=cached)
     compiler(False)
-    assert not core.compile_pays("cpu", *ddpm_64, cached=True)
-    assert core.compile_pays("cpu", *fast_64, mode="on")
+    assert core.compile_pays("cpu", *ddpm_64, cached=True)  # a package needs no compiler to load
+    assert not core.compile_pays("cpu", 1000, 200, cached=False)  # ... but one to build
+    assert core.compile_pays("cpu", *preview, mode="on")
     assert not core.compile_pays("cpu", *ddpm_64, mode="off")
     with pytest.raises(ValueError, match="unknown compile mode"):
         core.compile_pays("cpu", *ddpm_64, mode="fast")
@@ -63,58 +102,77 @@ def tiny_unet(classes: int = 0) -> torch.nn.Module:
     return model
 
 
-def test_a_failed_compile_runs_the_network_eagerly_with_the_same_output(monkeypatch):
+def test_a_failed_build_runs_the_network_eagerly_with_the_same_output(monkeypatch):
     tried = []
 
-    def broken(module, **options):
-        def call(*args):
-            tried.append(1)
-            raise RuntimeError("no C++ compiler found\nsecond line")
+    def broken(network, args, path):
+        tried.append(1)
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nsecond line")
 
-        return call
-
-    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(compiling, "build_package", broken)
     model = tiny_unet()
-    network = compiling.CompiledNetwork(model)
+    network = core.compiling.compiled(model, may_build=True)
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 7])
     with torch.no_grad():
         assert torch.equal(network(x, t), model(x, t))
         assert torch.equal(network(x, t), model(x, t))
-    assert network.error == "no C++ compiler found" and len(tried) == 1  # tried once, then eager for good
-    assert core.compile_error(model) is None  # this wrapper was made by hand, not by compiled()
-    with torch.no_grad():
-        compiling.compiled(model)(x, t)
-    assert core.compile_error(model) == "no C++ compiler found"  # what sample prints
+    assert network.error == "InvalidCxxCompiler: No working C++ compiler found" and len(tried) == 1  # once
+    assert core.compile_error(model) == network.error  # what sample prints
     with pytest.raises(RuntimeError):  # a real error in the network still surfaces
         network(torch.randn(2, 3, 8, 8), t)
 
 
-def test_a_compiled_network_is_remembered_by_its_layers_not_its_weights(monkeypatch):
-    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
+def test_a_package_serves_every_network_with_the_same_layers_and_loads_each_ones_weights(packages):
     model, same_layers, wider = (
         tiny_unet(),
         core.UNet(base_channels=8, channel_mults=(1, 2), attention="none"),
         tiny_unet(3),
     )
     assert not core.is_cached(model)
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([3, 7, 9])
     with torch.no_grad():
-        compiling.CompiledNetwork(model)(torch.randn(2, 1, 8, 8), torch.tensor([3, 7]))
-    assert core.is_cached(model) and core.is_cached(same_layers) and not core.is_cached(wider)
+        assert torch.equal(compiling.compiled(model, may_build=True)(x, t), model(x, t))
+        assert core.is_cached(model) and core.is_cached(same_layers) and not core.is_cached(wider)
+        assert torch.equal(compiling.compiled(same_layers)(x, t), same_layers(x, t))  # its own weights
+        assert not torch.equal(same_layers(x, t), model(x, t))
+    assert len(packages) == 1  # built once, for both
 
 
-def test_a_network_is_compiled_once_per_process(monkeypatch):
-    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
+def test_each_run_loads_the_networks_weights_as_they_are_now(packages):
+    """A trainer's preview network changes between epochs: every plan loads its weights again."""
+    model, schedule = tiny_unet(), core.NoiseSchedule.create("linear", 20)
+    plan = core.plan_sampling(model, schedule, (1, 8, 8), 4, "ddim", steps=2, compile_mode="on")
+    core.last_step(plan.run())
+    with torch.no_grad():
+        model.conv_out.bias.add_(1.0)
+    images = {}
+    for mode in ("off", "on"):
+        plan = core.plan_sampling(model, schedule, (1, 8, 8), 4, "ddim", steps=2, seed=1, compile_mode=mode)
+        images[mode] = core.last_step(plan.run()).x
+    assert torch.equal(images["on"], images["off"])
+    assert compiling.compiled(model).error is None
+    runner = next(iter(compiling.compiled(model).runners.values()))
+    assert runner.weighed == 2  # once per plan, not once per call
+
+
+def test_a_network_is_compiled_once_per_process_and_a_batch_of_one_runs_eagerly(packages):
     model = tiny_unet()
     assert compiling.compiled(model) is compiling.compiled(model)
     assert compiling.compiled(tiny_unet()) is not compiling.compiled(model)
+    copied = copy.deepcopy(model)  # as the trainer snapshots its EMA network: another network, compiled on its own
+    assert getattr(copied, "_compiled", None) is None and compiling.compiled(copied) is not compiling.compiled(model)
+    with torch.no_grad():
+        compiling.compiled(model, may_build=True)(torch.randn(1, 1, 8, 8), torch.tensor([3]))
+    assert not packages  # a package built for one image would fix the batch at one
+    with torch.no_grad():
+        compiling.compiled(model)(torch.randn(2, 1, 8, 8), torch.tensor([3, 4]))
+    assert [shapes for _, shapes in packages.values()] == [[(2, 1, 8, 8), (2,)]]
 
 
 @pytest.mark.parametrize("classes", [0, 3])
-def test_a_compiled_plan_draws_the_same_images(monkeypatch, classes):
-    """``compile_mode="on"`` routes every call, guided ones too, through the compiled network; with a compile
-    that changes nothing, the images are those of the eager plan, bit for bit."""
-    compiles = []
-    monkeypatch.setattr(torch, "compile", lambda module, **options: compiles.append(options) or module)
+def test_a_compiled_plan_draws_the_same_images(packages, classes):
+    """``compile_mode="on"`` routes every call, guided ones too, through the package; with a package that runs
+    the same network, the images are those of the eager plan, bit for bit."""
     model, schedule = tiny_unet(classes), core.NoiseSchedule.create("linear", 20)
     images = {}
     for mode in ("off", "on"):
@@ -122,7 +180,18 @@ def test_a_compiled_plan_draws_the_same_images(monkeypatch, classes):
         assert plan.compiled == (mode == "on")
         images[mode] = core.last_step(plan.run()).x
     assert torch.equal(images["on"], images["off"])
-    assert compiles == [{"dynamic": False}]
+    assert len(packages) == 1
+
+
+def test_a_v_prediction_network_compiles_its_unet_and_keeps_the_wrapper_eager(packages):
+    schedule = core.NoiseSchedule.create("linear", 20)
+    predictor = core.objective.noise_predictor(tiny_unet(), schedule, "v")
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 7])
+    with torch.no_grad():
+        assert torch.equal(compiling.compiled(predictor, may_build=True)(x, t), predictor(x, t))
+    [(network, _)] = packages.values()
+    assert isinstance(network, core.UNet)
+    assert compiling.network_key(predictor) == compiling.network_key(predictor.network)
 
 
 def test_generate_decides_for_the_whole_run_not_one_batch(monkeypatch):
@@ -149,16 +218,6 @@ def test_group_norm_computes_in_fp32_when_compiled(monkeypatch):
     assert torch.allclose(eager.float(), exact, atol=0.05)  # bf16: 8 bits of mantissa
 
 
-def test_auto_reuses_a_network_this_process_has_compiled_even_for_a_short_run(monkeypatch, compiler):
-    compiler(False)  # so that only the compile done here can make auto say yes
-    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
-    model, schedule = tiny_unet(), core.NoiseSchedule.create("linear", 20)
-    assert not core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3).compiled
-    core.last_step(core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3, compile_mode="on").run())
-    assert core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3).compiled
-    assert not core.plan_sampling(model, schedule, (1, 8, 8), 2, "ddim", steps=3, compile_mode="off").compiled
-
-
 def test_the_network_compiled_ahead_is_the_one_its_run_saves(tiny_run):
     """``ddpm-tui compile`` builds a fresh network where no checkpoint exists yet; for its compile to serve
     that run's sampling later, it must be the network the run's checkpoint loads: same layers, same wrapper."""
@@ -171,32 +230,26 @@ def test_the_network_compiled_ahead_is_the_one_its_run_saves(tiny_run):
 
 
 @pytest.mark.parametrize("classes", [0, 3])
-def test_compiling_ahead_compiles_a_batch_runs_share_and_remembers_the_network(monkeypatch, compiler, classes):
-    compiler(True)
-    shapes = []
-
-    def fake(module, **options):
-        def call(x, t, *labels):
-            shapes.append((tuple(x.shape), len(labels)))
-            return module(x, t, *labels)
-
-        return call
-
-    monkeypatch.setattr(torch, "compile", fake)
+def test_compiling_ahead_builds_the_package_runs_load(packages, classes):
     model, schedule = tiny_unet(classes), core.NoiseSchedule.create("linear", 20)
-    assert core.compile_for_sampling(model, schedule, (1, 8, 8)) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert core.compile_for_sampling(model, schedule, (1, 8, 8)) is None
     # a conditional model draws one image of each class, twice in one batch for classifier-free guidance
-    assert shapes == [((2 * classes, 1, 8, 8), 1) if classes else ((core.AHEAD_IMAGES, 1, 8, 8), 0)]
-    assert core.AHEAD_IMAGES > 1  # a batch of one would be compiled for one image only
-    assert core.is_cached(tiny_unet(classes))  # later processes' auto compiles their long runs
-    long_run = core.AUTO_MIN_IMAGE_CALLS // schedule.timesteps  # images for DDPM's T calls each
-    assert core.plan_sampling(tiny_unet(classes), schedule, (1, 8, 8), long_run, "ddpm").compiled
+    [(_, shapes)] = packages.values()
+    assert shapes == ([(2 * classes, 1, 8, 8), (2 * classes,), (2 * classes,)] if classes else
+                      [(core.MIN_BATCH, 1, 8, 8), (core.MIN_BATCH,)])  # fmt: skip
+    later = tiny_unet(classes)  # another process's network of the same layers
+    assert core.is_cached(later)
+    plan = core.plan_sampling(later, schedule, (1, 8, 8), 100, "ddpm")  # 2,000 image-calls
+    assert plan.compiled
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        core.last_step(plan.run())
+    assert len(packages) == 1 and compiling.compiled(later).runners  # it loaded the package built ahead, built no other
 
 
-def test_the_compile_command_compiles_a_checkpoint_or_the_default_network(monkeypatch, tiny_run, capsys):
+def test_the_compile_command_compiles_a_checkpoint_or_the_default_network(packages, tiny_run, capsys):
     from ddpm_tui.cli import main
 
-    monkeypatch.setattr(torch, "compile", lambda module, **options: module)
     checkpoint = tiny_run / "model_final.pt"
     assert main(["compile", "--checkpoint", str(checkpoint)]) == 0
     assert "Compiled in" in capsys.readouterr().out
@@ -210,13 +263,10 @@ def test_the_compile_command_compiles_a_checkpoint_or_the_default_network(monkey
 def test_the_compile_command_says_why_it_could_not_and_skips_gpus(monkeypatch, tiny_run, capsys):
     from ddpm_tui.cli import main
 
-    def broken(module, **options):
-        def call(*args):
-            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+    def broken(network, args, path):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
 
-        return call
-
-    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(compiling, "build_package", broken)
     assert main(["compile", "--checkpoint", str(tiny_run / "model_final.pt")]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "could not be compiled (InvalidCxxCompiler: No working C++ compiler found); sampling runs it as it is" in out

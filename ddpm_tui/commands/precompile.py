@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]The network could not be compiled ({failed}); sampling runs it as it is.[/]")
         return 1
     console.print(
-        f"Compiled in {time.perf_counter() - start:.0f} s into {core.compile_cache_dir()}. Sampling runs of "
-        f"{core.AUTO_MIN_IMAGE_CALLS:,} image-calls or more (network calls x images: DDPM's 1,000 steps on 16 "
-        "images or more, as in Phase 3) now load it in seconds and run compiled."
+        f"Compiled in {time.perf_counter() - start:.0f} s into {core.compile_cache_dir()}. Every sampling run of "
+        f"this network's architecture with {core.AUTO_MIN_IMAGE_CALLS:,} image-calls or more (network calls x "
+        "images: 20 steps on 50 images) now loads it in milliseconds and runs compiled."
     )
     return 0
