@@ -183,7 +183,7 @@ def fast_vs_ddpm(root: Path) -> list[str]:
 PHASE3_RUNS = {
     "first": "with nothing compiled on the machine (`--compile auto` stays eager)",
     "compile": "`ddpm-tui compile`, once per machine (`make run` does it on set-up)",
-    "cached": "every time after it (`auto` compiles from the cache)",
+    "cached": "every time after it (`auto` runs the network from its package)",
 }
 
 

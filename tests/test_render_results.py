@@ -161,7 +161,7 @@ def test_the_phase3_table_gives_each_run_with_its_spread_at_the_newest_commit(tm
     text = rendered(tmp_path, "phase3", "phase3", rows, study="headline")
     assert "| with nothing compiled on the machine (`--compile auto` stays eager) | 70 ± 14 s (2 runs) |" in text
     assert "| `ddpm-tui compile`, once per machine (`make run` does it on set-up) | 41 ± 0 s (2 runs) |" in text
-    assert "| every time after it (`auto` compiles from the cache) | 45 ± 7 s (2 runs) |" in text
+    assert "| every time after it (`auto` runs the network from its package) | 45 ± 7 s (2 runs) |" in text
     # a record from before the runs were told apart, and an older commit's runs
     assert "87" not in text and "99" not in text and "120" not in text and "commit new," in text
 
