@@ -61,13 +61,13 @@ def network_key(network: nn.Module) -> str:
     return hashlib.sha256(f"{torch.__version__}\n{_unet(network)!r}".encode()).hexdigest()[:16]
 
 
-def package_path(network: nn.Module, args: tuple[torch.Tensor, ...]) -> Path:
-    """The package of ``network`` for calls like ``args`` (their dtypes and sizes but the batch's) under the
-    autocast now in force (a bf16 package differs from an fp32 one)."""
+def package_path(key: str, args: tuple[torch.Tensor, ...]) -> Path:
+    """The package of the network of :func:`network_key` ``key`` for calls like ``args`` (their dtypes and sizes
+    but the batch's) under the autocast now in force (a bf16 package differs from an fp32 one)."""
     autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
     signature = f"{autocast}|" + ";".join(f"{arg.dtype}{tuple(arg.shape[1:])}" for arg in args)
     calls = hashlib.sha256(signature.encode()).hexdigest()[:8]
-    return compile_cache_dir() / f"{network_key(network)}-{calls}{PACKAGE_SUFFIX}"
+    return compile_cache_dir() / f"{key}-{calls}{PACKAGE_SUFFIX}"
 
 
 def is_cached(network: nn.Module) -> bool:
@@ -139,7 +139,7 @@ class CompiledNetwork:
 
     def __init__(self, network: nn.Module) -> None:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
-        self.network, self.unet = network, _unet(network)
+        self.network, self.unet, self.key = network, _unet(network), network_key(network)
         self.may_build, self.stale = False, True
         self.error: str | None = None
         self.runners: dict[Path, torch._C._aoti.AOTIModelPackageLoader] = {}
@@ -170,7 +170,7 @@ class CompiledNetwork:
         eagerly."""
         if self.error is not None or args[0].device.type != "cpu" or args[0].shape[0] < MIN_BATCH:
             return None
-        path = package_path(self.unet, args)
+        path = package_path(self.key, args)
         if path not in self.runners:
             if not (self.may_build or path.exists()):
                 return None
