@@ -55,7 +55,7 @@ def command(*args: str, env: dict[str, str] | None = None) -> float:
 
 # Phase 3 on a machine that has never compiled the network, in this order: as it runs with nothing compiled (auto
 # stays eager), then `ddpm-tui compile` (what `make run` does once on set-up), then as it runs from then on (auto
-# compiles from the cache).
+# runs the network from its package).
 PHASE3_RUNS = ("first", "compile", "cached")
 
 

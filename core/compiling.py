@@ -143,6 +143,7 @@ class CompiledNetwork:
         self.may_build, self.stale = False, True
         self.error: str | None = None
         self.runners: dict[Path, torch._C._aoti.AOTIModelPackageLoader] = {}
+        self.absent: set[Path] = set()  # packages this run found missing and may not build: looked up once a run
         wrapped = self.network is not self.unet
         self.predict = NoiseFromVelocity(self._run_unet, network.schedule) if wrapped else self._run_unet
 
@@ -171,8 +172,11 @@ class CompiledNetwork:
         if self.error is not None or args[0].device.type != "cpu" or args[0].shape[0] < MIN_BATCH:
             return None
         path = package_path(self.key, args)
+        if path in self.absent:
+            return None
         if path not in self.runners:
             if not (self.may_build or path.exists()):
+                self.absent.add(path)
                 return None
             try:
                 if not path.exists():
@@ -184,6 +188,13 @@ class CompiledNetwork:
         if self.stale:
             self.weigh()
         return self.runners[path]
+
+    def renew(self, may_build: bool) -> None:
+        """Start a new run: its weights are loaded at its first call, and missing packages looked up again (or
+        built, if ``may_build``)."""
+        self.may_build |= may_build
+        self.stale = True
+        self.absent.clear()
 
     def weigh(self) -> None:
         """Load the network's current weights into every package loaded (copied: a trainer's preview network
@@ -206,6 +217,5 @@ def compiled(network: nn.Module, may_build: bool = False) -> CompiledNetwork:
     one. Its weights are loaded afresh at its next call."""
     if getattr(network, "_compiled", None) is None:
         network._compiled = CompiledNetwork(network)
-    network._compiled.may_build |= may_build
-    network._compiled.stale = True
+    network._compiled.renew(may_build)
     return network._compiled
