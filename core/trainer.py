@@ -163,6 +163,8 @@ class Trainer:
         self.model = ckpt.build_model(config, self.data.image_shape, self.data.classes).to(self.device)
         self.ema = EMA(self.model, config.ema_decay)
         self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
+        # one wrapper for the run, so the compiled network on it (its loaded package) serves every preview
+        self._sampling_model = noise_predictor(self.ema.model, self.schedule, config.prediction)
         self.t_probabilities = None
         if config.timestep_density != "uniform":
             density = timestep_probabilities(
@@ -446,8 +448,8 @@ class Trainer:
         return recognised_share(probabilities), class_entropy(probabilities)
 
     def sampling_model(self) -> torch.nn.Module:
-        """The EMA network as the noise predictor the samplers take."""
-        return noise_predictor(self.ema.model, self.schedule, self.config.prediction)
+        """The EMA network as the noise predictor the samplers take (the same object all run)."""
+        return self._sampling_model
 
     @torch.no_grad()
     def generate_samples(self) -> torch.Tensor:

@@ -8,6 +8,7 @@ compiling gains is measured by ``benchmarks/compiled_sampling.py`` and ``benchma
 from __future__ import annotations
 
 import copy
+import functools
 import dataclasses
 
 import pytest
@@ -67,9 +68,9 @@ def compiler(monkeypatch: pytest.MonkeyPatch):
 
 def test_auto_runs_a_packaged_network_compiled_and_builds_one_only_for_a_long_run(compiler):
     compiler(True)
-    ddpm_64, fast_64, preview = (1000, 64), (20, 64), (10, 16)
-    assert core.compile_pays("cpu", *fast_64, cached=True)  # loading a package costs milliseconds
-    assert not core.compile_pays("cpu", *preview, cached=True)  # ... more than a few calls on a few images save
+    ddpm_64, preview, few = (1000, 64), (10, 64), (2, 4)
+    assert core.compile_pays("cpu", *preview, cached=True)  # loading a package costs milliseconds
+    assert not core.compile_pays("cpu", *few, cached=True)  # ... more than a call or two on a few images save
     assert not core.compile_pays("cpu", *ddpm_64, cached=False)  # building costs more than Phase 3 saves
     assert core.compile_pays("cpu", 1000, 200, cached=False)  # ... but not more than a run this long
     assert not core.compile_pays("cuda", *ddpm_64, cached=True)  # measured on CPUs only
@@ -79,7 +80,7 @@ def test_auto_runs_a_packaged_network_compiled_and_builds_one_only_for_a_long_ru
     compiler(False)
     assert core.compile_pays("cpu", *ddpm_64, cached=True)  # a package needs no compiler to load
     assert not core.compile_pays("cpu", 1000, 200, cached=False)  # ... but one to build
-    assert core.compile_pays("cpu", *preview, mode="on")
+    assert core.compile_pays("cpu", *few, mode="on")
     assert not core.compile_pays("cpu", *ddpm_64, mode="off")
     with pytest.raises(ValueError, match="unknown compile mode"):
         core.compile_pays("cpu", *ddpm_64, mode="fast")
@@ -273,3 +274,20 @@ def test_the_compile_command_says_why_it_could_not_and_skips_gpus(monkeypatch, t
     monkeypatch.setattr(core, "resolve_device", lambda name: torch.device("cuda"))
     assert main(["compile"]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_a_trainers_previews_run_from_the_package_this_machine_has(packages, tmp_path):
+    """Once the network's package exists, each epoch's preview (10 calls on 64 images) loads it and that
+    epoch's EMA weights, and draws the images the eager network draws."""
+    config = core.TrainConfig(max_images=64, timesteps=20, base_channels=8, output_dir=str(tmp_path))
+    trainer = core.Trainer(config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert core.compile_for_sampling(trainer.sampling_model(), trainer.schedule, trainer.data.image_shape) is None
+    for epoch in range(2):
+        trainer.train_step(trainer.images_at(torch.arange(32)))
+        previews = trainer.generate_samples()
+        runner = next(iter(compiling.compiled(trainer.sampling_model()).runners.values()))
+        assert runner.weighed == epoch + 2  # this epoch's weights (and once for compile_for_sampling's own step)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(core.trainer, "plan_sampling", functools.partial(core.plan_sampling, compile_mode="off"))
+            assert torch.equal(previews, trainer.generate_samples())

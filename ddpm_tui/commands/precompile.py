@@ -54,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"Compiled in {time.perf_counter() - start:.0f} s into {core.compile_cache_dir()}. Every sampling run of "
         f"this network's architecture with {core.AUTO_MIN_IMAGE_CALLS:,} image-calls or more (network calls x "
-        "images: 20 steps on 50 images) now loads it in milliseconds and runs compiled."
+        "images: all but a call or two on a few images) now loads it in milliseconds and runs compiled."
     )
     return 0
