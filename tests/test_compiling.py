@@ -8,8 +8,8 @@ compiling gains is measured by ``benchmarks/compiled_sampling.py`` and ``benchma
 from __future__ import annotations
 
 import copy
-import functools
 import dataclasses
+import functools
 
 import pytest
 import torch
