@@ -44,12 +44,12 @@ PARTS = ("default_run", "samplers", "throughput", "phase3")
 CLI = [sys.executable, "-m", "ddpm_tui"]
 
 
-def command(*args: str, env: dict[str, str] | None = None) -> float:
-    """Run ``ddpm-tui ARGS`` as a learner would (in ``env``, default this process's), its output passed
-    through; returns its wall seconds."""
+def command(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    """Run ``ddpm-tui ARGS`` as a learner would (in ``env``, default this process's; from ``cwd``, whose
+    ``ddpm_tui`` then runs, default this one's), its output passed through; returns its wall seconds."""
     print("$ ddpm-tui " + " ".join(args), flush=True)
     start = time.perf_counter()
-    subprocess.run([*CLI, *args], check=True, env=env)
+    subprocess.run([*CLI, *args], check=True, env=env, cwd=cwd)
     return time.perf_counter() - start
 
 
