@@ -655,10 +655,37 @@ def decoder_run_time(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py")]
 
 
+def run_time_baseline(root: Path) -> list[str]:
+    """Whole training runs with an earlier commit's code and this one's, timed in turn: each code's wall
+    minutes (mean ± std over the repeats) and how many times faster this commit's runs are."""
+    rows = newest(all_records(root, "speed", "run_time_baseline"), lambda r: (r["flags"], r["code"], r["repeat"]))
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for flags, group in grouped(rows, lambda r: r["flags"]).items():
+        codes = grouped(group, lambda r: r["code"])
+        baseline = next(code for code in codes if code != "work tree")
+        minutes = {code: statistics.fmean(r["figures"]["train_minutes"] for r in runs) for code, runs in codes.items()}
+        for code, runs in codes.items():
+            label = f"commit `{code}`" if code != "work tree" else f"commit `{runs[-1]['commit'][:7]}`"
+            speedup = f"{minutes[baseline] / minutes[code]:.2f}x"
+            cells.append(
+                (
+                    f"`{('ddpm-tui train ' + flags).strip()}`",
+                    label,
+                    figure(runs, "train_minutes", ".2f", unit=" min"),
+                    speedup,
+                )
+            )
+    header = ("run", "code", "wall time", "speed against the first")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py --baseline")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-speed": decoder_speed,
     "decoder-run-time": decoder_run_time,
+    "run-time-baseline": run_time_baseline,
     "headline": headline,
     "default-run": default_run,
     "fast-vs-ddpm": fast_vs_ddpm,
