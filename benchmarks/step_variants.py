@@ -92,7 +92,7 @@ def trainer_step(variant: str, device: torch.device, folder: str):
         return None
     trainer = core.Trainer(core.TrainConfig(device=str(device), output_dir=folder, guide_at=0.0))
     x0 = trainer.images_at(torch.arange(32, device=device))
-    trainer.model, x0 = prepare(variant, trainer.model, x0)
+    trainer.network, x0 = prepare(variant, trainer.model, x0)  # the module train_step calls; its weights stay shared
     return lambda: trainer.train_step(x0)
 
 
