@@ -681,11 +681,38 @@ def run_time_baseline(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py --baseline")]
 
 
+def training_floor(root: Path) -> list[str]:
+    """Our training step and diffusers' at equal blocks (newest run): each step, its convolutions' share and
+    time, and the most our step could gain on diffusers' with everything but the convolutions free."""
+    rows = newest(all_records(root, "speed", "training_floor"), lambda r: r["side"])
+    if not rows:
+        return NO_RECORDS
+    sides = {row["side"]: row["figures"] for row in rows}
+    label = {"ours": "ours, `--decoder full --attention none`", "diffusers": "diffusers `UNet2DModel`, no attention"}
+    cells = [
+        (
+            label[name],
+            f"{f['step_ms']:.0f} ms",
+            f"{f['images_per_s']:.0f}",
+            f"{f['convolution_share']:.0%}",
+            f"{f['convolution_ms']:.0f} ms",
+        )  # fmt: skip
+        for name, f in sides.items()
+    ]
+    ours = sides["ours"]
+    cells.append(("ours / diffusers, now", "", f"{ours['now_over_diffusers']:.2f}x", "", ""))
+    cells.append(("ours / diffusers, if all but the convolutions took no time", "", "", "",
+                  f"{ours['ceiling_over_diffusers']:.2f}x"))  # fmt: skip
+    header = ("training step, batch 32, bf16", "step", "images/s", "convolutions' share", "convolutions")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/training_floor.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-speed": decoder_speed,
     "decoder-run-time": decoder_run_time,
     "run-time-baseline": run_time_baseline,
+    "training-floor": training_floor,
     "headline": headline,
     "default-run": default_run,
     "fast-vs-ddpm": fast_vs_ddpm,
