@@ -27,10 +27,10 @@ from .objective import NoiseFromVelocity
 
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 # auto runs a network compiled when this machine has its package and the run has at least this many image-calls
-# (network calls x images): loading a package takes milliseconds once a process and its weights about 2 ms a run,
-# and a call saves about 0.4 ms an image, so even 5 calls on 4 images ran 1.7x faster (33 against 57 ms), and a
-# trainer's preview (10 calls on 64 images) 1.6x (0.43 against 0.68 s). Only a call or two on a few images stays
-# eager.
+# (network calls x images): a process loads a package once, in milliseconds, and a run loads its weights into it in
+# about 2 ms, while a call saves about 0.4 ms an image. So even 5 calls on 4 images ran 1.7x faster (33 against
+# 57 ms), and a trainer's preview (10 calls on 64 images) 1.6x (0.43 against 0.68 s); only a call or two on a few
+# images stays eager.
 AUTO_MIN_IMAGE_CALLS = 20
 # ... and builds a missing package only for a run this long: building takes 40-50 s on 2 cores, which a run
 # repays from about 100,000 image-calls (Phase 3, DDPM's 1,000 calls on 64 images, does not); twice that leaves
