@@ -657,26 +657,21 @@ def decoder_run_time(root: Path) -> list[str]:
 
 def run_time_baseline(root: Path) -> list[str]:
     """Whole training runs with an earlier commit's code and this one's, timed in turn: each code's wall
-    minutes (mean ± std over the repeats) and how many times faster this commit's runs are."""
-    rows = newest(all_records(root, "speed", "run_time_baseline"), lambda r: (r["flags"], r["code"], r["repeat"]))
+    minutes (mean ± std over the repeats) and how many times faster this commit's runs are, per thread count."""
+    key = lambda r: (r["flags"], r["threads"], r["code"], r["repeat"])  # noqa: E731
+    rows = newest(all_records(root, "speed", "run_time_baseline"), key)
     if not rows:
         return NO_RECORDS
     cells = []
-    for flags, group in grouped(rows, lambda r: r["flags"]).items():
+    for (flags, threads), group in grouped(rows, lambda r: (r["flags"], r["threads"])).items():
         codes = grouped(group, lambda r: r["code"])
         baseline = next(code for code in codes if code != "work tree")
         minutes = {code: statistics.fmean(r["figures"]["train_minutes"] for r in runs) for code, runs in codes.items()}
+        run = f"`{('ddpm-tui train ' + flags).strip()}`, {threads} thread{'s' if threads > 1 else ''}"
         for code, runs in codes.items():
             label = f"commit `{code}`" if code != "work tree" else f"commit `{runs[-1]['commit'][:7]}`"
             speedup = f"{minutes[baseline] / minutes[code]:.2f}x"
-            cells.append(
-                (
-                    f"`{('ddpm-tui train ' + flags).strip()}`",
-                    label,
-                    figure(runs, "train_minutes", ".2f", unit=" min"),
-                    speedup,
-                )
-            )
+            cells.append((run, label, figure(runs, "train_minutes", ".2f", unit=" min"), speedup))
     header = ("run", "code", "wall time", "speed against the first")
     return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py --baseline")]
 

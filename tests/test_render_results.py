@@ -159,8 +159,8 @@ def test_the_baseline_run_time_table_says_how_many_times_faster_this_commits_run
     rows = [timed("1be599a", 12.0, 0), timed("work tree", 77.0, 0), timed("work tree", 8.0, 0)]  # a rerun replaces
     rows += [timed("1be599a", 14.0, 1), timed("work tree", 9.0, 1)]
     text = rendered(tmp_path, "run_time_baseline", "run-time-baseline", rows, study="speed")
-    assert "| `ddpm-tui train --epochs 20` | commit `1be599a` | 13.00 ± 1.41 min (2 runs) | 1.00x |" in text
-    assert "| `ddpm-tui train --epochs 20` | commit `new1234` | 8.50 ± 0.71 min (2 runs) | 1.53x |" in text
+    assert "| `ddpm-tui train --epochs 20`, 1 thread | commit `1be599a` | 13.00 ± 1.41 min (2 runs) | 1.00x |" in text
+    assert "| `ddpm-tui train --epochs 20`, 1 thread | commit `new1234` | 8.50 ± 0.71 min (2 runs) | 1.53x |" in text
     assert "77" not in text
 
 
