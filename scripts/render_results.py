@@ -658,8 +658,9 @@ def decoder_run_time(root: Path) -> list[str]:
 def run_time_baseline(root: Path) -> list[str]:
     """Whole training runs with an earlier commit's code and this one's, timed in turn: each code's wall
     minutes (mean ± std over the repeats) and how many times faster this commit's runs are, per thread count."""
-    key = lambda r: (r["flags"], r["threads"], r["code"], r["repeat"])  # noqa: E731
-    rows = newest(all_records(root, "speed", "run_time_baseline"), key)
+    rows = newest(
+        all_records(root, "speed", "run_time_baseline"), lambda r: (r["flags"], r["threads"], r["code"], r["repeat"])
+    )
     if not rows:
         return NO_RECORDS
     cells = []
@@ -691,7 +692,7 @@ def training_floor(root: Path) -> list[str]:
             f"{f['images_per_s']:.0f}",
             f"{f['convolution_share']:.0%}",
             f"{f['convolution_ms']:.0f} ms",
-        )  # fmt: skip
+        )
         for name, f in sides.items()
     ]
     ours = sides["ours"]

@@ -164,6 +164,26 @@ def test_the_baseline_run_time_table_says_how_many_times_faster_this_commits_run
     assert "77" not in text
 
 
+def test_the_training_floor_table_gives_the_ceiling_the_convolutions_leave(tmp_path):
+    def side(name: str, step_ms: float, share: float, **ratios: float) -> dict:
+        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 1}
+        figures = {"step_ms": step_ms, "convolution_share": share, "convolution_ms": step_ms * share}
+        figures.update(images_per_s=32_000 / step_ms, **ratios)
+        return {"side": name, "figures": figures, **machine, "date": "2026-12-06"}
+
+    rows = [side("ours", 999.0, 0.1, ceiling_over_diffusers=9.0, now_over_diffusers=0.4)]  # replaced below
+    rows += [
+        side("ours", 400.0, 0.5, ceiling_over_diffusers=2.2, now_over_diffusers=1.1),
+        side("diffusers", 440.0, 0.5),
+    ]
+    text = rendered(tmp_path, "training_floor", "training-floor", rows, study="speed")
+    assert "| ours, `--decoder full --attention none` | 400 ms | 80 | 50% | 200 ms |" in text
+    assert "| diffusers `UNet2DModel`, no attention | 440 ms | 73 | 50% | 220 ms |" in text
+    assert "| ours / diffusers, now |  | 1.10x |  |  |" in text
+    assert "| ours / diffusers, if all but the convolutions took no time |  |  |  | 2.20x |" in text
+    assert "999" not in text
+
+
 def test_the_phase3_table_gives_each_run_with_its_spread_at_the_newest_commit(tmp_path):
     def timed(run: str | None, seconds: float, commit: str = "new") -> dict:
         machine = {"commit": commit, "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
