@@ -70,9 +70,9 @@ def optimiser_rates(config: TrainConfig, steps: int, warmup: int, repeats: int) 
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def diffusers_rate(config: TrainConfig, precision: str, x0: torch.Tensor, steps: int, warmup: int) -> tuple[float, int]:
-    """The same training step with diffusers: a ``UNet2DModel`` of our blocks (``harness.diffusers_unet``)
-    and ``DDPMScheduler.add_noise``, trained by AdamW; returns (images/s, parameters)."""
+def diffusers_step(config: TrainConfig, precision: str, x0: torch.Tensor):
+    """diffusers' training step on ``x0``: a ``UNet2DModel`` of our blocks (``harness.diffusers_unet``),
+    ``DDPMScheduler.add_noise`` and the noise's MSE, trained by AdamW; returns (step, parameters)."""
     from diffusers import DDPMScheduler
 
     device = x0.device
@@ -91,7 +91,13 @@ def diffusers_rate(config: TrainConfig, precision: str, x0: torch.Tensor, steps:
         loss.backward()
         optimizer.step()
 
-    return images_per_second(step, len(x0), steps, warmup, device), sum(p.numel() for p in model.parameters())
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def diffusers_rate(config: TrainConfig, precision: str, x0: torch.Tensor, steps: int, warmup: int) -> tuple[float, int]:
+    """The images/s and parameters of :func:`diffusers_step`."""
+    step, parameters = diffusers_step(config, precision, x0)
+    return images_per_second(step, len(x0), steps, warmup, x0.device), parameters
 
 
 def architecture(text: str) -> dict[str, object]:

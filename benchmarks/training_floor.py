@@ -21,35 +21,13 @@ from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
+from train_throughput import diffusers_step
 
 import core
 
 RESULTS = harness.RECORDS / "speed" / "training_floor.jsonl"
 CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward")
-
-
-def diffusers_step(config: core.TrainConfig, x0: torch.Tensor):
-    """diffusers' training step on the same blocks: ``DDPMScheduler.add_noise``, the noise's MSE, AdamW."""
-    from diffusers import DDPMScheduler
-
-    model = harness.diffusers_unet(
-        tuple(x0.shape[1:]), config.base_channels, config.channel_mults, config.num_res_blocks, config.attention
-    )
-    scheduler = DDPMScheduler(num_train_timesteps=config.timesteps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        noise = torch.randn_like(x0)
-        t = torch.randint(0, config.timesteps, (len(x0),))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = F.mse_loss(model(scheduler.add_noise(x0, noise, t), t).sample.float(), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def convolution_share(step, steps: int) -> float:
@@ -72,7 +50,7 @@ def main() -> None:
         config = core.TrainConfig(output_dir=folder, guide_at=0.0, decoder="full", attention="none")
         trainer = core.Trainer(config)  # our step: Muon and AdamW, the EMA update included
         x0 = trainer.images_at(torch.arange(config.batch_size))
-        sides = {"ours": lambda: trainer.train_step(x0), "diffusers": diffusers_step(config, x0)}
+        sides = {"ours": lambda: trainer.train_step(x0), "diffusers": diffusers_step(config, "bf16", x0)[0]}
         steps = {name: lambda s=step: [s() for _ in range(args.steps)] for name, step in sides.items()}
         seconds = harness.alternating_medians(steps, args.repeats, warmup=1)
         shares = {name: convolution_share(step, args.steps) for name, step in sides.items()}
