@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/training_floor.py                   # needs: pip install -e '.[bench]'
     .venv/bin/python benchmarks/training_floor.py --steps 20 --repeats 10
+    .venv/bin/python benchmarks/training_floor.py --setups small-128 base-32 --steps 5 --repeats 3
 
 Both sides train the same blocks (ours with Ho et al.'s decoder, ``--decoder full``; diffusers' ``UNet2DModel``
-from ``harness.diffusers_unet``, no self-attention on either) on the same batch of 32 under bf16 autocast, as
-``benchmarks/train_throughput.py --diffusers`` does. For each: the median step over ``--repeats`` rounds that
+from ``harness.diffusers_unet``) on the same batch under bf16 autocast, as ``benchmarks/train_throughput.py
+--diffusers`` does. Each of ``--setups`` is a model preset and a batch size (:data:`SETUPS`): the default
+network's blocks without self-attention on either side at batches of 32 and 128, and ``base`` with
+self-attention at the lowest resolution on both. For each: the median step over ``--repeats`` rounds that
 time the two in turn, and, under PyTorch's profiler, the share of the step its convolutions take (forward and
 backward: oneDNN's ``mkldnn_convolution`` and ``convolution_backward``, self time). The same convolutions run
 on both sides, so a step can be at most ``diffusers' step / our convolutions`` times faster than diffusers'
@@ -28,6 +31,8 @@ import core
 
 RESULTS = harness.RECORDS / "speed" / "training_floor.jsonl"
 CONVOLUTIONS = ("aten::mkldnn_convolution", "aten::convolution_backward")
+# name: (model preset, batch size); every one with Ho et al.'s decoder, the one diffusers' UNet2DModel has.
+SETUPS: dict[str, tuple[str, int]] = {"small-32": ("small", 32), "small-128": ("small", 128), "base-32": ("base", 32)}
 
 
 def convolution_share(step, steps: int) -> float:
@@ -40,14 +45,12 @@ def convolution_share(step, steps: int) -> float:
     return sum(e.self_cpu_time_total for e in events if e.key in CONVOLUTIONS) / total
 
 
-def main() -> None:
-    parser = harness.parser(__doc__)
-    parser.add_argument("--steps", type=int, default=10, help="steps per timing and per profile")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds timing both sides in turn")
-    args = parser.parse_args()
-    env = harness.environment(harness.setup(args))
+def measure(setup: str, args, env: dict) -> None:
+    """Time ours and diffusers' steps of ``setup`` in turn, profile each, and record both sides."""
+    model, batch_size = SETUPS[setup]
     with tempfile.TemporaryDirectory() as folder:
-        config = core.TrainConfig(output_dir=folder, guide_at=0.0, decoder="full", attention="none")
+        overrides = core.resolve_overrides({"decoder": "full", "batch_size": batch_size}, model)
+        config = core.TrainConfig(output_dir=folder, guide_at=0.0, **overrides)
         trainer = core.Trainer(config)  # our step: Muon and AdamW, the EMA update included
         x0 = trainer.images_at(torch.arange(config.batch_size))
         sides = {"ours": lambda: trainer.train_step(x0), "diffusers": diffusers_step(config, "bf16", x0)[0]}
@@ -65,8 +68,20 @@ def main() -> None:
         if name == "ours":
             figures["ceiling_over_diffusers"] = round(step_ms["diffusers"] / figures["convolution_ms"], 2)
             figures["now_over_diffusers"] = round(step_ms["diffusers"] / step_ms["ours"], 2)
-        row = {"part": "training_floor", "side": name, "config": {"batch_size": config.batch_size, "decoder": "full"}}
+        settings = {"batch_size": batch_size, "decoder": "full", "model": model, "attention": config.attention}
+        row = {"part": "training_floor", "side": name, "setup": setup, "config": settings}
         harness.record(Path(RESULTS), {**row, "figures": figures}, env)
+
+
+def main() -> None:
+    parser = harness.parser(__doc__)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timing and per profile")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds timing both sides in turn")
+    parser.add_argument("--setups", nargs="+", choices=SETUPS, default=["small-32"], help="networks and batches")
+    args = parser.parse_args()
+    env = harness.environment(harness.setup(args))
+    for setup in args.setups:
+        measure(setup, args, env)
 
 
 if __name__ == "__main__":
