@@ -14,7 +14,9 @@ quality is measured on separate seeds (docs/decoder.md).
 
 ``--baseline COMMIT`` runs every entry twice in turn: first with the code of COMMIT (exported by ``git archive``
 into a temporary folder and run from there, with this environment's packages), then with the work tree's. Its
-records go to ``docs/records/speed/run_time_baseline.jsonl``, each saying which code ran.
+records go to ``docs/records/speed/run_time_baseline.jsonl``, each saying which code ran. ``--keep DIR`` keeps
+the runs' folders in DIR (named in each record) so their samples can be scored afterwards, as in
+``benchmarks/fashion_recipe.py --runs DIR/*``; without it they are deleted.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=list(RUNS), help="each run's train flags, quoted")
     parser.add_argument("--repeats", type=int, default=1, help="times to run the whole list, in turn")
     parser.add_argument("--baseline", help="a commit whose code runs each entry too, just before the work tree's")
+    parser.add_argument("--keep", type=Path, help="keep the runs' folders in this folder")
     args = parser.parse_args()
     env = harness.environment(harness.setup(args))
     results = BASELINE_RESULTS if args.baseline and args.results == RESULTS else args.results
@@ -72,11 +75,14 @@ def main() -> None:
         codes = {"work tree": None}
         if args.baseline:
             codes = {args.baseline: export(args.baseline, Path(folder) / "baseline"), **codes}
+        runs = args.keep or Path(folder)
         for repeat in range(args.repeats):
             for index, flags in enumerate(args.runs):
-                for which, (name, code) in enumerate(codes.items()):
-                    row = timed_run(flags, Path(folder) / f"run{repeat}_{index}_{which}", code)
-                    harness.record(results, {**row, "repeat": repeat, "code": name}, env)
+                for name, code in codes.items():
+                    run_dir = runs / f"run{repeat}_{index}_{'baseline' if code else 'worktree'}"
+                    row = timed_run(flags, run_dir, code)
+                    kept = {"run_dir": str(run_dir)} if args.keep else {}
+                    harness.record(results, {**row, "repeat": repeat, "code": name, **kept}, env)
 
 
 if __name__ == "__main__":
