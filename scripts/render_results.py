@@ -566,10 +566,9 @@ DEFAULT_SAMPLING = {
 }
 
 
-def decoder_quality(root: Path) -> list[str]:
-    """Runs with each decoder and number of epochs, every other setting the dataset's default, scored as ``ddpm-tui
-    eval`` scores them: mean ± std over the runs of FD (and as a multiple of the training images') and the
-    recognised share (and as a share of real images')."""
+def default_recipe_runs(root: Path) -> Records:
+    """The scored runs that changed nothing but the decoder, the epochs and (clothes) conditioning, each scored
+    as ``ddpm-tui eval`` scores it (newest score per run)."""
     scored = [*all_records(root, "decoder", "mnist"), *all_records(root, "decoder", "fashion")]
     scored += all_records(root, "fashion-recipe", "full")  # the full decoder's clothes runs
     defaults = [
@@ -580,7 +579,14 @@ def decoder_quality(root: Path) -> list[str]:
         and r.get("steps") is None
         and r["settings"] == DEFAULT_SAMPLING[r["dataset"]]
     ]
-    rows = newest(defaults, lambda r: r["run"])
+    return newest(defaults, lambda r: r["run"])
+
+
+def decoder_quality(root: Path) -> list[str]:
+    """Runs with each decoder and number of epochs, every other setting the dataset's default, scored as ``ddpm-tui
+    eval`` scores them: mean ± std over the runs of FD (and as a multiple of the training images') and the
+    recognised share (and as a share of real images')."""
+    rows = default_recipe_runs(root)
     if not rows:
         return NO_RECORDS
     groups = grouped(rows, lambda r: (r["dataset"], r["config"].get("decoder", "full"), r["config"]["epochs"]))
@@ -598,6 +604,24 @@ def decoder_quality(root: Path) -> list[str]:
     ]
     header = ("dataset", "decoder", "epochs", "FD", "/ training images'", "recognised", "/ real images'")
     return [*table(header, cells), "", provenance(rows, "benchmarks/fashion_recipe.py --runs RUN ...")]
+
+
+def decoder_gap(root: Path) -> list[str]:
+    """How far the lean decoder's 20-epoch MNIST runs score from the full decoder's: the difference of the means
+    and its standard error, the square root of s1²/n1 + s2²/n2 (pairing runs by seed would not help: the two
+    networks' initial weights share nothing)."""
+    runs = [r for r in default_recipe_runs(root) if r["dataset"] == "mnist" and r["config"]["epochs"] == 20]
+    sides = grouped(runs, lambda r: r["config"].get("decoder", "full"))
+    if not {"lean", "full"} <= sides.keys() or min(len(sides["lean"]), len(sides["full"])) < 2:
+        return NO_RECORDS
+    cells = []
+    for label, key, scale, unit in (("FD", "fd", 1.0, ""), ("recognised", "recognised", 100.0, " points")):
+        lean, full = ([scale * r[key] for r in sides[name]] for name in ("lean", "full"))
+        error = (statistics.variance(lean) / len(lean) + statistics.variance(full) / len(full)) ** 0.5
+        difference = statistics.fmean(lean) - statistics.fmean(full)
+        cells.append((label, f"{difference:+.2f}{unit}", f"{error:.2f}{unit}", f"{difference / error:+.1f}"))
+    header = ("lean minus full, 20 epochs", "difference of means", "its standard error", "in standard errors")
+    return [*table(header, cells), "", provenance(runs, "benchmarks/fashion_recipe.py --runs RUN ...")]
 
 
 def decoder_speed(root: Path) -> list[str]:
@@ -677,34 +701,44 @@ def run_time_baseline(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py --baseline")]
 
 
+# What each training_floor setup compares: our network's flags, diffusers' blocks, the batch (records from before
+# setups were named are the first one).
+FLOOR_SETUPS: dict[str, tuple[str, str, int]] = {
+    "small-32": ("`--decoder full --attention none`", "no attention", 32),
+    "small-128": ("`--decoder full --attention none`", "no attention", 128),
+    "base-32": ("`--model base` (attention)", "attention", 32),
+}
+
+
 def training_floor(root: Path) -> list[str]:
-    """Our training step and diffusers' at equal blocks (newest run): each step, its convolutions' share and
-    time, and the most our step could gain on diffusers' with everything but the convolutions free."""
-    rows = newest(all_records(root, "speed", "training_floor"), lambda r: r["side"])
+    """Our training step and diffusers' at equal blocks (newest run of each setup): each step, its convolutions'
+    share and time, and the most our step could gain on diffusers' with everything but the convolutions free."""
+    rows = newest(all_records(root, "speed", "training_floor"), lambda r: (r.get("setup", "small-32"), r["side"]))
     if not rows:
         return NO_RECORDS
-    sides = {row["side"]: row["figures"] for row in rows}
-    label = {"ours": "ours, `--decoder full --attention none`", "diffusers": "diffusers `UNet2DModel`, no attention"}
-    cells = [
-        (
-            label[name],
-            f"{f['step_ms']:.0f} ms",
-            f"{f['images_per_s']:.0f}",
-            f"{f['convolution_share']:.0%}",
-            f"{f['convolution_ms']:.0f} ms",
-        )
-        for name, f in sides.items()
-    ]
-    ours = sides["ours"]
-    cells.append(("ours / diffusers, now", "", f"{ours['now_over_diffusers']:.2f}x", "", ""))
-    cells.append(("ours / diffusers, if all but the convolutions took no time", "", "", "",
-                  f"{ours['ceiling_over_diffusers']:.2f}x"))  # fmt: skip
-    header = ("training step, batch 32, bf16", "step", "images/s", "convolutions' share", "convolutions")
+    cells = []
+    for setup, group in grouped(rows, lambda r: r.get("setup", "small-32")).items():
+        sides = {row["side"]: row["figures"] for row in group}
+        ours_flags, theirs, batch = FLOOR_SETUPS[setup]
+        labels = {
+            "ours": f"ours, {ours_flags}, batch {batch}",
+            "diffusers": f"diffusers `UNet2DModel`, {theirs}, batch {batch}",
+        }
+        for name, f in sides.items():
+            share = f"{f['convolution_share']:.0%}"
+            cells.append((labels[name], f"{f['step_ms']:.0f} ms", f"{f['images_per_s']:.0f}", share,
+                          f"{f['convolution_ms']:.0f} ms"))  # fmt: skip
+        ours = sides["ours"]
+        cells.append(("ours / diffusers, now", "", f"{ours['now_over_diffusers']:.2f}x", "", ""))
+        cells.append(("ours / diffusers, if all but the convolutions took no time", "", "", "",
+                      f"{ours['ceiling_over_diffusers']:.2f}x"))  # fmt: skip
+    header = ("training step, bf16", "step", "images/s", "convolutions' share", "convolutions")
     return [*table(header, cells), "", provenance(rows, "benchmarks/training_floor.py")]
 
 
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
+    "decoder-gap": decoder_gap,
     "decoder-speed": decoder_speed,
     "decoder-run-time": decoder_run_time,
     "run-time-baseline": run_time_baseline,

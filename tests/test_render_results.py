@@ -133,6 +133,16 @@ def test_the_decoder_table_groups_default_runs_by_decoder_and_epochs(tmp_path):
     assert "99.0" not in text and "50.0" not in text and "60.0" not in text
 
 
+def test_the_decoder_gap_is_the_difference_of_the_means_with_its_standard_error(tmp_path):
+    rows = [scored_run("a", 10.0), scored_run("b", 12.0, "full"), scored_run("c", 14.0, "full")]  # 12 ± 2
+    rows += [scored_run("d", 13.0, "lean"), scored_run("e", 15.0, "lean", recognised=0.80)]  # 14 ± 1.41
+    rows += [scored_run("f", 5.0, "lean", epochs=30)]  # another number of epochs
+    text = rendered(tmp_path, "mnist", "decoder-gap", rows)
+    # sqrt(4 / 3 + 2 / 2) = 1.53; recognised: 83 ± 4.24 against 86 ± 0 points, sqrt(18 / 2) = 3
+    assert "| FD | +2.00 | 1.53 | +1.3 |" in text
+    assert "| recognised | -3.00 points | 3.00 points | -1.0 |" in text
+
+
 def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
     def timed(flags: str, decoder: str, epochs: int, minutes: float, repeat: int) -> dict:
         machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
@@ -176,11 +186,17 @@ def test_the_training_floor_table_gives_the_ceiling_the_convolutions_leave(tmp_p
         side("ours", 400.0, 0.5, ceiling_over_diffusers=2.2, now_over_diffusers=1.1),
         side("diffusers", 440.0, 0.5),
     ]
+    rows += [
+        {**side("ours", 1500.0, 0.6, ceiling_over_diffusers=1.8, now_over_diffusers=1.2), "setup": "base-32"},
+        {**side("diffusers", 1800.0, 0.6), "setup": "base-32"},
+    ]
     text = rendered(tmp_path, "training_floor", "training-floor", rows, study="speed")
-    assert "| ours, `--decoder full --attention none` | 400 ms | 80 | 50% | 200 ms |" in text
-    assert "| diffusers `UNet2DModel`, no attention | 440 ms | 73 | 50% | 220 ms |" in text
+    assert "| ours, `--decoder full --attention none`, batch 32 | 400 ms | 80 | 50% | 200 ms |" in text
+    assert "| diffusers `UNet2DModel`, no attention, batch 32 | 440 ms | 73 | 50% | 220 ms |" in text
     assert "| ours / diffusers, now |  | 1.10x |  |  |" in text
     assert "| ours / diffusers, if all but the convolutions took no time |  |  |  | 2.20x |" in text
+    assert "| ours, `--model base` (attention), batch 32 | 1500 ms | 21 | 60% | 900 ms |" in text
+    assert "| ours / diffusers, if all but the convolutions took no time |  |  |  | 1.80x |" in text
     assert "999" not in text
 
 
