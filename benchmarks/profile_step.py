@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/profile_step.py                 # CPU, bf16 as the default run trains
     .venv/bin/python benchmarks/profile_step.py --device cuda
+    .venv/bin/python benchmarks/profile_step.py --model base    # another preset's network
 
 Each step kind is run ``--warmup`` times untimed, then ``--steps`` times under ``torch.profiler``. The table
-of operators by their own (self) time is written to ``docs/records/speed/profile_<kind>_<device>.txt``, and
+of operators by their own (self) time is written to ``docs/records/speed/profile_<kind>_<device>.txt`` (with
+``_<model>`` before ``.txt`` for a ``--model`` other than the default), and
 one record per kind, with the ten largest operators' share of the step, to ``profile.jsonl``.
 """
 
@@ -80,19 +82,23 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--sample_images", type=int, default=64)
     parser.add_argument("--out", type=Path, default=harness.RECORDS / "speed")
+    parser.add_argument("--model", choices=core.MODEL_PRESETS, help="a preset network (default: the default one)")
     args = parser.parse_args()
     device = harness.setup(args)
     env = harness.environment(device)
     with tempfile.TemporaryDirectory() as folder:
-        trainer = core.Trainer(core.TrainConfig(device=args.device, output_dir=folder, guide_at=0.0))
+        overrides = core.resolve_overrides({}, args.model)
+        trainer = core.Trainer(core.TrainConfig(device=args.device, output_dir=folder, guide_at=0.0, **overrides))
+        suffix = f"_{args.model}" if args.model else ""
         kinds = {"train": training_step(trainer), "sample": sampling_step(trainer, args.sample_images)}
         for kind, step in kinds.items():
             prof = profiled(step, args.steps, args.warmup, trainer.device)
             text, rows = top_operators(prof, args.steps, trainer.device)
             args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / f"profile_{kind}_{trainer.device.type}.txt").write_text(text + "\n")
+            (args.out / f"profile_{kind}_{trainer.device.type}{suffix}.txt").write_text(text + "\n")
             config = {"kind": kind, "model": trainer.config.model_name, "bf16": trainer.bf16, "steps": args.steps}
             config["images"] = trainer.config.batch_size if kind == "train" else args.sample_images
+            config.update({"preset": args.model} if args.model else {})
             harness.record(args.out / "profile.jsonl", {"part": "profile", "config": config, "top": rows}, env)
 
 

@@ -396,8 +396,10 @@ def own_images_memorisation(root: Path) -> list[str]:
 
 
 def speed_profile(root: Path) -> list[str]:
-    """The largest operators of a training step and a sampling step, by their share of the step's time."""
-    rows = newest(all_records(root, "speed", "profile"), lambda r: r["config"]["kind"])
+    """The largest operators of a training step and a sampling step of the default network, by their share of
+    the step's time (profiles of a ``--model`` preset stay in their own files)."""
+    default = [r for r in all_records(root, "speed", "profile") if "preset" not in r["config"]]
+    rows = newest(default, lambda r: r["config"]["kind"])
     if not rows:
         return NO_RECORDS
     by_kind = {row["config"]["kind"]: row for row in rows}

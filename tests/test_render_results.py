@@ -263,3 +263,16 @@ def test_the_peers_table_keeps_batch_32_and_adds_the_ratios_of_other_batch_sizes
     assert "| ours / diffusers, the better precision of each |  |  | 0.90x |" in text
     assert "| at batch 128: ours / diffusers; the default / diffusers |  |  | 1.30x; 1.80x |" in text
     assert "1.10x" not in text
+
+
+def test_the_profile_table_keeps_the_default_network_when_another_preset_was_profiled_later(tmp_path):
+    def profiled(kind: str, op: str, **preset: str) -> dict:
+        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 1}
+        top = [{"op": f"{op}{rank}", "share": 0.5, "ms_per_step": 10.0, "calls_per_step": 1.0} for rank in range(8)]
+        return {"config": {"kind": kind, **preset}, "top": top, **machine, "date": "2026-12-06"}
+
+    rows = [profiled("train", "aten::default_op"), profiled("sample", "aten::sampling_op")]
+    rows.append(profiled("train", "aten::base_op", preset="base"))
+    text = rendered(tmp_path, "profile", "speed-profile", rows, study="speed")
+    assert "| `aten::default_op0` | 50% | 10.0 | `aten::sampling_op0` | 50% | 10.0 |" in text
+    assert "base_op" not in text
