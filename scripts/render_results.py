@@ -683,21 +683,28 @@ def decoder_run_time(root: Path) -> list[str]:
 
 def run_time_baseline(root: Path) -> list[str]:
     """Whole training runs with an earlier commit's code and this one's, timed in turn: each code's wall
-    minutes (mean ± std over the repeats) and how many times faster this commit's runs are, per thread count."""
+    minutes (mean ± std over the repeats and seeds) and how many times faster this commit's runs are, per thread
+    count. Runs that differ only in ``--seed`` are one row."""
     rows = newest(
         all_records(root, "speed", "run_time_baseline"), lambda r: (r["flags"], r["threads"], r["code"], r["repeat"])
     )
     if not rows:
         return NO_RECORDS
     cells = []
-    for (flags, threads), group in grouped(rows, lambda r: (r["flags"], r["threads"])).items():
+    unseeded = grouped(rows, lambda r: (re.sub(r"\s*--seed \d+", "", r["flags"]), r["threads"]))
+    for (flags, threads), group in unseeded.items():
         codes = grouped(group, lambda r: r["code"])
         baseline = next(code for code in codes if code != "work tree")
         minutes = {code: statistics.fmean(r["figures"]["train_minutes"] for r in runs) for code, runs in codes.items()}
         run = f"`{('ddpm-tui train ' + flags).strip()}`, {threads} thread{'s' if threads > 1 else ''}"
+        by_run = {(r["flags"], r["repeat"]): r["figures"]["train_minutes"] for r in codes[baseline]}
         for code, runs in codes.items():
             label = f"commit `{code}`" if code != "work tree" else f"commit `{runs[-1]['commit'][:7]}`"
             speedup = f"{minutes[baseline] / minutes[code]:.2f}x"
+            paired = [(by_run.get((r["flags"], r["repeat"])), r["figures"]["train_minutes"]) for r in runs]
+            pairs = [first / this for first, this in paired if first is not None]
+            if code != baseline and len(pairs) > 1:
+                speedup += f" (pairs {min(pairs):.2f}-{max(pairs):.2f}x)"
             cells.append((run, label, figure(runs, "train_minutes", ".2f", unit=" min"), speedup))
     header = ("run", "code", "wall time", "speed against the first")
     return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py --baseline")]
