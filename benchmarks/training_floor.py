@@ -19,8 +19,10 @@ One record per side goes to ``docs/records/speed/training_floor.jsonl``.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
@@ -45,7 +47,7 @@ def convolution_share(step, steps: int) -> float:
     return sum(e.self_cpu_time_total for e in events if e.key in CONVOLUTIONS) / total
 
 
-def measure(setup: str, args, env: dict) -> None:
+def measure(setup: str, args: argparse.Namespace, env: dict[str, Any]) -> None:
     """Time ours and diffusers' steps of ``setup`` in turn, profile each, and record both sides."""
     model, batch_size = SETUPS[setup]
     with tempfile.TemporaryDirectory() as folder:
