@@ -75,7 +75,7 @@ def main() -> None:
         codes = {"work tree": None}
         if args.baseline:
             codes = {args.baseline: export(args.baseline, Path(folder) / "baseline"), **codes}
-        runs = args.keep or Path(folder)
+        runs = args.keep.resolve() if args.keep else Path(folder)  # absolute: the baseline runs from its own folder
         for repeat in range(args.repeats):
             for index, flags in enumerate(args.runs):
                 for name, code in codes.items():
