@@ -710,13 +710,15 @@ def run_time_baseline(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py --baseline")]
 
 
-# What each training_floor setup compares: our network's flags, diffusers' blocks, the batch (records from before
-# setups were named are the first one).
-FLOOR_SETUPS: dict[str, tuple[str, str, int]] = {
-    "small-32": ("`--decoder full --attention none`", "no attention", 32),
-    "small-128": ("`--decoder full --attention none`", "no attention", 128),
-    "base-32": ("`--model base` (attention)", "attention", 32),
-}
+def floor_labels(config: dict[str, Any]) -> dict[str, str]:
+    """How a training_floor record's two sides are named, from its config (records from before the model and
+    attention were recorded are the default network's blocks without attention)."""
+    batch, model = config["batch_size"], config.get("model", "small")
+    if config.get("attention", "none") == "none":
+        return {"ours": f"ours, `--decoder full --attention none`, batch {batch}",
+                "diffusers": f"diffusers `UNet2DModel`, no attention, batch {batch}"}  # fmt: skip
+    return {"ours": f"ours, `--model {model}` (attention), batch {batch}",
+            "diffusers": f"diffusers `UNet2DModel`, attention, batch {batch}"}  # fmt: skip
 
 
 def training_floor(root: Path) -> list[str]:
@@ -726,13 +728,9 @@ def training_floor(root: Path) -> list[str]:
     if not rows:
         return NO_RECORDS
     cells = []
-    for setup, group in grouped(rows, lambda r: r.get("setup", "small-32")).items():
+    for group in grouped(rows, lambda r: r.get("setup", "small-32")).values():
         sides = {row["side"]: row["figures"] for row in group}
-        ours_flags, theirs, batch = FLOOR_SETUPS[setup]
-        labels = {
-            "ours": f"ours, {ours_flags}, batch {batch}",
-            "diffusers": f"diffusers `UNet2DModel`, {theirs}, batch {batch}",
-        }
+        labels = floor_labels(group[0]["config"])
         for name, f in sides.items():
             share = f"{f['convolution_share']:.0%}"
             cells.append((labels[name], f"{f['step_ms']:.0f} ms", f"{f['images_per_s']:.0f}", share,
