@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,21 @@ from PIL import Image
 
 import core
 
-torch.set_num_threads(2)
+
+def _pin_this_worker() -> None:
+    """Under pytest-xdist (``make test`` runs one worker per core), keep each worker and the processes its tests
+    start on a core of their own, one thread each, as the docs advise for two jobs on one machine: workers that
+    each ran two threads on every core would slow each other several times over. Alone, use two threads."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        torch.set_num_threads(2)
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
+    torch.set_num_threads(1)
+
+
+_pin_this_worker()
 
 _TINY_TRAIN_ARGS = "--epochs 1 --batch_size 32 --max_images 64 --timesteps 20 --base_channels 8 --seed 0".split()
 
