@@ -1,7 +1,9 @@
-"""Ways to run the default network faster, against the way it runs now, timed in turn in one process.
+"""Ways to run the default network (or a ``--model`` preset) faster, against the way it runs now, timed in turn
+in one process.
 
     .venv/bin/python benchmarks/step_variants.py
     .venv/bin/python benchmarks/step_variants.py --variants eager channels_last --device cuda
+    .venv/bin/python benchmarks/step_variants.py --model base --variants eager compile --cold --repeats 5
 
 For each variant: the median milliseconds of one network call on ``--num_images`` images (a sampling step,
 bf16 autocast where the device has it) and the images/s of the training step at batch 32, over ``--repeats``
@@ -64,10 +66,11 @@ def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torc
     return model, x
 
 
-def perturbed_network(device: torch.device) -> torch.nn.Module:
-    """The default network with seeded noise (std 0.02) added to every weight, in eval mode."""
+def perturbed_network(device: torch.device, overrides: dict) -> torch.nn.Module:
+    """The network of ``overrides`` (a preset's, or none: the default) with seeded noise (std 0.02) added to
+    every weight, in eval mode."""
     torch.manual_seed(0)
-    model = core.build_model(core.TrainConfig(), (1, 28, 28)).to(device).eval()
+    model = core.build_model(core.TrainConfig(**overrides), (1, 28, 28)).to(device).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.02 * torch.randn_like(parameter))
@@ -86,24 +89,27 @@ def caller(model: torch.nn.Module, x: torch.Tensor, device: torch.device):
     return call
 
 
-def trainer_step(variant: str, device: torch.device, folder: str):
-    """One default training step at batch 32 with the network as ``variant`` runs it (None: sampling only)."""
+def trainer_step(variant: str, device: torch.device, folder: str, overrides: dict):
+    """One training step at batch 32 of the network of ``overrides``, run as ``variant`` runs it (None:
+    sampling only)."""
     if variant == "bf16_weights":
         return None
-    trainer = core.Trainer(core.TrainConfig(device=str(device), output_dir=folder, guide_at=0.0))
+    trainer = core.Trainer(core.TrainConfig(device=str(device), output_dir=folder, guide_at=0.0, **overrides))
     x0 = trainer.images_at(torch.arange(32, device=device))
     trainer.network, x0 = prepare(variant, trainer.model, x0)  # the module train_step calls; its weights stay shared
     return lambda: trainer.train_step(x0)
 
 
-def measure(variants: list[str], x: torch.Tensor, device: torch.device, repeats: int) -> dict[str, dict]:
+def measure(
+    variants: list[str], x: torch.Tensor, device: torch.device, repeats: int, overrides: dict
+) -> dict[str, dict]:
     """Each variant's figures: its first call's seconds (compiling), then the median call and training step
     of ``repeats`` rounds that time every variant in turn, and its output's largest difference from eager's."""
     with torch.no_grad(), core.autocast(device, core.use_bf16(device)):
-        reference = perturbed_network(device)(x, torch.full((len(x),), 500, device=device)).float()
+        reference = perturbed_network(device, overrides)(x, torch.full((len(x),), 500, device=device)).float()
     calls, figures = {}, {}
     for variant in variants:
-        model, xx = prepare(variant, perturbed_network(device), x)
+        model, xx = prepare(variant, perturbed_network(device, overrides), x)
         calls[variant] = caller(model, xx, device)
         start = time.perf_counter()
         out = calls[variant]().float()
@@ -111,7 +117,7 @@ def measure(variants: list[str], x: torch.Tensor, device: torch.device, repeats:
         figures[variant]["max_diff"] = float((out - reference).abs().max())
     call_s = harness.alternating_medians(calls, repeats, warmup=2)
     with tempfile.TemporaryDirectory() as folder:
-        steps = {variant: trainer_step(variant, device, folder) for variant in variants}
+        steps = {variant: trainer_step(variant, device, folder, overrides) for variant in variants}
         step_s = harness.alternating_medians({v: step for v, step in steps.items() if step}, repeats, warmup=3)
     for variant in variants:
         figures[variant]["call_ms"] = round(call_s[variant] * 1000, 1)
@@ -126,14 +132,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--cold", action="store_true", help="compile with an empty inductor cache, as a first run")
     parser.add_argument("--out", type=Path, default=harness.RECORDS / "speed")
+    parser.add_argument("--model", choices=core.MODEL_PRESETS, help="a preset network (default: the default one)")
     args = parser.parse_args()
     if args.cold:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     device = harness.setup(args)
     env = harness.environment(device)
     x = torch.randn(args.num_images, 1, 28, 28, device=device)
-    for variant, figures in measure(args.variants, x, device, args.repeats).items():
-        config = {"variant": variant, "num_images": args.num_images, "model": "small", "batch_size": 32}
+    overrides = core.resolve_overrides({}, args.model)
+    for variant, figures in measure(args.variants, x, device, args.repeats, overrides).items():
+        config = {"variant": variant, "num_images": args.num_images, "model": args.model or "small", "batch_size": 32}
         if variant == "compile":
             config["inductor_cache"] = "cold" if args.cold else "as found"
         harness.record(args.out / "variants.jsonl", {"part": "variants", "config": config, "figures": figures}, env)
