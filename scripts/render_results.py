@@ -415,10 +415,12 @@ def speed_profile(root: Path) -> list[str]:
 
 
 def speed_variants(root: Path) -> list[str]:
-    """Each way of running the network against eager: call time, compile time, training speed; the runs of the
-    newest commit only, since a change to the network changes every variant's figures."""
+    """Each way of running a network against eager: call time, compile time, training speed; for each network
+    (the default, or a ``--model`` preset), the runs of its newest commit only, since a change to the network
+    changes every variant's figures."""
     every = all_records(root, "speed", "variants")
-    every = [r for r in every if r["commit"] == every[-1]["commit"]] if every else []
+    newest_commit = {r["config"].get("model"): r["commit"] for r in every}
+    every = [r for r in every if r["commit"] == newest_commit[r["config"].get("model")]]
     rows = newest(every, lambda r: (r["command"], r["config"]["variant"], r["config"].get("inductor_cache")))
     if not rows:
         return NO_RECORDS

@@ -220,12 +220,13 @@ def test_the_phase3_table_gives_each_run_with_its_spread_at_the_newest_commit(tm
     assert "87" not in text and "99" not in text and "120" not in text and "commit new," in text
 
 
-def test_the_variants_table_shows_the_newest_commit_as_ratios_to_its_own_eager_row(tmp_path):
-    def variant(commit: str, name: str, call_ms: float, train: float | None = 100.0) -> dict:
+def test_the_variants_table_shows_each_networks_newest_commit_as_ratios_to_its_own_eager_row(tmp_path):
+    def variant(commit: str, name: str, call_ms: float, train: float | None = 100.0, model: str = "small") -> dict:
         figures = {"call_ms": call_ms, "first_call_s": 0.1, "train_img_s": train, "max_diff": 0.01}
         machine = {"commit": commit, "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-        config = {"variant": name}
-        return {"command": "benchmarks/step_variants.py", "config": config, "figures": figures, **machine, "date": "d"}
+        config = {"variant": name, "model": model}
+        command = "benchmarks/step_variants.py" + (f" --model {model}" if model != "small" else "")
+        return {"command": command, "config": config, "figures": figures, **machine, "date": "d"}
 
     rows = [variant("old", "eager", 90.0), variant("old", "compile", 75.0)]
     rows += [
@@ -233,7 +234,9 @@ def test_the_variants_table_shows_the_newest_commit_as_ratios_to_its_own_eager_r
         variant("new", "compile", 30.0, 110.0),
         variant("new", "bf16_weights", 80, None),
     ]
+    rows += [variant("newer", "eager", 400.0, 50.0, "base"), variant("newer", "compile", 200.0, 60.0, "base")]
     text = rendered(tmp_path, "variants", "speed-variants", rows, study="speed")
+    assert "| `--model base` | compile | 200.0 ms (2.00x) | 0.1 s | 60 (1.20x) | 0.01 |" in text
     assert "| `(defaults)` | compile | 30.0 ms (2.00x) | 0.1 s | 110 (1.10x) | 0.01 |" in text
     assert "| `(defaults)` | bf16_weights | 80.0 ms (0.75x) | 0.1 s | sampling only | 0.01 |" in text
     assert "75.0" not in text and "90.0" not in text  # the older commit's network
