@@ -414,6 +414,11 @@ def speed_profile(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/profile_step.py")]
 
 
+def flags_without_out(flags: str) -> str:
+    """A benchmark's flags without ``--out FOLDER``, which says where its records went, not what it measured."""
+    return re.sub(r"\s*--out \S+", "", flags).strip()
+
+
 def speed_variants(root: Path) -> list[str]:
     """Each way of running a network against eager: call time, compile time, training speed; for each network
     (the default, or a ``--model`` preset), the runs of its newest commit only, since a change to the network
@@ -434,7 +439,7 @@ def speed_variants(root: Path) -> list[str]:
         f = r["figures"]
         cache = r["config"].get("inductor_cache")
         return (
-            f"`{r['command'].removeprefix('benchmarks/step_variants.py').strip() or '(defaults)'}`",
+            f"`{flags_without_out(r['command'].removeprefix('benchmarks/step_variants.py')) or '(defaults)'}`",
             r["config"]["variant"] + (f", {cache} cache" if cache else ""),
             f"{f['call_ms']:.1f} ms ({eager['call_ms'] / f['call_ms']:.2f}x)",
             f"{f['first_call_s']:.1f} s",
