@@ -12,6 +12,9 @@ import torch
 from PIL import Image
 
 import core
+from core.jobs import machine_cores as cores_of_this_process
+
+MACHINE_CORES: list[int] = cores_of_this_process()  # before _pin_this_worker
 
 
 def _pin_this_worker() -> None:
@@ -19,12 +22,10 @@ def _pin_this_worker() -> None:
     start on a core of their own, one thread each, as the docs advise for two jobs on one machine: workers that
     each ran two threads on every core would slow each other several times over. Alone, use two threads."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is None or not hasattr(os, "sched_setaffinity"):
-        torch.set_num_threads(2)
-        return
-    cores = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
-    torch.set_num_threads(1)
+    torch.set_num_threads(2 if worker is None else 1)
+    if worker is not None and hasattr(os, "sched_setaffinity"):  # not on macOS: there the workers share the cores
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
 
 
 _pin_this_worker()
@@ -50,11 +51,23 @@ def train_command(tiny_train_args: list[str]):
 
 
 @pytest.fixture
-def start_training(train_command):
-    """Start :func:`train_command`'s run as its own process, its stderr captured as text."""
+def machine_cores() -> list[int]:
+    """Every core the suite was started on, before :func:`_pin_this_worker` kept this worker to one."""
+    return MACHINE_CORES
 
-    def start(run: Path, *extra: str, stdout: int = subprocess.DEVNULL) -> subprocess.Popen:
-        return subprocess.Popen(train_command(run, *extra), stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+@pytest.fixture
+def start_training(train_command):
+    """Start :func:`train_command`'s run as its own process, its stderr captured as text; with ``cores``, on
+    those cores (otherwise on this worker's)."""
+
+    def start(
+        run: Path, *extra: str, stdout: int = subprocess.DEVNULL, cores: list[int] | None = None
+    ) -> subprocess.Popen:
+        pin = cores is not None and hasattr(os, "sched_setaffinity")
+        on_cores = (lambda: os.sched_setaffinity(0, cores)) if pin else None
+        command = train_command(run, *extra)
+        return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=on_cores)
 
     return start
 
