@@ -24,8 +24,7 @@ def _pin_this_worker() -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     torch.set_num_threads(2 if worker is None else 1)
     if worker is not None and hasattr(os, "sched_setaffinity"):  # not on macOS: there the workers share the cores
-        cores = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
+        os.sched_setaffinity(0, {MACHINE_CORES[int(worker.removeprefix("gw")) % len(MACHINE_CORES)]})
 
 
 _pin_this_worker()
