@@ -63,10 +63,15 @@ def start_training(train_command):
     def start(
         run: Path, *extra: str, stdout: int = subprocess.DEVNULL, cores: list[int] | None = None
     ) -> subprocess.Popen:
-        pin = cores is not None and hasattr(os, "sched_setaffinity")
-        on_cores = (lambda: os.sched_setaffinity(0, cores)) if pin else None
         command = train_command(run, *extra)
-        return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=on_cores)
+        if cores is None or not hasattr(os, "sched_setaffinity"):
+            return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        own = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cores)  # the child inherits the cores at its start (no preexec_fn: threads)
+        try:
+            return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        finally:
+            os.sched_setaffinity(0, own)
 
     return start
 
