@@ -185,7 +185,15 @@ async def generate(pilot) -> SampleScreen:
     return screen
 
 
-async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
+async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path, monkeypatch):
+    built = []
+
+    class CountedEvaluator(core.Evaluator):
+        def __init__(self, classifier) -> None:
+            built.append(classifier.dataset)
+            super().__init__(classifier)
+
+    monkeypatch.setattr(core, "Evaluator", CountedEvaluator)
     app = sample_app(tiny_run, tmp_path, 4, 10)
     async with app.run_test(size=(100, 32)) as pilot:
         screen = await generate(pilot)
@@ -198,6 +206,10 @@ async def test_sampling_scrubbing_and_exporting(tiny_run, tmp_path):
         await pilot.press("v")
         await wait_until(pilot, lambda: screen.scores is not None, what="scores")
         assert screen.scores.count == 4 and 0.0 <= screen.scores.recognised <= 1.0
+        screen.scores = None
+        await pilot.press("v")  # scoring again reuses the reference features of the first time
+        await wait_until(pilot, lambda: screen.scores is not None, what="scores again")
+        assert built == ["mnist"]
         assert (folder / "samples.png").exists() and (folder / "denoising.gif").exists()
         assert sorted(p.name for p in (folder / "images").iterdir()) == [f"{i:04d}.png" for i in range(4)]
 

@@ -192,6 +192,7 @@ class SampleScreen(Screen):
         self.how = ""  # how the running request samples, when there is more to say than the sampler
         self.shown_guidance = ""  # the dataset's default guidance w last put in its field (replaced on a new model)
         self.loaded: tuple[tuple, core.LoadedModel] | None = None  # the last checkpoint sampled, and its file's stamp
+        self.evaluators: dict[str, core.Evaluator] = {}  # by dataset: its reference features take seconds to build
 
     def compose(self) -> ComposeResult:
         checkpoints = [(str(p), str(p)) for p in core.find_checkpoints(self.root)]
@@ -516,7 +517,9 @@ class SampleScreen(Screen):
         scores, parts = None, []
         with core.computing("app: score"):
             if config.dataset in core.SCORED_DATASETS:
-                evaluator = core.Evaluator(core.load_classifier(config.dataset))
+                if config.dataset not in self.evaluators:
+                    self.evaluators[config.dataset] = core.Evaluator(core.load_classifier(config.dataset))
+                evaluator = self.evaluators[config.dataset]
                 scores, floor = evaluator.score(images), evaluator.floor(len(images))
                 warning = core.one_class_warning(scores.class_entropy)
                 parts.append(
