@@ -624,12 +624,14 @@ def decoder_gap(root: Path) -> list[str]:
     if not {"lean", "full"} <= sides.keys() or min(len(sides["lean"]), len(sides["full"])) < 2:
         return NO_RECORDS
     cells = []
+    counts = f"{len(sides['lean'])} / {len(sides['full'])}"
     for label, key, scale, unit in (("FD", "fd", 1.0, ""), ("recognised", "recognised", 100.0, " points")):
         lean, full = ([scale * r[key] for r in sides[name]] for name in ("lean", "full"))
         error = (statistics.variance(lean) / len(lean) + statistics.variance(full) / len(full)) ** 0.5
         difference = statistics.fmean(lean) - statistics.fmean(full)
-        cells.append((label, f"{difference:+.2f}{unit}", f"{error:.2f}{unit}", f"{difference / error:+.1f}"))
+        cells.append((label, f"{difference:+.2f}{unit}", f"{error:.2f}{unit}", f"{difference / error:+.1f}", counts))
     header = ("lean minus full, 20 epochs", "difference of means", "its standard error", "in standard errors")
+    header += ("runs, lean / full",)
     return [*table(header, cells), "", provenance(runs, "benchmarks/fashion_recipe.py --runs RUN ...")]
 
 

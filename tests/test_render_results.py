@@ -139,8 +139,8 @@ def test_the_decoder_gap_is_the_difference_of_the_means_with_its_standard_error(
     rows += [scored_run("f", 5.0, "lean", epochs=30)]  # another number of epochs
     text = rendered(tmp_path, "mnist", "decoder-gap", rows)
     # sqrt(4 / 3 + 2 / 2) = 1.53; recognised: 83 ± 4.24 against 86 ± 0 points, sqrt(18 / 2) = 3
-    assert "| FD | +2.00 | 1.53 | +1.3 |" in text
-    assert "| recognised | -3.00 points | 3.00 points | -1.0 |" in text
+    assert "| FD | +2.00 | 1.53 | +1.3 | 2 / 3 |" in text
+    assert "| recognised | -3.00 points | 3.00 points | -1.0 | 2 / 3 |" in text
 
 
 def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
