@@ -16,6 +16,7 @@ compare a variant with the eager row of the same run. Variants:
   (CPU autocast leaves it in bf16, whose channels-last kernel is slow);
 - ``compile``: ``torch.compile`` (inductor) of the network, with its one-time compile seconds (``--cold``:
   with an empty compile cache, as a learner's first run has; otherwise the cache as found);
+- ``compile_channels_last``: the same in NHWC memory order;
 - ``bf16_weights``: the weights stored in bf16 for sampling, so autocast has no fp32 weight to cast at each
   call (sampling only: training keeps fp32 weights for the optimiser).
 
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 
 import core
 
-VARIANTS = ("eager", "channels_last", "channels_last_fp32_norm", "compile", "bf16_weights")
+VARIANTS = ("eager", "channels_last", "channels_last_fp32_norm", "compile", "compile_channels_last", "bf16_weights")
 
 
 def fp32_norm(norm: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +62,9 @@ def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torc
         return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     if variant == "compile":
         return torch.compile(model, dynamic=False), x
+    if variant == "compile_channels_last":
+        layout = torch.channels_last
+        return torch.compile(model.to(memory_format=layout), dynamic=False), x.contiguous(memory_format=layout)
     if variant == "bf16_weights":
         return model.to(torch.bfloat16), x
     return model, x
@@ -142,7 +146,7 @@ def main() -> None:
     overrides = core.resolve_overrides({}, args.model)
     for variant, figures in measure(args.variants, x, device, args.repeats, overrides).items():
         config = {"variant": variant, "num_images": args.num_images, "model": args.model or "small", "batch_size": 32}
-        if variant == "compile":
+        if variant.startswith("compile"):
             config["inductor_cache"] = "cold" if args.cold else "as found"
         harness.record(args.out / "variants.jsonl", {"part": "variants", "config": config, "figures": figures}, env)
 
