@@ -133,14 +133,16 @@ def test_the_decoder_table_groups_default_runs_by_decoder_and_epochs(tmp_path):
     assert "99.0" not in text and "50.0" not in text and "60.0" not in text
 
 
-def test_the_decoder_gap_is_the_difference_of_the_means_with_its_standard_error(tmp_path):
+def test_the_decoder_gap_is_the_difference_of_the_means_with_its_error_interval_and_a_runs_spread(tmp_path):
     rows = [scored_run("a", 10.0), scored_run("b", 12.0, "full"), scored_run("c", 14.0, "full")]  # 12 ± 2
     rows += [scored_run("d", 13.0, "lean"), scored_run("e", 15.0, "lean", recognised=0.80)]  # 14 ± 1.41
     rows += [scored_run("f", 5.0, "lean", epochs=30)]  # another number of epochs
     text = rendered(tmp_path, "mnist", "decoder-gap", rows)
-    # sqrt(4 / 3 + 2 / 2) = 1.53; recognised: 83 ± 4.24 against 86 ± 0 points, sqrt(18 / 2) = 3
-    assert "| FD | +2.00 | 1.53 | +1.3 | 2 / 3 |" in text
-    assert "| recognised | -3.00 points | 3.00 points | -1.0 | 2 / 3 |" in text
+    # sqrt(4 / 3 + 2 / 2) = 1.528, so 2 ± 2.99; recognised: 83 ± 4.24 against 86 ± 0 points, sqrt(18 / 2) = 3
+    # the 95% interval is the difference ± 1.96 standard errors; one run's spread the pooled standard deviation,
+    # sqrt((2 * 4 + 1 * 2) / 3) = 1.83 and sqrt((1 * 18 + 2 * 0) / 3) = 2.45
+    assert "| FD | +2.00 | 1.53 | +1.3 | -0.99 to +4.99 | ± 1.83 | 2 / 3 |" in text
+    assert "| recognised | -3.00 points | 3.00 points | -1.0 | -8.88 to +2.88 points | ± 2.45 points | 2 / 3 |" in text
 
 
 def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
