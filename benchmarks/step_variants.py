@@ -63,8 +63,8 @@ def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torc
     if variant == "compile":
         return torch.compile(model, dynamic=False), x
     if variant == "compile_channels_last":
-        layout = torch.channels_last
-        return torch.compile(model.to(memory_format=layout), dynamic=False), x.contiguous(memory_format=layout)
+        model, x = prepare("channels_last", model, x)
+        return torch.compile(model, dynamic=False), x
     if variant == "bf16_weights":
         return model.to(torch.bfloat16), x
     return model, x
