@@ -18,7 +18,11 @@ compare a variant with the eager row of the same run. Variants:
   with an empty compile cache, as a learner's first run has; otherwise the cache as found);
 - ``compile_channels_last``: the same in NHWC memory order;
 - ``bf16_weights``: the weights stored in bf16 for sampling, so autocast has no fp32 weight to cast at each
-  call (sampling only: training keeps fp32 weights for the optimiser).
+  call (sampling only: training keeps fp32 weights for the optimiser);
+- ``no_norm`` and ``channels_last_no_norm``: bounds, not ways to run the network. Every GroupNorm becomes a
+  multiplication by one, one pass over its input and one over its gradient, the least a normalisation can
+  cost; in NHWC order this is what channels-last would give with a GroupNorm as fast as the NCHW one. Not
+  the same network, so their largest difference is no tolerance.
 
 The network's weights are its initial ones plus small noise, so that every layer, including the output
 convolution that starts at zero, moves the output the differences are measured on.
@@ -40,25 +44,39 @@ import torch.nn.functional as F
 
 import core
 
-VARIANTS = ("eager", "channels_last", "channels_last_fp32_norm", "compile", "compile_channels_last", "bf16_weights")
+VARIANTS = (
+    "eager",
+    "channels_last",
+    "channels_last_fp32_norm",
+    "compile",
+    "compile_channels_last",
+    "bf16_weights",
+    "no_norm",
+    "channels_last_no_norm",
+)
 
 
 def fp32_norm(norm: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
     return F.group_norm(x.float(), norm.num_groups, norm.weight, norm.bias, norm.eps)
 
 
-def fp32_norms(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` with every GroupNorm computing in fp32 eagerly too, as it does when compiled."""
+def times_one(norm: torch.nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    return x * 1.0
+
+
+def replace_norms(model: torch.nn.Module, forward) -> torch.nn.Module:
+    """``model`` with every GroupNorm computing ``forward(norm, x)`` instead."""
     for module in model.modules():
         if isinstance(module, torch.nn.GroupNorm):
-            module.forward = functools.partial(fp32_norm, module)
+            module.forward = functools.partial(forward, module)
     return model
 
 
 def prepare(variant: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
     """The network and input as ``variant`` runs them (a compiled network compiles at its first call)."""
+    if variant.endswith("norm"):
+        model = replace_norms(model, fp32_norm if variant.endswith("fp32_norm") else times_one)
     if variant.startswith("channels_last"):
-        model = fp32_norms(model) if variant.endswith("fp32_norm") else model
         return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     if variant == "compile":
         return torch.compile(model, dynamic=False), x
