@@ -68,12 +68,15 @@ def figure(rows: Records, key: str, fmt: str, scale: float = 1.0, unit: str = ""
 
 
 def provenance(rows: Records, command: str) -> str:
-    """The line under a table: the command, and where and when its records were measured."""
+    """The line under a table: the command, and where and when its records were measured (every machine and
+    thread count its rows ran on)."""
     commits = sorted({row["commit"] + ("+" if row.get("dirty") else "") for row in rows})
     dates = sorted({row["date"][:10] for row in rows})
+    cpus = " and ".join(dict.fromkeys(row["cpu"] for row in rows))
+    threads = " or ".join(str(n) for n in sorted({row["threads"] for row in rows}))
     first = rows[0]
     return (
-        f"Measured by `{command}` on {first['cpu']} ({first['threads']} threads, {first['device']}), "
+        f"Measured by `{command}` on {cpus} ({threads} threads, {first['device']}), "
         f"torch {first['torch']}, commit {', '.join(commits)}, {' to '.join(dict.fromkeys([dates[0], dates[-1]]))}."
     )
 

@@ -239,7 +239,9 @@ def test_the_variants_table_shows_each_networks_newest_commit_as_ratios_to_its_o
         variant("new", "bf16_weights", 80, None),
     ]
     rows += [variant("newer", "eager", 400.0, 50.0, "base"), variant("newer", "compile", 200.0, 60.0, "base")]
+    rows[-1] |= {"threads": 1, "cpu": "Other CPU"}
     text = rendered(tmp_path, "variants", "speed-variants", rows, study="speed")
+    assert "on CPU and Other CPU (1 or 2 threads, cpu)" in text
     assert "| `--model base` | compile | 200.0 ms (2.00x) | 0.1 s | 60 (1.20x) | 0.01 |" in text
     assert "| `(defaults)` | compile | 30.0 ms (2.00x) | 0.1 s | 110 (1.10x) | 0.01 |" in text
     assert "| `(defaults)` | bf16_weights | 80.0 ms (0.75x) | 0.1 s | sampling only | 0.01 |" in text
