@@ -41,6 +41,7 @@ from .distributed import DistributedError, join, leave
 from .ema import EMA
 from .files import check_writable
 from .folder import run_data
+from .fused_norm import channels_last_pays
 from .images import plot_loss, save_grid
 from .metrics import class_entropy, recognised_share
 from .objective import draw_loss, example_losses, noise_predictor, timestep_probabilities
@@ -162,6 +163,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = ckpt.build_model(config, self.data.image_shape, self.data.classes).to(self.device)
         self.ema = EMA(self.model, config.ema_decay)
+        if channels_last_pays(self.device, self.bf16):  # NHWC order suits oneDNN's convolutions: core.fused_norm
+            self.model.to(memory_format=torch.channels_last)
         self.schedule = NoiseSchedule.create(config.schedule, config.timesteps).to(self.device)
         # one wrapper for the run, so the compiled network on it (its loaded package) serves every preview
         self._sampling_model = noise_predictor(self.ema.model, self.schedule, config.prediction)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused_norm import group_norm_silu
+
 GROUPS = 8
 
 
@@ -82,14 +84,14 @@ class ResidualBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv1(group_norm_silu(self.norm1, x))
         time = self.time_proj(t_emb)[:, :, None, None]
         if self.scale_shift:
             scale, shift = time.chunk(2, dim=1)
-            h = self.norm2(h) * (1 + scale) + shift
+            h = F.silu(group_norm_silu(self.norm2, h, silu=False) * (1 + scale) + shift)
         else:
-            h = self.norm2(h + time)
-        h = self.conv2(self.dropout(F.silu(h)))
+            h = group_norm_silu(self.norm2, h + time)
+        h = self.conv2(self.dropout(h))
         return h + self.skip(x)
 
 
@@ -110,7 +112,11 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        q, k, v = (
+            self.qkv(group_norm_silu(self.norm, x, silu=False))
+            .reshape(b, 3, self.heads, c // self.heads, h * w)
+            .unbind(1)
+        )
         logits = q.transpose(-1, -2) @ k * (c // self.heads) ** -0.5
         weights = logits.float().softmax(dim=-1).to(v.dtype)  # in fp32 under bf16 autocast: exact, and faster
         attended = v @ weights.transpose(-1, -2)
@@ -323,7 +329,7 @@ class UNet(nn.Module):
                 if not self.skips_on:
                     skip = torch.zeros_like(skip)
                 h = _run_stage(layer, torch.cat([h, skip], dim=1), t_emb)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(group_norm_silu(self.norm_out, h))
 
 
 def _run_stage(stage: nn.ModuleList, h: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:

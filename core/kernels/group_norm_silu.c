@@ -1,0 +1,138 @@
+/* GroupNorm followed by SiLU, in one pass over channels-last (NHWC) bf16 activations on a CPU.
+ *
+ * Why it exists: on a CPU with bf16 matrix units, oneDNN's convolutions work in NHWC order. A network kept
+ * in NCHW order pays for a copy of every convolution's input, and of its output's gradient, into NHWC
+ * order; a network kept in NHWC order needs a GroupNorm that is fast in NHWC order, which PyTorch's CPU
+ * kernels are not (bf16 in NHWC order is several times slower than in NCHW). In NHWC order each pixel's
+ * channels lie side by side, so the natural loop keeps one running sum per channel over all pixels and
+ * combines the channels of a group at the end; that loop vectorises across channels.
+ *
+ * x, y, dx, dy: (B, N, C) bf16 as raw 16-bit words: B images of N pixels of C channels. G groups of
+ * K = C / G channels. For image b and group g, over its N K values:
+ *
+ *   mean  mu = sum(x) / (N K),   var = sum(x^2) / (N K) - mu^2,   rstd r = 1 / sqrt(var + eps)
+ *   z = gamma_c (x - mu) r + beta_c = a_c x + s_c,   with a_c = gamma_c r and s_c = beta_c - mu a_c
+ *   y = z sigmoid(z)  (SiLU; or y = z when silu is 0)
+ *
+ * Backward, with dz = dy sigmoid(z) (1 + z (1 - sigmoid(z))) (or dz = dy) and, per channel,
+ * A_c = sum(dz), B_c = sum(dz x) over the image's pixels:
+ *
+ *   dbeta_c  = A_c,   dgamma_c = r (B_c - mu A_c)
+ *   dx = r (gamma_c dz - m1 - (x - mu) r m2) = a_c dz + q x + t,   where over the group
+ *   m1 = sum_c gamma_c A_c / (N K),   m2 = r sum_c gamma_c (B_c - mu A_c) / (N K),
+ *   q = -r^2 m2,   t = -r m1 + mu r^2 m2.
+ *
+ * Sums are kept in double precision; the per-image results go to dgamma and dbeta as (B, C) rows for the
+ * caller to add up. Images are shared among `threads` OpenMP threads. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static inline float bf16_to_float(uint16_t h) {
+    union { uint32_t u; float f; } v;
+    v.u = (uint32_t)h << 16;
+    return v.f;
+}
+
+static inline uint16_t float_to_bf16(float f) { /* round to nearest, ties to even */
+    union { uint32_t u; float f; } v;
+    v.f = f;
+    return (uint16_t)((v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16);
+}
+
+static inline float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+/* Per-group mean and rstd of image b from its per-channel sums, and each channel's a_c and s_c. */
+static void group_statistics(const double *s1, const double *s2, const float *gamma, const float *beta, int64_t N,
+                             int64_t C, int64_t G, float eps, float *mean, float *rstd, float *a, float *s) {
+    int64_t K = C / G;
+    double count = (double)(N * K);
+    for (int64_t g = 0; g < G; g++) {
+        double sum = 0.0, squares = 0.0;
+        for (int64_t c = g * K; c < (g + 1) * K; c++) {
+            sum += s1[c];
+            squares += s2[c];
+        }
+        double mu = sum / count, var = squares / count - mu * mu;
+        float r = 1.0f / sqrtf((float)(var > 0.0 ? var : 0.0) + eps);
+        mean[g] = (float)mu;
+        rstd[g] = r;
+        for (int64_t c = g * K; c < (g + 1) * K; c++) {
+            a[c] = gamma[c] * r;
+            s[c] = beta[c] - (float)mu * a[c];
+        }
+    }
+}
+
+void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma, const float *beta, float *mean,
+                             float *rstd, int64_t B, int64_t N, int64_t C, int64_t G, float eps, int silu,
+                             int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t b = 0; b < B; b++) {
+        double *s1 = calloc(2 * C, sizeof(double)), *s2 = s1 + C;
+        float *a = malloc(2 * C * sizeof(float)), *s = a + C;
+        const uint16_t *xb = x + b * N * C;
+        uint16_t *yb = y + b * N * C;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++) {
+                double v = bf16_to_float(xb[n * C + c]);
+                s1[c] += v;
+                s2[c] += v * v;
+            }
+        group_statistics(s1, s2, gamma, beta, N, C, G, eps, mean + b * G, rstd + b * G, a, s);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++) {
+                float z = bf16_to_float(xb[n * C + c]) * a[c] + s[c];
+                yb[n * C + c] = float_to_bf16(silu ? z * sigmoid(z) : z);
+            }
+        free(s1);
+        free(a);
+    }
+}
+
+void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *dx, const float *gamma,
+                              const float *beta, const float *mean, const float *rstd, float *dgamma, float *dbeta,
+                              int64_t B, int64_t N, int64_t C, int64_t G, int silu, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t b = 0; b < B; b++) {
+        int64_t K = C / G;
+        double count = (double)(N * K), *sums = calloc(2 * C, sizeof(double)), *A = sums, *Bx = sums + C;
+        float *per_channel = malloc(4 * C * sizeof(float)), *a = per_channel, *s = a + C, *q = s + C, *t = q + C;
+        float *dz = malloc(N * C * sizeof(float));
+        const uint16_t *xb = x + b * N * C, *dyb = dy + b * N * C;
+        uint16_t *dxb = dx + b * N * C;
+        for (int64_t c = 0; c < C; c++) {
+            a[c] = gamma[c] * rstd[b * G + c / K];
+            s[c] = beta[c] - mean[b * G + c / K] * a[c];
+        }
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++) {
+                float v = bf16_to_float(xb[n * C + c]), z = v * a[c] + s[c], g = bf16_to_float(dyb[n * C + c]);
+                float sg = sigmoid(z), d = silu ? g * sg * (1.0f + z * (1.0f - sg)) : g;
+                dz[n * C + c] = d;
+                A[c] += d;
+                Bx[c] += (double)d * v;
+            }
+        for (int64_t g = 0; g < G; g++) {
+            double mu = mean[b * G + g], r = rstd[b * G + g], m1 = 0.0, m2 = 0.0;
+            for (int64_t c = g * K; c < (g + 1) * K; c++) {
+                m1 += gamma[c] * A[c];
+                m2 += gamma[c] * (Bx[c] - mu * A[c]);
+                dgamma[b * C + c] = (float)(r * (Bx[c] - mu * A[c]));
+                dbeta[b * C + c] = (float)A[c];
+            }
+            m1 /= count;
+            m2 = r * m2 / count;
+            for (int64_t c = g * K; c < (g + 1) * K; c++) {
+                q[c] = (float)(-r * r * m2);
+                t[c] = (float)(-r * m1 + mu * r * r * m2);
+            }
+        }
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++)
+                dxb[n * C + c] = float_to_bf16(dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c]);
+        free(sums);
+        free(per_channel);
+        free(dz);
+    }
+}

@@ -1,0 +1,115 @@
+"""The channels-last GroupNorm-SiLU kernel: the same numbers as PyTorch's operators, forward and backward, the
+fallback where it cannot be built, and a trainer that uses it."""
+
+import ctypes
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import core
+from core import fused_norm
+from core.fused_norm import group_norm_silu
+
+needs_kernel = pytest.mark.skipif(fused_norm.kernel() is None, reason="no C compiler to build the kernel")
+
+
+def norm_and_input(b: int, c: int, h: int, w: int, groups: int = 8) -> tuple[torch.nn.GroupNorm, torch.Tensor]:
+    """A GroupNorm with gains and biases away from 1 and 0, and a channels-last bf16 input whose channels have
+    different means and scales, as a convolution's output has."""
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(groups, c)
+    with torch.no_grad():
+        norm.weight.add_(0.3 * torch.randn(c))
+        norm.bias.add_(0.3 * torch.randn(c))
+    x = torch.randn(b, c, h, w) * torch.rand(1, c, 1, 1) * 3 + torch.randn(1, c, 1, 1)
+    return norm, x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last).requires_grad_()
+
+
+def outputs_and_gradients(norm, x, silu: bool, function, dy: torch.Tensor) -> list[torch.Tensor]:
+    x.grad, norm.weight.grad, norm.bias.grad = None, None, None
+    y = function(norm, x, silu)
+    (y.float() * dy).sum().backward()
+    return [y.detach().float(), x.grad.float(), norm.weight.grad.clone(), norm.bias.grad.clone()]
+
+
+def exact(norm, x, silu: bool) -> torch.Tensor:
+    """GroupNorm (and SiLU) in fp32 on the same bf16 input: the reference both bf16 ways round."""
+    y = F.group_norm(x.float(), norm.num_groups, norm.weight, norm.bias, norm.eps)
+    return F.silu(y) if silu else y
+
+
+def pytorch_bf16(norm, x, silu: bool) -> torch.Tensor:
+    """What the network computes without the kernel, in NCHW order under bf16 autocast."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = norm(x.contiguous())
+        return F.silu(y) if silu else y
+
+
+@needs_kernel
+@pytest.mark.parametrize(("shape", "silu"), [((32, 64, 28, 28), True), ((3, 128, 7, 7), False), ((2, 32, 5, 6), True)])
+def test_the_kernel_is_as_close_to_fp32_as_pytorchs_bf16_forward_and_backward(shape, silu):
+    norm, x = norm_and_input(*shape)
+    dy = torch.randn(shape)
+    reference = outputs_and_gradients(norm, x, silu, exact, dy)
+    fused = outputs_and_gradients(norm, x, silu, group_norm_silu, dy)
+    pytorch = outputs_and_gradients(norm, x, silu, pytorch_bf16, dy)
+    assert fused[0].is_contiguous(memory_format=torch.channels_last) and fused[1].is_contiguous(
+        memory_format=torch.channels_last
+    )
+    for name, ours, theirs, want in zip(("y", "dx", "dgamma", "dbeta"), fused, pytorch, reference, strict=True):
+        scale = want.abs().max()
+        error, pytorch_error = (ours - want).abs().max() / scale, (theirs - want).abs().max() / scale
+        assert error < 0.01, name  # bf16 keeps 8 bits: a wrong mean, variance or gradient term is off by far more
+        assert error <= 1.5 * pytorch_error + 1e-3, name
+
+
+@needs_kernel
+def test_the_kernel_serves_channels_last_bf16_cpu_tensors_only():
+    norm, x = norm_and_input(2, 32, 6, 6)
+    assert group_norm_silu(norm, x).grad_fn.name() == "GroupNormSiLUBackward"
+    for other in (x.detach().contiguous(), x.detach().float()):
+        y = group_norm_silu(norm, other)
+        torch.testing.assert_close(y, F.silu(norm(other)), rtol=0, atol=0)
+
+
+def test_without_the_kernel_pytorch_computes_the_same(monkeypatch):
+    monkeypatch.setattr(fused_norm, "kernel", lambda: None)
+    norm, x = norm_and_input(2, 32, 6, 6)
+    torch.testing.assert_close(group_norm_silu(norm, x), F.silu(norm(x)), rtol=0, atol=0)
+    torch.testing.assert_close(group_norm_silu(norm, x, silu=False), norm(x), rtol=0, atol=0)
+    assert not fused_norm.channels_last_pays(torch.device("cpu"), bf16=True)
+
+
+def test_without_a_compiler_nothing_is_built(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert not fused_norm._build(tmp_path / "kernel.so")
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_kernel
+def test_a_build_is_written_whole_and_loads(tmp_path):
+    library = tmp_path / "kernel.so"
+    assert fused_norm._build(library)
+    assert [p.name for p in tmp_path.iterdir()] == ["kernel.so"]
+    assert ctypes.CDLL(str(library)).group_norm_silu_backward
+
+
+@needs_kernel
+def test_a_cpu_bf16_trainer_runs_channels_last_and_learns_as_without_the_kernel(tmp_path, monkeypatch):
+    def losses(enabled: bool) -> tuple[list[float], torch.nn.Module]:
+        monkeypatch.setattr(fused_norm, "_enabled", enabled)
+        config = core.TrainConfig(output_dir=str(tmp_path / str(enabled)), max_images=64, guide_at=0.0, seed=3)
+        trainer = core.Trainer(config)
+        if not trainer.bf16:
+            pytest.skip("this CPU trains in fp32, where the kernel is not used")
+        x0 = trainer.images_at(torch.arange(32))
+        return [trainer.train_step(x0) for _ in range(8)], trainer.model
+
+    plain, plain_model = losses(False)
+    fused, fused_model = losses(True)
+    kernel = next(name for name, p in plain_model.named_parameters() if p.ndim == 4 and p.shape[1] > 1)
+    assert fused_model.get_parameter(kernel).is_contiguous(memory_format=torch.channels_last)
+    assert plain_model.get_parameter(kernel).is_contiguous()
+    assert fused[-1] < fused[0]
+    assert fused == pytest.approx(plain, rel=0.03)
