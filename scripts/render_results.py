@@ -481,6 +481,40 @@ def compiled_sampling(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/compiled_sampling.py")]
 
 
+def fused_norm(root: Path) -> list[str]:
+    """The GroupNorm-SiLU kernel against PyTorch's operators: one layer's milliseconds three ways, then each
+    network's training step without and with it (channels-last), from the newest run of the benchmark."""
+    every = all_records(root, "speed", "fused_norm")
+    layer = newest([r for r in every if r["part"] == "layer"], lambda r: "layer")
+    steps = newest([r for r in every if r["part"] == "step"], lambda r: r["config"]["model"])
+    if not layer or not steps:
+        return NO_RECORDS
+    f = layer[0]["figures"]
+    cells = [
+        (
+            "one GroupNorm and SiLU, forward and backward (32 x 64 x 28 x 28)",
+            f"{f['pytorch_nchw']:.2f} ms (NCHW); {f['pytorch_nhwc']:.2f} ms (NHWC)",
+            f"{f['kernel_nhwc']:.2f} ms",
+            f"{f['pytorch_nchw'] / f['kernel_nhwc']:.2f}x",
+            "",
+        )
+    ]
+    for r in steps:
+        g, name = r["figures"], r["config"]["model"]
+        cells.append(
+            (
+                f"training step, {'the default network' if name == 'small' else f'`--model {name}`'}, "
+                f"batch {r['config']['batch_size']}, images/s",
+                f"{g['without_img_s']:.0f}",
+                f"{g['with_img_s']:.0f}",
+                f"{g['with_img_s'] / g['without_img_s']:.2f}x",
+                f"{g['largest_loss_difference']:.2%}",
+            )
+        )
+    header = ("", "PyTorch's operators", "the kernel, channels-last", "speed-up", "largest loss difference")
+    return [*table(header, cells), "", provenance(layer + steps, "benchmarks/fused_norm.py")]
+
+
 def fashion_screen(root: Path) -> list[str]:
     """Fashion-MNIST recipes screened at a fixed step count: FD / recognised per sampler, EMA weights."""
     rows = newest(
@@ -796,6 +830,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "speed-profile": speed_profile,
     "speed-variants": speed_variants,
     "compiled-sampling": compiled_sampling,
+    "fused-norm": fused_norm,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
     "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),

@@ -288,3 +288,33 @@ def test_the_profile_table_keeps_the_default_network_when_another_preset_was_pro
     text = rendered(tmp_path, "profile", "speed-profile", rows, study="speed")
     assert "| `aten::default_op0` | 50% | 10.0 | `aten::sampling_op0` | 50% | 10.0 |" in text
     assert "base_op" not in text
+
+
+def test_the_fused_norm_table_gives_the_layer_and_each_networks_step_from_the_newest_run(tmp_path):
+    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+
+    def row(part: str, figures: dict, **config) -> dict:
+        return {"part": part, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+
+    layer = {"pytorch_nchw": 3.0, "pytorch_nhwc": 9.0, "kernel_nhwc": 2.0}
+    rows = [row("step", {"without_img_s": 1.0, "with_img_s": 999.0, "largest_loss_difference": 0.5}, model="small")]
+    rows += [row("layer", layer, shape=[32, 64, 28, 28])]
+    rows += [
+        row(
+            "step",
+            {"without_img_s": 400.0, "with_img_s": 560.0, "largest_loss_difference": 0.0012},
+            **{"model": "small", "batch_size": 32},
+        )
+    ]
+    rows += [
+        row(
+            "step",
+            {"without_img_s": 70.0, "with_img_s": 98.0, "largest_loss_difference": 0.003},
+            **{"model": "base", "batch_size": 32},
+        )
+    ]
+    text = rendered(tmp_path, "fused_norm", "fused-norm", rows, study="speed")
+    assert "| 3.00 ms (NCHW); 9.00 ms (NHWC) | 2.00 ms | 1.50x |  |" in text
+    assert "| training step, the default network, batch 32, images/s | 400 | 560 | 1.40x | 0.12% |" in text
+    assert "| training step, `--model base`, batch 32, images/s | 70 | 98 | 1.40x | 0.30% |" in text
+    assert "999" not in text  # an older run of the same network
