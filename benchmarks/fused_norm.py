@@ -90,7 +90,7 @@ def main() -> None:
             seconds = harness.alternating_medians(runs, args.repeats, warmup=3)
         gap = max(abs(a - b) / b for a, b in zip(losses["with"], losses["without"], strict=True))
         figures = {f"{name}_img_s": round(batch / s, 1) for name, s in seconds.items()}
-        figures["largest_loss_difference"] = round(gap, 4)
+        figures["largest_loss_difference"] = float(f"{gap:.2g}")
         row = {"part": "step", "config": {"model": model, "batch_size": batch}, "figures": figures}
         harness.record(args.out, row, env)
 

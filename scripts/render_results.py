@@ -508,10 +508,10 @@ def fused_norm(root: Path) -> list[str]:
                 f"{g['without_img_s']:.0f}",
                 f"{g['with_img_s']:.0f}",
                 f"{g['with_img_s'] / g['without_img_s']:.2f}x",
-                f"{g['largest_loss_difference']:.2%}",
+                f"{g['largest_loss_difference']:.1e}",
             )
         )
-    header = ("", "PyTorch's operators", "the kernel, channels-last", "speed-up", "largest loss difference")
+    header = ("", "PyTorch's operators", "the kernel, channels-last", "speed-up", "losses: largest relative difference")
     return [*table(header, cells), "", provenance(layer + steps, "benchmarks/fused_norm.py")]
 
 

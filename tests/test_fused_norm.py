@@ -111,5 +111,5 @@ def test_a_cpu_bf16_trainer_runs_channels_last_and_learns_as_without_the_kernel(
     kernel = next(name for name, p in plain_model.named_parameters() if p.ndim == 4 and p.shape[1] > 1)
     assert fused_model.get_parameter(kernel).is_contiguous(memory_format=torch.channels_last)
     assert plain_model.get_parameter(kernel).is_contiguous()
-    assert fused[-1] < fused[0]
-    assert fused == pytest.approx(plain, rel=0.03)
+    # bf16 rounding moves the losses by about 1e-6 here; a kernel without its SiLU moved them by 4e-3
+    assert fused == pytest.approx(plain, rel=1e-4)

@@ -315,6 +315,6 @@ def test_the_fused_norm_table_gives_the_layer_and_each_networks_step_from_the_ne
     ]
     text = rendered(tmp_path, "fused_norm", "fused-norm", rows, study="speed")
     assert "| 3.00 ms (NCHW); 9.00 ms (NHWC) | 2.00 ms | 1.50x |  |" in text
-    assert "| training step, the default network, batch 32, images/s | 400 | 560 | 1.40x | 0.12% |" in text
-    assert "| training step, `--model base`, batch 32, images/s | 70 | 98 | 1.40x | 0.30% |" in text
+    assert "| training step, the default network, batch 32, images/s | 400 | 560 | 1.40x | 1.2e-03 |" in text
+    assert "| training step, `--model base`, batch 32, images/s | 70 | 98 | 1.40x | 3.0e-03 |" in text
     assert "999" not in text  # an older run of the same network
