@@ -24,6 +24,9 @@ compare a variant with the eager row of the same run. Variants:
   cost; in NHWC order this is what channels-last would give with a GroupNorm as fast as the NCHW one. Not
   the same network, so their largest difference is no tolerance.
 
+Every variant runs PyTorch's own operators, with the channels-last GroupNorm kernel of ``core/fused_norm.py``
+switched off (so ``eager`` is the NCHW network); ``benchmarks/fused_norm.py`` measures the kernel.
+
 The network's weights are its initial ones plus small noise, so that every layer, including the output
 convolution that starts at zero, moves the output the differences are measured on.
 
@@ -43,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 import core
+from core import fused_norm
 
 VARIANTS = (
     "eager",
@@ -160,6 +164,7 @@ def main() -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     device = harness.setup(args)
     env = harness.environment(device)
+    fused_norm.set_enabled(False)
     x = torch.randn(args.num_images, 1, 28, 28, device=device)
     overrides = core.resolve_overrides({}, args.model)
     for variant, figures in measure(args.variants, x, device, args.repeats, overrides).items():
