@@ -745,18 +745,25 @@ def decoder_run_time(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/run_time.py")]
 
 
+def baseline_of(record: dict[str, Any]) -> str | None:
+    """The commit a run_time record's run was compared with (its ``--baseline``), None where it does not say."""
+    found = re.search(r"--baseline (\S+)", record.get("command", ""))
+    return found.group(1) if found else None
+
+
 def run_time_baseline(root: Path) -> list[str]:
     """Whole training runs with an earlier commit's code and this one's, timed in turn: each code's wall
     minutes (mean ± std over the repeats and seeds) and how many times faster this commit's runs are, per thread
-    count. Runs that differ only in ``--seed`` are one row."""
+    count and earlier commit. Runs that differ only in ``--seed`` are one row."""
     rows = newest(
-        all_records(root, "speed", "run_time_baseline"), lambda r: (r["flags"], r["threads"], r["code"], r["repeat"])
+        all_records(root, "speed", "run_time_baseline"),
+        lambda r: (r["flags"], r["threads"], r["code"], r["repeat"], baseline_of(r)),
     )
     if not rows:
         return NO_RECORDS
     cells = []
-    unseeded = grouped(rows, lambda r: (re.sub(r"\s*--seed \d+", "", r["flags"]), r["threads"]))
-    for (flags, threads), group in unseeded.items():
+    unseeded = grouped(rows, lambda r: (re.sub(r"\s*--seed \d+", "", r["flags"]), r["threads"], baseline_of(r)))
+    for (flags, threads, _), group in unseeded.items():
         codes = grouped(group, lambda r: r["code"])
         baseline = next(code for code in codes if code != "work tree")
         minutes = {code: statistics.fmean(r["figures"]["train_minutes"] for r in runs) for code, runs in codes.items()}

@@ -170,7 +170,10 @@ def test_the_baseline_run_time_table_says_how_many_times_faster_this_commits_run
 
     rows = [timed("1be599a", 12.0, 0), timed("work tree", 77.0, 0), timed("work tree", 8.0, 0)]  # a rerun replaces
     rows += [timed("1be599a", 14.0, 1, "--epochs 20 --seed 7"), timed("work tree", 9.0, 1, "--epochs 20 --seed 7")]
+    later = {"command": "benchmarks/run_time.py --runs '--epochs 20' --baseline abc9999", "commit": "later12"}
+    rows += [timed("abc9999", 6.0, 0) | later, timed("work tree", 4.0, 0) | later]  # against a later commit
     text = rendered(tmp_path, "run_time_baseline", "run-time-baseline", rows, study="speed")
+    assert "| `ddpm-tui train --epochs 20`, 1 thread | commit `later12` | 4.00 min | 1.50x |" in text
     assert "1.53x (pairs 1.50-1.56x) |" in text  # 12 / 8 and 14 / 9: the seeded pair is the same row
     assert "| `ddpm-tui train --epochs 20`, 1 thread | commit `1be599a` | 13.00 ± 1.41 min (2 runs) | 1.00x |" in text
     assert "| `ddpm-tui train --epochs 20`, 1 thread | commit `new1234` | 8.50 ± 0.71 min (2 runs) | 1.53x" in text
