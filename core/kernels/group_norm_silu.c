@@ -43,9 +43,40 @@ static inline uint16_t float_to_bf16(float f) { /* round to nearest, ties to eve
     return (uint16_t)((v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16);
 }
 
-static inline float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+/* e^x to a relative error below 1e-5, far below bf16's 4e-3: x = n ln 2 + r with |r| <= ln 2 / 2, e^r by its
+ * Taylor series to r^5, and 2^n written straight into the float's exponent. Every step vectorises. */
+static inline float exp_approx(float x) {
+    x = fminf(fmaxf(x, -87.0f), 87.0f);
+    float n = floorf(x * 1.44269504f + 0.5f), r = x - n * 0.693147181f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120)))));
+    union { uint32_t u; float f; } two_to_n;
+    two_to_n.u = (uint32_t)((int32_t)n + 127) << 23;
+    return p * two_to_n.f;
+}
 
-/* Per-group mean and rstd of image b from its per-channel sums, and each channel's a_c and s_c. */
+static inline float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
+
+/* Per-channel sums of x and x^2 over an image's N pixels (rows of C channels). */
+static void channel_sums(const uint16_t *xb, int64_t N, int64_t C, double *s1, double *s2) {
+    float *f1 = calloc(2 * C, sizeof(float)), *f2 = f1 + C;
+    for (int64_t start = 0; start < N; start += CHUNK) {
+        int64_t end = start + CHUNK < N ? start + CHUNK : N;
+        for (int64_t n = start; n < end; n++)
+            for (int64_t c = 0; c < C; c++) {
+                float v = bf16_to_float(xb[n * C + c]);
+                f1[c] += v;
+                f2[c] += v * v;
+            }
+        for (int64_t c = 0; c < C; c++) {
+            s1[c] += f1[c];
+            s2[c] += f2[c];
+            f1[c] = f2[c] = 0.0f;
+        }
+    }
+    free(f1);
+}
+
+/* Per-group mean and rstd of an image from its per-channel sums, and each channel's a_c and s_c. */
 static void group_statistics(const double *s1, const double *s2, const float *gamma, const float *beta, int64_t N,
                              int64_t C, int64_t G, float eps, float *mean, float *rstd, float *a, float *s) {
     int64_t K = C / G;
@@ -67,6 +98,16 @@ static void group_statistics(const double *s1, const double *s2, const float *ga
     }
 }
 
+/* y = SiLU(a_c x + s_c), or a_c x + s_c; inlined once for each value of silu, so neither loop branches. */
+static inline void normalise(const uint16_t *xb, uint16_t *yb, int64_t N, int64_t C, const float *a, const float *s,
+                             const int silu) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            float z = bf16_to_float(xb[n * C + c]) * a[c] + s[c];
+            yb[n * C + c] = float_to_bf16(silu ? z * sigmoid(z) : z);
+        }
+}
+
 void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma, const float *beta, float *mean,
                              float *rstd, int64_t B, int64_t N, int64_t C, int64_t G, float eps, int silu,
                              int threads) {
@@ -74,33 +115,60 @@ void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma,
     for (int64_t b = 0; b < B; b++) {
         double *s1 = calloc(2 * C, sizeof(double)), *s2 = s1 + C;
         float *a = malloc(2 * C * sizeof(float)), *s = a + C;
-        const uint16_t *xb = x + b * N * C;
-        uint16_t *yb = y + b * N * C;
-        float *f1 = calloc(2 * C, sizeof(float)), *f2 = f1 + C;
-        for (int64_t start = 0; start < N; start += CHUNK) {
-            int64_t end = start + CHUNK < N ? start + CHUNK : N;
-            for (int64_t n = start; n < end; n++)
-                for (int64_t c = 0; c < C; c++) {
-                    float v = bf16_to_float(xb[n * C + c]);
-                    f1[c] += v;
-                    f2[c] += v * v;
-                }
-            for (int64_t c = 0; c < C; c++) {
-                s1[c] += f1[c];
-                s2[c] += f2[c];
-                f1[c] = 0.0f;
-                f2[c] = 0.0f;
-            }
-        }
-        free(f1);
+        channel_sums(x + b * N * C, N, C, s1, s2);
         group_statistics(s1, s2, gamma, beta, N, C, G, eps, mean + b * G, rstd + b * G, a, s);
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t c = 0; c < C; c++) {
-                float z = bf16_to_float(xb[n * C + c]) * a[c] + s[c];
-                yb[n * C + c] = float_to_bf16(silu ? z * sigmoid(z) : z);
-            }
+        if (silu)
+            normalise(x + b * N * C, y + b * N * C, N, C, a, s, 1);
+        else
+            normalise(x + b * N * C, y + b * N * C, N, C, a, s, 0);
         free(s1);
         free(a);
+    }
+}
+
+/* dz for every pixel and channel, and the per-channel sums A_c = sum(dz) and B_c = sum(dz x). */
+static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, int64_t N, int64_t C, const float *a,
+                                   const float *s, float *dz, double *A, double *Bx, const int silu) {
+    float *fa = calloc(2 * C, sizeof(float)), *fb = fa + C;
+    for (int64_t start = 0; start < N; start += CHUNK) {
+        int64_t end = start + CHUNK < N ? start + CHUNK : N;
+        for (int64_t n = start; n < end; n++)
+            for (int64_t c = 0; c < C; c++) {
+                float v = bf16_to_float(xb[n * C + c]), z = v * a[c] + s[c], g = bf16_to_float(dyb[n * C + c]);
+                float sg = silu ? sigmoid(z) : 0.0f, d = silu ? g * sg * (1.0f + z * (1.0f - sg)) : g;
+                dz[n * C + c] = d;
+                fa[c] += d;
+                fb[c] += d * v;
+            }
+        for (int64_t c = 0; c < C; c++) {
+            A[c] += fa[c];
+            Bx[c] += fb[c];
+            fa[c] = fb[c] = 0.0f;
+        }
+    }
+    free(fa);
+}
+
+/* dgamma, dbeta and the coefficients q, t of dx = a_c dz + q x + t for each group of one image. */
+static void group_gradients(const double *A, const double *Bx, const float *gamma, const float *mean,
+                            const float *rstd, int64_t N, int64_t C, int64_t G, float *dgamma, float *dbeta, float *q,
+                            float *t) {
+    int64_t K = C / G;
+    double count = (double)(N * K);
+    for (int64_t g = 0; g < G; g++) {
+        double mu = mean[g], r = rstd[g], m1 = 0.0, m2 = 0.0;
+        for (int64_t c = g * K; c < (g + 1) * K; c++) {
+            m1 += gamma[c] * A[c];
+            m2 += gamma[c] * (Bx[c] - mu * A[c]);
+            dgamma[c] = (float)(r * (Bx[c] - mu * A[c]));
+            dbeta[c] = (float)A[c];
+        }
+        m1 /= count;
+        m2 = r * m2 / count;
+        for (int64_t c = g * K; c < (g + 1) * K; c++) {
+            q[c] = (float)(-r * r * m2);
+            t[c] = (float)(-r * m1 + mu * r * r * m2);
+        }
     }
 }
 
@@ -109,55 +177,25 @@ void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *d
                               int64_t B, int64_t N, int64_t C, int64_t G, int silu, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
-        int64_t K = C / G;
-        double count = (double)(N * K), *sums = calloc(2 * C, sizeof(double)), *A = sums, *Bx = sums + C;
-        float *per_channel = malloc(4 * C * sizeof(float)), *a = per_channel, *s = a + C, *q = s + C, *t = q + C;
+        double *A = calloc(2 * C, sizeof(double)), *Bx = A + C;
+        float *a = malloc(4 * C * sizeof(float)), *s = a + C, *q = s + C, *t = q + C;
         float *dz = malloc(N * C * sizeof(float));
-        const uint16_t *xb = x + b * N * C, *dyb = dy + b * N * C;
+        const uint16_t *xb = x + b * N * C;
         uint16_t *dxb = dx + b * N * C;
         for (int64_t c = 0; c < C; c++) {
-            a[c] = gamma[c] * rstd[b * G + c / K];
-            s[c] = beta[c] - mean[b * G + c / K] * a[c];
+            a[c] = gamma[c] * rstd[b * G + c / (C / G)];
+            s[c] = beta[c] - mean[b * G + c / (C / G)] * a[c];
         }
-        float *fa = calloc(2 * C, sizeof(float)), *fb = fa + C;
-        for (int64_t start = 0; start < N; start += CHUNK) {
-            int64_t end = start + CHUNK < N ? start + CHUNK : N;
-            for (int64_t n = start; n < end; n++)
-                for (int64_t c = 0; c < C; c++) {
-                    float v = bf16_to_float(xb[n * C + c]), z = v * a[c] + s[c], g = bf16_to_float(dyb[n * C + c]);
-                    float sg = sigmoid(z), d = silu ? g * sg * (1.0f + z * (1.0f - sg)) : g;
-                    dz[n * C + c] = d;
-                    fa[c] += d;
-                    fb[c] += d * v;
-                }
-            for (int64_t c = 0; c < C; c++) {
-                A[c] += fa[c];
-                Bx[c] += fb[c];
-                fa[c] = 0.0f;
-                fb[c] = 0.0f;
-            }
-        }
-        free(fa);
-        for (int64_t g = 0; g < G; g++) {
-            double mu = mean[b * G + g], r = rstd[b * G + g], m1 = 0.0, m2 = 0.0;
-            for (int64_t c = g * K; c < (g + 1) * K; c++) {
-                m1 += gamma[c] * A[c];
-                m2 += gamma[c] * (Bx[c] - mu * A[c]);
-                dgamma[b * C + c] = (float)(r * (Bx[c] - mu * A[c]));
-                dbeta[b * C + c] = (float)A[c];
-            }
-            m1 /= count;
-            m2 = r * m2 / count;
-            for (int64_t c = g * K; c < (g + 1) * K; c++) {
-                q[c] = (float)(-r * r * m2);
-                t[c] = (float)(-r * m1 + mu * r * r * m2);
-            }
-        }
+        if (silu)
+            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, Bx, 1);
+        else
+            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, Bx, 0);
+        group_gradients(A, Bx, gamma, mean + b * G, rstd + b * G, N, C, G, dgamma + b * C, dbeta + b * C, q, t);
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++)
                 dxb[n * C + c] = float_to_bf16(dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c]);
-        free(sums);
-        free(per_channel);
+        free(A);
+        free(a);
         free(dz);
     }
 }
