@@ -14,6 +14,7 @@ NCHW tensors, :func:`group_norm_silu` computes the same thing with PyTorch's own
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -61,9 +62,9 @@ def _build(path: Path) -> bool:
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{os.getpid()}.{path.name}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         for flags in FLAG_SETS:
             command = [compiler, str(SOURCE), "-o", str(temporary), *flags]
             if subprocess.run(command, capture_output=True, timeout=120).returncode == 0:
@@ -73,7 +74,8 @@ def _build(path: Path) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 @functools.cache

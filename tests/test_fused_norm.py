@@ -87,6 +87,12 @@ def test_without_a_compiler_nothing_is_built(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_unwritable_cache_builds_nothing_and_raises_nothing(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert not fused_norm._build(blocked / "kernels" / "kernel.so")
+
+
 @needs_kernel
 def test_a_build_is_written_whole_and_loads(tmp_path):
     library = tmp_path / "kernel.so"
