@@ -137,6 +137,16 @@ class Muon(torch.optim.Optimizer):
                 torch._foreach_add_([params[i] for i in ids], [d.view(shape) for d in directions], alpha=-size)
 
 
+def match_state_layouts(optimiser: torch.optim.Optimizer) -> None:
+    """Give every state tensor shaped like its parameter the parameter's memory layout (NCHW or channels-last),
+    as a checkpoint written by a run in the other layout needs: fused AdamW pairs a parameter's numbers with
+    their moments by position in memory, not by index."""
+    for p, state in optimiser.state.items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(Muon's, AdamW's) parameters of ``model``: the weight matrices and kernels of its hidden layers, and
     the rest (biases, normalisation gains, the first and last convolutions, the class embedding)."""

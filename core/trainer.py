@@ -45,7 +45,7 @@ from .fused_norm import channels_last_pays
 from .images import plot_loss, save_grid
 from .metrics import class_entropy, recognised_share
 from .objective import draw_loss, example_losses, noise_predictor, timestep_probabilities
-from .optimiser import make_optimisers
+from .optimiser import make_optimisers, match_state_layouts
 from .run_control import PAUSE_POLL_S, NoControl, RunControl
 from .samplers import FAST_SAMPLER, last_step
 from .sampling import ALL_CLASSES, plan_sampling
@@ -514,6 +514,7 @@ class Trainer:
             self.ema.load_state_dict(payload["ema"])
             for entry, optimiser in self._named_optimisers().items():
                 optimiser.load_state_dict(payload[entry])
+                match_state_layouts(optimiser)  # a run saved in the other memory layout (core.fused_norm)
             for group in self.optimizers[0].param_groups:  # the kernel this device has, whichever saved the run
                 group["fused"] = fused_adamw(self.device)
             self.step, self.epoch = int(payload["step"]), int(payload["epoch"])

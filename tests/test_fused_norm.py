@@ -119,3 +119,23 @@ def test_a_cpu_bf16_trainer_runs_channels_last_and_learns_as_without_the_kernel(
     assert plain_model.get_parameter(kernel).is_contiguous()
     # bf16 rounding moves the losses by about 1e-6 here; a kernel without its SiLU moved them by 4e-3
     assert fused == pytest.approx(plain, rel=1e-4)
+
+
+@needs_kernel
+@pytest.mark.parametrize("saved_with_kernel", [True, False])
+def test_a_run_resumes_in_the_other_memory_layout_with_its_moments_in_that_layout(
+    tmp_path, monkeypatch, saved_with_kernel
+):
+    monkeypatch.setattr(fused_norm, "_enabled", saved_with_kernel)
+    config = core.TrainConfig(output_dir=str(tmp_path), max_images=32, base_channels=8, guide_at=0.0, seed=1)
+    trainer = core.Trainer(config)
+    if not trainer.bf16:
+        pytest.skip("this CPU trains in fp32, where the kernel is not used")
+    trainer.train_step(trainer.images_at(torch.arange(32)))
+    checkpoint = trainer.save_checkpoint()
+    monkeypatch.setattr(fused_norm, "_enabled", not saved_with_kernel)
+    resumed = core.Trainer(config, resume=checkpoint)
+    for optimiser in resumed.optimizers:
+        for p, state in optimiser.state.items():
+            assert all(v.stride() == p.stride() for v in state.values() if v.shape == p.shape)
+    assert resumed.train_step(resumed.images_at(torch.arange(32))) > 0

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from core import UNet
-from core.optimiser import NEWTON_SCHULZ, NEWTON_SCHULZ_STEPS, Muon, make_optimisers, orthogonalise, split_parameters
+from core.optimiser import (
+    NEWTON_SCHULZ,
+    NEWTON_SCHULZ_STEPS,
+    Muon,
+    make_optimisers,
+    match_state_layouts,
+    orthogonalise,
+    split_parameters,
+)
 
 
 def _svd_polar(m: torch.Tensor) -> torch.Tensor:
@@ -91,3 +99,23 @@ def test_every_parameter_has_one_optimiser_and_muon_gets_the_hidden_matrices():
     assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, Muon)
     (only,) = make_optimisers(model, "adamw", 1e-3, fused=None)
     assert len(only.param_groups[0]["params"]) == len(list(model.parameters()))
+
+
+def test_moments_saved_in_the_other_memory_layout_step_as_if_saved_in_this_one():
+    def two_steps(state_layout: torch.memory_format | None) -> torch.Tensor:
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(2, 8, 3, 3).contiguous(memory_format=torch.channels_last))
+        optimiser = torch.optim.AdamW([p], lr=0.1, fused=True)
+        p.grad = torch.randn(2, 8, 3, 3).contiguous(memory_format=torch.channels_last)
+        optimiser.step()
+        if state_layout is not None:  # as a checkpoint of an NCHW run loads
+            state = optimiser.state[p]
+            state["exp_avg"], state["exp_avg_sq"] = (state[k].contiguous(memory_format=state_layout) for k in
+                                                     ("exp_avg", "exp_avg_sq"))  # fmt: skip
+            match_state_layouts(optimiser)
+            assert optimiser.state[p]["exp_avg"].stride() == p.stride()
+        p.grad = torch.randn(2, 8, 3, 3).contiguous(memory_format=torch.channels_last)
+        optimiser.step()
+        return p.detach()
+
+    torch.testing.assert_close(two_steps(torch.contiguous_format), two_steps(None), rtol=0, atol=0)
