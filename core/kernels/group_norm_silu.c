@@ -56,8 +56,16 @@ static inline float exp_approx(float x) {
 
 static inline float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
 
-/* Per-channel sums of x and x^2 over an image's N pixels (rows of C channels). */
-static void channel_sums(const uint16_t *xb, int64_t N, int64_t C, double *s1, double *s2) {
+/* total[i] += partial[i], then partial[i] = 0: a chunk's single-precision sums join the double-precision ones. */
+static void add_and_clear(float *partial, double *total, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        total[i] += partial[i];
+        partial[i] = 0.0f;
+    }
+}
+
+/* sums[c] += sum of x, sums[C + c] += sum of x^2 over an image's N pixels (rows of C channels). */
+static void channel_sums(const uint16_t *xb, int64_t N, int64_t C, double *sums) {
     float *f1 = calloc(2 * C, sizeof(float)), *f2 = f1 + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
@@ -67,11 +75,7 @@ static void channel_sums(const uint16_t *xb, int64_t N, int64_t C, double *s1, d
                 f1[c] += v;
                 f2[c] += v * v;
             }
-        for (int64_t c = 0; c < C; c++) {
-            s1[c] += f1[c];
-            s2[c] += f2[c];
-            f1[c] = f2[c] = 0.0f;
-        }
+        add_and_clear(f1, sums, 2 * C);
     }
     free(f1);
 }
@@ -115,7 +119,7 @@ void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma,
     for (int64_t b = 0; b < B; b++) {
         double *s1 = calloc(2 * C, sizeof(double)), *s2 = s1 + C;
         float *a = malloc(2 * C * sizeof(float)), *s = a + C;
-        channel_sums(x + b * N * C, N, C, s1, s2);
+        channel_sums(x + b * N * C, N, C, s1);
         group_statistics(s1, s2, gamma, beta, N, C, G, eps, mean + b * G, rstd + b * G, a, s);
         if (silu)
             normalise(x + b * N * C, y + b * N * C, N, C, a, s, 1);
@@ -126,9 +130,10 @@ void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma,
     }
 }
 
-/* dz for every pixel and channel, and the per-channel sums A_c = sum(dz) and B_c = sum(dz x). */
+/* dz for every pixel and channel, and the per-channel sums sums[c] += A_c = sum(dz), sums[C + c] += B_c =
+ * sum(dz x). */
 static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, int64_t N, int64_t C, const float *a,
-                                   const float *s, float *dz, double *A, double *Bx, const int silu) {
+                                   const float *s, float *dz, double *sums, const int silu) {
     float *fa = calloc(2 * C, sizeof(float)), *fb = fa + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
@@ -140,11 +145,7 @@ static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, int6
                 fa[c] += d;
                 fb[c] += d * v;
             }
-        for (int64_t c = 0; c < C; c++) {
-            A[c] += fa[c];
-            Bx[c] += fb[c];
-            fa[c] = fb[c] = 0.0f;
-        }
+        add_and_clear(fa, sums, 2 * C);
     }
     free(fa);
 }
@@ -187,9 +188,9 @@ void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *d
             s[c] = beta[c] - mean[b * G + c / (C / G)] * a[c];
         }
         if (silu)
-            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, Bx, 1);
+            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, 1);
         else
-            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, Bx, 0);
+            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, 0);
         group_gradients(A, Bx, gamma, mean + b * G, rstd + b * G, N, C, G, dgamma + b * C, dbeta + b * C, q, t);
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++)
