@@ -47,7 +47,9 @@ class GroupNorm(nn.GroupNorm):
     Eager, CPU autocast runs GroupNorm on bf16 input and returns bf16, the faster choice there. Compiled
     (:mod:`core.compiling`), inductor fuses an fp32 GroupNorm with the SiLU after it and the cast for the next
     convolution into one loop, but not the bf16 one: a compiled call is 1.7-1.8x faster than eager with
-    this, and about 1.2x without it (docs/speed.md). The weights, and so checkpoints, are those of ``nn.GroupNorm``."""
+    this, and about 1.2x without it (docs/speed.md). A network training in channels-last order on a CPU skips this
+    forward: :func:`core.fused_norm.group_norm_silu` normalises with the same weights by a kernel of its own. The
+    weights, and so checkpoints, are those of ``nn.GroupNorm``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.float() if torch.compiler.is_compiling() else x)
