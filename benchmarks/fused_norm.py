@@ -9,6 +9,8 @@ Two parts, each a record in ``docs/records/speed/fused_norm.jsonl``:
 - ``layer``: one GroupNorm and SiLU, forward and backward, on bf16 activations of 32 images of 64 channels at
   28 x 28: PyTorch's kernels in NCHW order (what a network without the kernel runs), PyTorch's in NHWC order,
   and the kernel in NHWC order;
+- ``call``: one call of the default network on 64 images, as sampling without a compiled package makes it
+  (weights in NCHW order: the first convolution's output is what turns channels-last);
 - ``step``: the training step of each of ``--models`` (a preset, or ``small``: the default network) at its
   batch size, the trainer as it runs with the kernel (channels-last) and without it (NCHW), from the same
   seed, with the largest relative difference of their losses over the timed steps.
@@ -48,6 +50,23 @@ def layer_runs() -> dict[str, object]:
     }
 
 
+def call_runs() -> dict[str, object]:
+    """One no-grad call of the default network (weights in NCHW order, as sampling's) on 64 images at t = 500
+    under bf16 autocast, without and with the kernel, each switching it on or off for its own calls."""
+    torch.manual_seed(0)
+    model = core.build_model(core.TrainConfig(), (1, 28, 28)).eval()
+    x, t = torch.randn(64, 1, 28, 28), torch.full((64,), 500)
+
+    @torch.no_grad()
+    def call(enabled: bool) -> None:
+        fused_norm.set_enabled(enabled)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x, t)
+        fused_norm.set_enabled(True)
+
+    return {"without": lambda: call(False), "with": lambda: call(True)}
+
+
 def step_runs(model: str, folder: str) -> tuple[dict[str, object], dict[str, list[float]], int]:
     """The training step of ``model`` without and with the kernel, each switching it on or off around its
     own steps; the losses each step returns; the batch size."""
@@ -84,6 +103,9 @@ def main() -> None:
     seconds = harness.alternating_medians(layer_runs(), args.repeats * 5, warmup=3)
     figures = {name: round(s * 1000, 2) for name, s in seconds.items()}
     harness.record(args.out, {"part": "layer", "config": {"shape": [32, 64, 28, 28]}, "figures": figures}, env)
+    seconds = harness.alternating_medians(call_runs(), args.repeats * 3, warmup=3)
+    figures = {f"{name}_ms": round(s * 1000, 2) for name, s in seconds.items()}
+    harness.record(args.out, {"part": "call", "config": {"model": "small", "images": 64}, "figures": figures}, env)
     for model in args.models:
         with tempfile.TemporaryDirectory() as folder:
             runs, losses, batch = step_runs(model, folder)

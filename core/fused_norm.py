@@ -129,19 +129,28 @@ class GroupNormSiLU(torch.autograd.Function):
         return dx, dgamma.sum(0), dbeta.sum(0), None, None, None
 
 
-def group_norm_silu(norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True) -> torch.Tensor:
-    r""":math:`\mathrm{SiLU}(\mathrm{GN}(x))` (``silu``) or :math:`\mathrm{GN}(x)`: by the kernel for a channels-last
-    bf16 CPU tensor outside a compiled graph, otherwise by ``norm`` and ``F.silu``."""
-    fused = (
+def _kernel_takes(x: torch.Tensor) -> bool:
+    """Whether ``x`` is an activation the kernel serves in channels-last order: bf16 images on the CPU, outside
+    a compiled or exported graph, on a machine where the kernel builds."""
+    return (
         _enabled
         and x.device.type == "cpu"
         and x.dtype == torch.bfloat16
         and x.dim() == 4
-        and x.is_contiguous(memory_format=torch.channels_last)
-        and norm.weight is not None
         and not torch.compiler.is_compiling()
         and kernel() is not None
     )
-    if fused:
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last order where the kernel serves it, so that every layer after it runs in that order
+    (the first convolution's output: the network's weights may be in either order); otherwise ``x`` itself."""
+    return x.contiguous(memory_format=torch.channels_last) if _kernel_takes(x) else x
+
+
+def group_norm_silu(norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True) -> torch.Tensor:
+    r""":math:`\mathrm{SiLU}(\mathrm{GN}(x))` (``silu``) or :math:`\mathrm{GN}(x)`: by the kernel for a channels-last
+    bf16 CPU tensor outside a compiled graph, otherwise by ``norm`` and ``F.silu``."""
+    if norm.weight is not None and x.is_contiguous(memory_format=torch.channels_last) and _kernel_takes(x):
         return GroupNormSiLU.apply(x, norm.weight, norm.bias, norm.num_groups, norm.eps, silu)
     return F.silu(norm(x)) if silu else norm(x)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused_norm import group_norm_silu
+from .fused_norm import group_norm_silu, to_channels_last
 
 GROUPS = 8
 
@@ -316,7 +316,7 @@ class UNet(nn.Module):
             t_emb = t_emb + (y.to(t_emb.dtype) @ self.class_embedding.weight if mixed else self.class_embedding(y))
         elif y is not None:
             raise ValueError("this model was trained without class labels (train with --conditional)")
-        h = self.conv_in(x)
+        h = to_channels_last(self.conv_in(x))  # in bf16 on a CPU: core.fused_norm
         skips = [h] if self.leaves_skip(self.conv_in) else []
         for layer in self.down:
             h = layer(h) if isinstance(layer, Downsample) else _run_stage(layer, h, t_emb)

@@ -139,3 +139,21 @@ def test_a_run_resumes_in_the_other_memory_layout_with_its_moments_in_that_layou
         for p, state in optimiser.state.items():
             assert all(v.stride() == p.stride() for v in state.values() if v.shape == p.shape)
     assert resumed.train_step(resumed.images_at(torch.arange(32))) > 0
+
+
+@needs_kernel
+def test_an_eager_bf16_cpu_call_of_an_nchw_network_normalises_by_the_kernel(monkeypatch):
+    torch.manual_seed(0)
+    model = core.build_model(core.TrainConfig(), (1, 28, 28)).eval()  # weights in NCHW order, as the EMA's
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    x, t = torch.randn(4, 1, 28, 28), torch.full((4,), 500)
+    calls, apply = [], fused_norm.GroupNormSiLU.apply
+    monkeypatch.setattr(fused_norm.GroupNormSiLU, "apply", lambda *args: calls.append(1) or apply(*args))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = model(x, t).float()
+        monkeypatch.setattr(fused_norm, "_enabled", False)
+        plain = model(x, t).float()
+    assert len(calls) == sum(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    torch.testing.assert_close(fused, plain, atol=0.05, rtol=0)  # bf16 rounds in other places

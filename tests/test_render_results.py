@@ -301,7 +301,7 @@ def test_the_fused_norm_table_gives_the_layer_and_each_networks_step_from_the_ne
 
     layer = {"pytorch_nchw": 3.0, "pytorch_nhwc": 9.0, "kernel_nhwc": 2.0}
     rows = [row("step", {"without_img_s": 1.0, "with_img_s": 999.0, "largest_loss_difference": 0.5}, model="small")]
-    rows += [row("layer", layer, shape=[32, 64, 28, 28])]
+    rows += [row("layer", layer, shape=[32, 64, 28, 28]), row("call", {"without_ms": 40.0, "with_ms": 25.0}, images=64)]
     rows += [
         row(
             "step",
@@ -320,4 +320,5 @@ def test_the_fused_norm_table_gives_the_layer_and_each_networks_step_from_the_ne
     assert "| 3.00 ms (NCHW); 9.00 ms (NHWC) | 2.00 ms | 1.50x |  |" in text
     assert "| training step, the default network, batch 32, images/s | 400 | 560 | 1.40x | 1.2e-03 |" in text
     assert "| training step, `--model base`, batch 32, images/s | 70 | 98 | 1.40x | 3.0e-03 |" in text
+    assert "(sampling without a package) | 40.0 ms | 25.0 ms | 1.60x |  |" in text
     assert "999" not in text  # an older run of the same network
