@@ -98,7 +98,12 @@ def kernel() -> ctypes.CDLL | None:
 def channels_last_pays(device: torch.device, bf16: bool) -> bool:
     """Whether a network trained on ``device`` (under bf16 autocast or not) should keep its weights in
     channels-last order: on a CPU in bf16, where the kernel is available."""
-    return _enabled and device.type == "cpu" and bf16 and kernel() is not None
+    return bf16 and _serves(device)
+
+
+def _serves(device: torch.device) -> bool:
+    """Whether the kernel runs on ``device``: a CPU, the kernel switched on and built."""
+    return _enabled and device.type == "cpu" and kernel() is not None
 
 
 class GroupNormSiLU(torch.autograd.Function):
@@ -132,14 +137,7 @@ class GroupNormSiLU(torch.autograd.Function):
 def _kernel_takes(x: torch.Tensor) -> bool:
     """Whether ``x`` is an activation the kernel serves in channels-last order: bf16 images on the CPU, outside
     a compiled or exported graph, on a machine where the kernel builds."""
-    return (
-        _enabled
-        and x.device.type == "cpu"
-        and x.dtype == torch.bfloat16
-        and x.dim() == 4
-        and not torch.compiler.is_compiling()
-        and kernel() is not None
-    )
+    return x.dtype == torch.bfloat16 and x.dim() == 4 and not torch.compiler.is_compiling() and _serves(x.device)
 
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:
