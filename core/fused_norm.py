@@ -90,8 +90,8 @@ def kernel() -> ctypes.CDLL | None:
     except OSError:
         return None
     p, n, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    library.group_norm_silu_forward.argtypes = [p] * 6 + [n] * 4 + [ctypes.c_float, flag, flag]
-    library.group_norm_silu_backward.argtypes = [p] * 9 + [n] * 4 + [flag, flag]
+    library.group_norm_silu_forward.argtypes = [p] * 7 + [n] * 4 + [ctypes.c_float, flag, flag]
+    library.group_norm_silu_backward.argtypes = [p] * 11 + [n] * 4 + [flag, flag]
     return library
 
 
@@ -106,32 +106,41 @@ def _serves(device: torch.device) -> bool:
     return _enabled and device.type == "cpu" and kernel() is not None
 
 
+def _pointer(t: torch.Tensor | None) -> int | None:
+    """A tensor's address for the kernel, or None (NULL) for a missing optional one."""
+    return None if t is None else t.data_ptr()
+
+
 class GroupNormSiLU(torch.autograd.Function):
-    r""":math:`y = \mathrm{SiLU}(\mathrm{GN}(x))` (or :math:`\mathrm{GN}(x)`) for a channels-last bf16 CPU ``x`` and
-    fp32 ``weight`` and ``bias``, by the kernel; the equations of both passes are in ``kernels/group_norm_silu.c``."""
+    r""":math:`y = \mathrm{SiLU}(\mathrm{GN}(x + s))` (or without the SiLU) for a channels-last bf16 CPU ``x``, fp32
+    ``weight`` and ``bias`` and an optional per-image, per-channel ``shift`` :math:`s` of shape (B, C), by the
+    kernel; the equations of both passes are in ``kernels/group_norm_silu.c``."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, groups: int, eps: float, silu: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x, weight, bias, shift, groups: int, eps: float, silu: bool) -> torch.Tensor:  # type: ignore[override]
         b, c, h, w = x.shape
         gamma, beta = weight.detach().float().contiguous(), bias.detach().float().contiguous()
+        s = None if shift is None else shift.detach().float().contiguous()
         y = torch.empty_like(x, memory_format=torch.channels_last)
         mean, rstd = (x.new_empty(b, groups, dtype=torch.float32) for _ in range(2))
-        pointers = [t.data_ptr() for t in (x, y, gamma, beta, mean, rstd)]
+        pointers = [_pointer(t) for t in (x, y, gamma, beta, s, mean, rstd)]
         kernel().group_norm_silu_forward(*pointers, b, h * w, c, groups, eps, silu, torch.get_num_threads())
-        ctx.save_for_backward(x, gamma, beta, mean, rstd)
-        ctx.groups, ctx.silu = groups, silu
+        ctx.save_for_backward(x, gamma, beta, s, mean, rstd)
+        ctx.groups, ctx.silu, ctx.shift_dtype = groups, silu, None if shift is None else shift.dtype
         return y
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):  # type: ignore[override]
-        x, gamma, beta, mean, rstd = ctx.saved_tensors
+        x, gamma, beta, s, mean, rstd = ctx.saved_tensors
         b, c, h, w = x.shape
         dy = dy.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         dx = torch.empty_like(x, memory_format=torch.channels_last)
         dgamma, dbeta = (x.new_empty(b, c, dtype=torch.float32) for _ in range(2))
-        pointers = [t.data_ptr() for t in (x, dy, dx, gamma, beta, mean, rstd, dgamma, dbeta)]
+        dshift = None if s is None else torch.empty_like(s)
+        pointers = [_pointer(t) for t in (x, dy, dx, gamma, beta, s, mean, rstd, dgamma, dbeta, dshift)]
         kernel().group_norm_silu_backward(*pointers, b, h * w, c, ctx.groups, ctx.silu, torch.get_num_threads())
-        return dx, dgamma.sum(0), dbeta.sum(0), None, None, None
+        dshift = None if dshift is None else dshift.to(ctx.shift_dtype)
+        return dx, dgamma.sum(0), dbeta.sum(0), dshift, None, None, None
 
 
 def _kernel_takes(x: torch.Tensor) -> bool:
@@ -146,9 +155,34 @@ def to_channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if _kernel_takes(x) else x
 
 
-def group_norm_silu(norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True) -> torch.Tensor:
-    r""":math:`\mathrm{SiLU}(\mathrm{GN}(x))` (``silu``) or :math:`\mathrm{GN}(x)`: by the kernel for a channels-last
-    bf16 CPU tensor outside a compiled graph, otherwise by ``norm`` and ``F.silu``."""
+class _ChannelsLastGradient(torch.autograd.Function):
+    """The identity, whose backward hands on its gradient in channels-last order."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return dy.contiguous(memory_format=torch.channels_last)
+
+
+def channels_last_gradient(x: torch.Tensor) -> torch.Tensor:
+    """``x``, whose gradient reaches the layers before it in channels-last order where the kernel serves ``x``.
+
+    A concatenation's backward hands each input a slice of its gradient: in channels-last order the slice's
+    pixels lie ``C_total`` values apart, and PyTorch's nearest-upsampling backward is 4-5x slower on such a
+    strided gradient than on a contiguous copy of it (docs/speed.md)."""
+    return _ChannelsLastGradient.apply(x) if x.requires_grad and _kernel_takes(x) else x
+
+
+def group_norm_silu(
+    norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True, shift: torch.Tensor | None = None
+) -> torch.Tensor:
+    r""":math:`\mathrm{SiLU}(\mathrm{GN}(x + s))` (``silu``) or :math:`\mathrm{GN}(x + s)`, with ``shift`` :math:`s`
+    (B, C) added to every pixel of its image's channel (none: :math:`s = 0`): by the kernel for a channels-last bf16
+    CPU tensor outside a compiled graph, otherwise by ``norm`` and ``F.silu``."""
     if norm.weight is not None and x.is_contiguous(memory_format=torch.channels_last) and _kernel_takes(x):
-        return GroupNormSiLU.apply(x, norm.weight, norm.bias, norm.num_groups, norm.eps, silu)
-    return F.silu(norm(x)) if silu else norm(x)
+        return GroupNormSiLU.apply(x, norm.weight, norm.bias, shift, norm.num_groups, norm.eps, silu)
+    y = norm(x if shift is None else x + shift[:, :, None, None])
+    return F.silu(y) if silu else y

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused_norm import group_norm_silu, to_channels_last
+from .fused_norm import channels_last_gradient, group_norm_silu, to_channels_last
 
 GROUPS = 8
 
@@ -87,12 +87,12 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(group_norm_silu(self.norm1, x))
-        time = self.time_proj(t_emb)[:, :, None, None]
+        time = self.time_proj(t_emb)
         if self.scale_shift:
-            scale, shift = time.chunk(2, dim=1)
+            scale, shift = time[:, :, None, None].chunk(2, dim=1)
             h = F.silu(group_norm_silu(self.norm2, h, silu=False) * (1 + scale) + shift)
         else:
-            h = group_norm_silu(self.norm2, h + time)
+            h = group_norm_silu(self.norm2, h, shift=time)  # GN(h + W e_t), without writing h + W e_t out
         h = self.conv2(self.dropout(h))
         return h + self.skip(x)
 
@@ -150,7 +150,7 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if self.conv_first:
-            return F.interpolate(self.conv(x), size=size, mode="nearest")
+            return channels_last_gradient(F.interpolate(self.conv(x), size=size, mode="nearest"))
         return self.conv(F.interpolate(x, size=size, mode="nearest"))
 
 

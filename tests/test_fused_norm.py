@@ -26,24 +26,37 @@ def norm_and_input(b: int, c: int, h: int, w: int, groups: int = 8) -> tuple[tor
     return norm, x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last).requires_grad_()
 
 
-def outputs_and_gradients(norm, x, silu: bool, function, dy: torch.Tensor) -> list[torch.Tensor]:
+def outputs_and_gradients(norm, x, silu: bool, function, dy: torch.Tensor, shift=None) -> list[torch.Tensor]:
+    """``function``'s output and the gradients of ``sum(y dy)`` for x, the gains, the biases (and ``shift``)."""
     x.grad, norm.weight.grad, norm.bias.grad = None, None, None
-    y = function(norm, x, silu)
-    (y.float() * dy).sum().backward()
-    return [y.detach().float(), x.grad.float(), norm.weight.grad.clone(), norm.bias.grad.clone()]
+    inputs = [x, norm.weight, norm.bias] + ([] if shift is None else [shift])
+    y = function(norm, x, silu) if shift is None else function(norm, x, silu, shift)
+    gradients = torch.autograd.grad((y.float() * dy).sum(), inputs)
+    return [y.detach().float()] + [g.float() for g in gradients]
 
 
-def exact(norm, x, silu: bool) -> torch.Tensor:
+def exact(norm, x, silu: bool, shift=None) -> torch.Tensor:
     """GroupNorm (and SiLU) in fp32 on the same bf16 input: the reference both bf16 ways round."""
-    y = F.group_norm(x.float(), norm.num_groups, norm.weight, norm.bias, norm.eps)
+    x = x.float() if shift is None else x.float() + shift.float()[:, :, None, None]
+    y = F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
     return F.silu(y) if silu else y
 
 
-def pytorch_bf16(norm, x, silu: bool) -> torch.Tensor:
+def pytorch_bf16(norm, x, silu: bool, shift=None) -> torch.Tensor:
     """What the network computes without the kernel, in NCHW order under bf16 autocast."""
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = norm(x.contiguous())
+        x = x.contiguous() if shift is None else x.contiguous() + shift[:, :, None, None]
+        y = norm(x)
         return F.silu(y) if silu else y
+
+
+def assert_as_close_as_pytorch(fused, pytorch, reference, names) -> None:
+    """Each of the kernel's results is within 1% of the fp32 reference and at most 1.5x PyTorch bf16's error."""
+    for name, ours, theirs, want in zip(names, fused, pytorch, reference, strict=True):
+        scale = want.abs().max()
+        error, pytorch_error = (ours - want).abs().max() / scale, (theirs - want).abs().max() / scale
+        assert error < 0.01, name  # bf16 keeps 8 bits: a wrong mean, variance or gradient term is off by far more
+        assert error <= 1.5 * pytorch_error + 1e-3, name
 
 
 @needs_kernel
@@ -57,11 +70,33 @@ def test_the_kernel_is_as_close_to_fp32_as_pytorchs_bf16_forward_and_backward(sh
     assert fused[0].is_contiguous(memory_format=torch.channels_last) and fused[1].is_contiguous(
         memory_format=torch.channels_last
     )
-    for name, ours, theirs, want in zip(("y", "dx", "dgamma", "dbeta"), fused, pytorch, reference, strict=True):
-        scale = want.abs().max()
-        error, pytorch_error = (ours - want).abs().max() / scale, (theirs - want).abs().max() / scale
-        assert error < 0.01, name  # bf16 keeps 8 bits: a wrong mean, variance or gradient term is off by far more
-        assert error <= 1.5 * pytorch_error + 1e-3, name
+    assert_as_close_as_pytorch(fused, pytorch, reference, ("y", "dx", "dgamma", "dbeta"))
+
+
+@needs_kernel
+@pytest.mark.parametrize(("shape", "silu"), [((32, 64, 14, 14), True), ((3, 32, 5, 6), False)])
+def test_a_shift_added_inside_the_kernel_is_as_close_to_fp32_as_adding_it_first(shape, silu):
+    norm, x = norm_and_input(*shape)
+    shift = (2 * torch.randn(shape[:2])).to(torch.bfloat16).requires_grad_()  # a time projection under autocast
+    dy = torch.randn(shape)
+    reference = outputs_and_gradients(norm, x, silu, exact, dy, shift)
+    fused = outputs_and_gradients(norm, x, silu, group_norm_silu, dy, shift)
+    pytorch = outputs_and_gradients(norm, x, silu, pytorch_bf16, dy, shift)
+    assert_as_close_as_pytorch(fused, pytorch, reference, ("y", "dx", "dgamma", "dbeta", "dshift"))
+    without = outputs_and_gradients(norm, x, silu, group_norm_silu, dy)
+    assert (without[0] - fused[0]).abs().max() > 0.1  # the shift changes the output: it is not ignored
+
+
+@needs_kernel
+def test_an_upsampled_tensor_hands_its_gradient_on_in_channels_last_order():
+    _, x = norm_and_input(2, 32, 6, 6)
+    wide = torch.cat([fused_norm.channels_last_gradient(x), x.detach()], dim=1)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.is_contiguous(memory_format=torch.channels_last)))
+    wide.sum().backward()
+    assert seen == [True]
+    constant = x.detach()
+    assert fused_norm.channels_last_gradient(constant) is constant  # nothing to hand on
 
 
 @needs_kernel

@@ -8,22 +8,27 @@
  * combines the channels of a group at the end; that loop vectorises across channels.
  *
  * x, y, dx, dy: (B, N, C) bf16 as raw 16-bit words: B images of N pixels of C channels. G groups of
- * K = C / G channels. For image b and group g, over its N K values:
+ * K = C / G channels. An optional shift (B, C) in single precision is added to every pixel of a channel
+ * before the statistics (the time embedding's projection of a residual block: GN(h + W e_t) without writing
+ * h + W e_t out first); x' = x + shift_c, or x itself without one. For image b and group g, over its N K values:
  *
- *   mean  mu = sum(x) / (N K),   var = sum(x^2) / (N K) - mu^2,   rstd r = 1 / sqrt(var + eps)
- *   z = gamma_c (x - mu) r + beta_c = a_c x + s_c,   with a_c = gamma_c r and s_c = beta_c - mu a_c
+ *   mean  mu = sum(x') / (N K),   var = sum(x'^2) / (N K) - mu^2,   rstd r = 1 / sqrt(var + eps)
+ *   z = gamma_c (x' - mu) r + beta_c = a_c x + s_c,   with a_c = gamma_c r and s_c = beta_c - mu a_c + a_c shift_c
  *   y = z sigmoid(z)  (SiLU; or y = z when silu is 0)
  *
  * Backward, with dz = dy sigmoid(z) (1 + z (1 - sigmoid(z))) (or dz = dy) and, per channel,
- * A_c = sum(dz), B_c = sum(dz x) over the image's pixels:
+ * A_c = sum(dz), B_c = sum(dz x') = sum(dz x) + shift_c A_c over the image's pixels:
  *
  *   dbeta_c  = A_c,   dgamma_c = r (B_c - mu A_c)
- *   dx = r (gamma_c dz - m1 - (x - mu) r m2) = a_c dz + q x + t,   where over the group
+ *   dx = r (gamma_c dz - m1 - (x' - mu) r m2) = a_c dz + q x' + t = a_c dz + q x + (t + q shift_c),
+ *   where over the group
  *   m1 = sum_c gamma_c A_c / (N K),   m2 = r sum_c gamma_c (B_c - mu A_c) / (N K),
- *   q = -r^2 m2,   t = -r m1 + mu r^2 m2.
+ *   q = -r^2 m2,   t = -r m1 + mu r^2 m2,
+ *   dshift_c = sum(dx) over the pixels = a_c A_c + q sum(x') + N t, with sum(x') = sum(x) + N shift_c.
  *
  * Sums run in single precision over CHUNK pixels at a time (which vectorises twice as wide) and are added up
- * in double precision; the per-image results go to dgamma and dbeta as (B, C) rows for the caller to add up.
+ * in double precision; the per-image results go to dgamma and dbeta as (B, C) rows for the caller to add up,
+ * and to dshift as its (B, C) gradient.
  * Images are shared among `threads` OpenMP threads. */
 #include <math.h>
 #include <stdint.h>
@@ -64,14 +69,15 @@ static void add_and_clear(float *partial, double *total, int64_t count) {
     }
 }
 
-/* sums[c] += sum of x, sums[C + c] += sum of x^2 over an image's N pixels (rows of C channels). */
-static void channel_sums(const uint16_t *xb, int64_t N, int64_t C, double *sums) {
+/* sums[c] += sum of x', sums[C + c] += sum of x'^2 over an image's N pixels (rows of C channels), with
+ * x' = x + shift_c. */
+static void channel_sums(const uint16_t *xb, const float *shift, int64_t N, int64_t C, double *sums) {
     float *f1 = calloc(2 * C, sizeof(float)), *f2 = f1 + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
         for (int64_t n = start; n < end; n++)
             for (int64_t c = 0; c < C; c++) {
-                float v = bf16_to_float(xb[n * C + c]);
+                float v = bf16_to_float(xb[n * C + c]) + shift[c];
                 f1[c] += v;
                 f2[c] += v * v;
             }
@@ -81,8 +87,9 @@ static void channel_sums(const uint16_t *xb, int64_t N, int64_t C, double *sums)
 }
 
 /* Per-group mean and rstd of an image from its per-channel sums, and each channel's a_c and s_c. */
-static void group_statistics(const double *s1, const double *s2, const float *gamma, const float *beta, int64_t N,
-                             int64_t C, int64_t G, float eps, float *mean, float *rstd, float *a, float *s) {
+static void group_statistics(const double *s1, const double *s2, const float *gamma, const float *beta,
+                             const float *shift, int64_t N, int64_t C, int64_t G, float eps, float *mean, float *rstd,
+                             float *a, float *s) {
     int64_t K = C / G;
     double count = (double)(N * K);
     for (int64_t g = 0; g < G; g++) {
@@ -97,7 +104,7 @@ static void group_statistics(const double *s1, const double *s2, const float *ga
         rstd[g] = r;
         for (int64_t c = g * K; c < (g + 1) * K; c++) {
             a[c] = gamma[c] * r;
-            s[c] = beta[c] - (float)mu * a[c];
+            s[c] = beta[c] - (float)mu * a[c] + a[c] * shift[c];
         }
     }
 }
@@ -112,45 +119,50 @@ static inline void normalise(const uint16_t *xb, uint16_t *yb, int64_t N, int64_
         }
 }
 
-void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma, const float *beta, float *mean,
-                             float *rstd, int64_t B, int64_t N, int64_t C, int64_t G, float eps, int silu,
-                             int threads) {
+/* shift: (B, C), or NULL for none. */
+void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma, const float *beta,
+                             const float *shift, float *mean, float *rstd, int64_t B, int64_t N, int64_t C, int64_t G,
+                             float eps, int silu, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
         double *s1 = calloc(2 * C, sizeof(double)), *s2 = s1 + C;
-        float *a = malloc(2 * C * sizeof(float)), *s = a + C;
-        channel_sums(x + b * N * C, N, C, s1);
-        group_statistics(s1, s2, gamma, beta, N, C, G, eps, mean + b * G, rstd + b * G, a, s);
+        float *a = malloc(2 * C * sizeof(float)), *s = a + C, *none = calloc(C, sizeof(float));
+        const float *sh = shift ? shift + b * C : none;
+        channel_sums(x + b * N * C, sh, N, C, s1);
+        group_statistics(s1, s2, gamma, beta, sh, N, C, G, eps, mean + b * G, rstd + b * G, a, s);
         if (silu)
             normalise(x + b * N * C, y + b * N * C, N, C, a, s, 1);
         else
             normalise(x + b * N * C, y + b * N * C, N, C, a, s, 0);
         free(s1);
         free(a);
+        free(none);
     }
 }
 
-/* dz for every pixel and channel, and the per-channel sums sums[c] += A_c = sum(dz), sums[C + c] += B_c =
- * sum(dz x). */
-static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, int64_t N, int64_t C, const float *a,
-                                   const float *s, float *dz, double *sums, const int silu) {
-    float *fa = calloc(2 * C, sizeof(float)), *fb = fa + C;
+/* dz for every pixel and channel, and the per-channel sums over the image's pixels, with x' = x + shift_c:
+ * sums[c] += A_c = sum(dz), sums[C + c] += B_c = sum(dz x'), sums[2 C + c] += sum(x'). */
+static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, const float *shift, int64_t N, int64_t C,
+                                   const float *a, const float *s, float *dz, double *sums, const int silu) {
+    float *fa = calloc(3 * C, sizeof(float)), *fb = fa + C, *fx = fb + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
         for (int64_t n = start; n < end; n++)
             for (int64_t c = 0; c < C; c++) {
-                float v = bf16_to_float(xb[n * C + c]), z = v * a[c] + s[c], g = bf16_to_float(dyb[n * C + c]);
+                float v = bf16_to_float(xb[n * C + c]) + shift[c], z = v * a[c] + s[c];
+                float g = bf16_to_float(dyb[n * C + c]);
                 float sg = silu ? sigmoid(z) : 0.0f, d = silu ? g * sg * (1.0f + z * (1.0f - sg)) : g;
                 dz[n * C + c] = d;
                 fa[c] += d;
                 fb[c] += d * v;
+                fx[c] += v;
             }
-        add_and_clear(fa, sums, 2 * C);
+        add_and_clear(fa, sums, 3 * C);
     }
     free(fa);
 }
 
-/* dgamma, dbeta and the coefficients q, t of dx = a_c dz + q x + t for each group of one image. */
+/* dgamma, dbeta and the coefficients q, t of dx = a_c dz + q x' + t for each group of one image. */
 static void group_gradients(const double *A, const double *Bx, const float *gamma, const float *mean,
                             const float *rstd, int64_t N, int64_t C, int64_t G, float *dgamma, float *dbeta, float *q,
                             float *t) {
@@ -173,14 +185,28 @@ static void group_gradients(const double *A, const double *Bx, const float *gamm
     }
 }
 
+/* dshift_c = sum of dx over the pixels = a_c A_c + q sum(x') + N t, and t_c = t + q shift_c, so that
+ * dx = a_c dz + q x + t_c for the stored x. */
+static void shift_gradient(const double *A, const double *Sx, const float *a, const float *q, const float *shift,
+                           int64_t N, int64_t C, float *t, float *dshift) {
+    for (int64_t c = 0; c < C; c++) {
+        if (dshift)
+            dshift[c] = (float)(a[c] * A[c] + q[c] * Sx[c] + (double)N * t[c]);
+        t[c] += q[c] * shift[c];
+    }
+}
+
+/* shift: (B, C), or NULL for none, when dshift is NULL too. */
 void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *dx, const float *gamma,
-                              const float *beta, const float *mean, const float *rstd, float *dgamma, float *dbeta,
-                              int64_t B, int64_t N, int64_t C, int64_t G, int silu, int threads) {
+                              const float *beta, const float *shift, const float *mean, const float *rstd,
+                              float *dgamma, float *dbeta, float *dshift, int64_t B, int64_t N, int64_t C, int64_t G,
+                              int silu, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
-        double *A = calloc(2 * C, sizeof(double)), *Bx = A + C;
-        float *a = malloc(4 * C * sizeof(float)), *s = a + C, *q = s + C, *t = q + C;
+        double *A = calloc(3 * C, sizeof(double)), *Bx = A + C, *Sx = Bx + C;
+        float *a = malloc(4 * C * sizeof(float)), *s = a + C, *q = s + C, *t = q + C, *none = calloc(C, sizeof(float));
         float *dz = malloc(N * C * sizeof(float));
+        const float *sh = shift ? shift + b * C : none;
         const uint16_t *xb = x + b * N * C;
         uint16_t *dxb = dx + b * N * C;
         for (int64_t c = 0; c < C; c++) {
@@ -188,15 +214,17 @@ void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *d
             s[c] = beta[c] - mean[b * G + c / (C / G)] * a[c];
         }
         if (silu)
-            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, 1);
+            output_gradient(xb, dy + b * N * C, sh, N, C, a, s, dz, A, 1);
         else
-            output_gradient(xb, dy + b * N * C, N, C, a, s, dz, A, 0);
+            output_gradient(xb, dy + b * N * C, sh, N, C, a, s, dz, A, 0);
         group_gradients(A, Bx, gamma, mean + b * G, rstd + b * G, N, C, G, dgamma + b * C, dbeta + b * C, q, t);
+        shift_gradient(A, Sx, a, q, sh, N, C, t, dshift ? dshift + b * C : NULL);
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++)
                 dxb[n * C + c] = float_to_bf16(dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c]);
         free(A);
         free(a);
+        free(none);
         free(dz);
     }
 }
