@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Once per set-up, under a minute: compile the default network for sampling, so that long sampling runs (the
-# guide's Phase 3 first) start compiled. Where it cannot be compiled, sampling runs the network as it is.
+# Once per set-up: `ddpm-tui compile` builds the GroupNorm kernel where the CPU computes in bf16 (seconds; there
+# the eager network is as fast as a compiled one), and elsewhere compiles the default network for sampling (under
+# a minute), so that long sampling runs (the guide's Phase 3 first) start fast. Where neither can be built,
+# sampling runs the network as it is.
 $(COMPILED): $(STAMP)
 	$(BIN)/ddpm-tui compile || true
 	touch $(COMPILED)

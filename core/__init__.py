@@ -88,7 +88,6 @@ from .compiling import (
     AUTO_MIN_IMAGE_CALLS_COLD,
     COMPILE_MODES,
     MIN_BATCH,
-    compile_cache_dir,
     compile_error,
     compile_pays,
     is_cached,
@@ -160,7 +159,8 @@ from .checkpoint import (
     untrained_model,
 )
 from .curves import smooth
-from .files import OutputError, check_writable
+from .files import OutputError, check_writable, compile_cache_dir
+from .fused_norm import serves_eager_calls
 from .images import (
     export_images,
     image_channels,
@@ -267,6 +267,7 @@ __all__ = [
     "COMPILE_MODES",
     "MIN_BATCH",
     "compile_cache_dir",
+    "serves_eager_calls",
     "compile_error",
     "compile_pays",
     "is_cached",

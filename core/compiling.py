@@ -9,6 +9,10 @@ one package serves every checkpoint of the same architecture, and the default ne
 is trained: ``ddpm-tui compile``, as ``make run`` does on set-up. Once this machine has a network's package,
 ``auto`` runs every sampling run of it compiled but the shortest; without one, it builds one only for a run long
 enough to pay for it. Packages live in the user's cache folder: "once" means once per machine.
+
+The 1.9x is against eager calls in NCHW order. Where :mod:`core.fused_norm`'s GroupNorm kernel serves eager bf16
+calls on a CPU, they run channels-last and are as fast as the package (0.95-0.97x of eager, docs/speed.md), so
+``auto`` stays eager there and ``ddpm-tui compile`` builds nothing; ``--compile on`` still runs the package.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .files import compile_cache_dir
+from .fused_norm import serves_eager_calls
 from .objective import NoiseFromVelocity
 
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
@@ -40,15 +46,6 @@ AUTO_MIN_IMAGE_CALLS_COLD = 200_000
 # fix), so one package serves every number of images; a call on one image runs eagerly.
 MIN_BATCH = 2
 PACKAGE_SUFFIX = ".pt2"
-
-
-def compile_cache_dir() -> Path:
-    """Where the packages and inductor's own cache live: ``$TORCHINDUCTOR_CACHE_DIR`` when set, otherwise
-    ``ddpm-tui/compiled`` in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``), which outlives
-    a reboot, unlike inductor's own default under /tmp."""
-    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
-        return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ddpm-tui" / "compiled"
 
 
 def _unet(network: nn.Module) -> nn.Module:
@@ -88,11 +85,13 @@ def compile_pays(device: torch.device | str, calls: int, images: int, mode: str 
     ``"off"``. ``"auto"`` does on the CPU a run of ``calls * images`` of at least :data:`AUTO_MIN_IMAGE_CALLS`
     if the network's package is ``cached`` (see :func:`is_cached`), and of :data:`AUTO_MIN_IMAGE_CALLS_COLD`
     if not and a C++ compiler is installed (building needs one). GPUs stay eager under ``auto``: there a call
-    is already short, and these figures were measured on CPUs. ``ValueError`` for an unknown mode."""
+    is already short, and these figures were measured on CPUs. So do CPU calls under bf16 autocast where the
+    GroupNorm kernel serves them (:func:`core.fused_norm.serves_eager_calls`): there eager channels-last calls are
+    as fast as the package. ``ValueError`` for an unknown mode."""
     check_compile_mode(mode)
     if mode != "auto":
         return mode == "on"
-    if torch.device(device).type != "cpu":
+    if torch.device(device).type != "cpu" or serves_eager_calls(device):
         return False
     if cached:
         return calls * images >= AUTO_MIN_IMAGE_CALLS

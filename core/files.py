@@ -1,7 +1,8 @@
-"""Checks on the folders the commands, the trainer and the app write to."""
+"""Where compiled code is kept, and checks on the folders the commands, the trainer and the app write to."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -19,3 +20,12 @@ def check_writable(folder: str | Path) -> None:
         probe.unlink()
     except OSError as err:
         raise OutputError(f"cannot write to output folder {folder}: {err.strerror or err}") from None
+
+
+def compile_cache_dir() -> Path:
+    """Where the packages and inductor's own cache live: ``$TORCHINDUCTOR_CACHE_DIR`` when set, otherwise
+    ``ddpm-tui/compiled`` in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``), which outlives
+    a reboot, unlike inductor's own default under /tmp."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ddpm-tui" / "compiled"

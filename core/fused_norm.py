@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .compiling import compile_cache_dir
+from .files import compile_cache_dir
 
 SOURCE = Path(__file__).parent / "kernels" / "group_norm_silu.c"
 # Tried in turn: vectorised for this CPU with OpenMP threads, then for any CPU of its kind, then without OpenMP
@@ -99,6 +99,14 @@ def channels_last_pays(device: torch.device, bf16: bool) -> bool:
     """Whether a network trained on ``device`` (under bf16 autocast or not) should keep its weights in
     channels-last order: on a CPU in bf16, where the kernel is available."""
     return bf16 and _serves(device)
+
+
+def serves_eager_calls(device: torch.device | str) -> bool:
+    """Whether an eager call of the network on ``device`` under the autocast now in force runs channels-last with
+    the kernel: on a CPU under bf16 autocast, where the kernel builds. There an eager call is as fast as the
+    compiled package (:mod:`core.compiling`), so ``--compile auto`` stays eager (docs/speed.md)."""
+    bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return bf16 and _serves(torch.device(device))
 
 
 def _serves(device: torch.device) -> bool:

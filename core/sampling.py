@@ -189,7 +189,8 @@ def plan_sampling(
     none for DDPM (it always runs all T steps) or a conditional model (classifier-free guidance already steers it;
     ask for both explicitly). ``eta`` is the fresh noise per step of ddim and dpm++sde (None: the sampler's
     :data:`core.samplers.DEFAULT_ETA`). ``compile_mode`` says when the network runs compiled: ``"auto"`` for
-    long runs on the CPU (see :func:`core.compiling.should_compile`). Raises ``ValueError`` for a bad request."""
+    long runs on the CPU (see :func:`core.compiling.should_compile`), which depends on the precision: plan under
+    the autocast the run uses. Raises ``ValueError`` for a bad request."""
     if count < 1:
         raise ValueError(f"the number of images must be positive, got {count}")
     labels = class_labels(getattr(model, "num_classes", 0), class_label, count)

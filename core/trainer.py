@@ -460,18 +460,18 @@ class Trainer:
         recommended fast sampler with ``sample_steps`` steps (at most T); a conditional run draws
         ``SAMPLE_PER_CLASS`` of each class, guided with the default w. Previews are never autoguided:
         they rate the network itself."""
-        plan = plan_sampling(
-            self.sampling_model(),
-            self.schedule,
-            self.data.image_shape,
-            self.sample_count,
-            FAST_SAMPLER,
-            min(self.config.sample_steps, self.config.timesteps),
-            ALL_CLASSES,
-            seed=SAMPLE_SEED,
-            device=self.device,
-        )
-        with autocast(self.device, self.bf16):
+        with autocast(self.device, self.bf16):  # planned under it too: whether compiling pays depends on it
+            plan = plan_sampling(
+                self.sampling_model(),
+                self.schedule,
+                self.data.image_shape,
+                self.sample_count,
+                FAST_SAMPLER,
+                min(self.config.sample_steps, self.config.timesteps),
+                ALL_CLASSES,
+                seed=SAMPLE_SEED,
+                device=self.device,
+            )
             return last_step(plan.run()).x.float().cpu()
 
     def save_checkpoint(self, start: float | None = None) -> Path:

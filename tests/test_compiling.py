@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import core
-from core import compiling
+from core import compiling, fused_norm
 from core.unet import GroupNorm
 
 
@@ -57,6 +57,12 @@ def packages(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
+def without_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU where the GroupNorm kernel does not serve (no C compiler): bf16 sampling runs pay for a package."""
+    monkeypatch.setattr(fused_norm, "_enabled", False)
+
+
+@pytest.fixture
 def compiler(monkeypatch: pytest.MonkeyPatch):
     """Say whether a C++ compiler is installed, whatever this machine has."""
 
@@ -84,6 +90,41 @@ def test_auto_runs_a_packaged_network_compiled_and_builds_one_only_for_a_long_ru
     assert not core.compile_pays("cpu", *ddpm_64, mode="off")
     with pytest.raises(ValueError, match="unknown compile mode"):
         core.compile_pays("cpu", *ddpm_64, mode="fast")
+
+
+@pytest.mark.skipif(fused_norm.kernel() is None, reason="no C compiler to build the GroupNorm kernel")
+def test_auto_stays_eager_for_bf16_calls_that_the_groupnorm_kernel_serves(monkeypatch):
+    ddpm_64 = (1000, 64)
+    assert core.compile_pays("cpu", *ddpm_64, cached=True)  # fp32 calls run in NCHW order: the package pays
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert core.serves_eager_calls("cpu")
+        assert not core.compile_pays("cpu", *ddpm_64, cached=True)  # channels-last eager is as fast
+        assert core.compile_pays("cpu", *ddpm_64, mode="on")  # ... unless asked for
+        monkeypatch.setattr(fused_norm, "_enabled", False)
+        assert core.compile_pays("cpu", *ddpm_64, cached=True)  # without the kernel the package pays again
+
+
+@pytest.mark.skipif(fused_norm.kernel() is None, reason="no C compiler to build the GroupNorm kernel")
+def test_a_bf16_run_plans_eagerly_where_the_kernel_serves_even_with_a_package(packages):
+    network, schedule = tiny_unet(), core.NoiseSchedule.create("linear", 20)
+    assert core.compile_for_sampling(network, schedule, (1, 8, 8)) is None  # fp32: its package is built
+    assert core.plan_sampling(network, schedule, (1, 8, 8), 64, "ddpm").compiled  # ... and fp32 runs load it
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not core.plan_sampling(network, schedule, (1, 8, 8), 64, "ddpm").compiled
+
+
+@pytest.mark.skipif(
+    fused_norm.kernel() is None or not core.use_bf16(torch.device("cpu")),
+    reason="no C compiler to build the GroupNorm kernel, or a CPU that computes in fp32",
+)
+def test_the_compile_command_builds_nothing_where_the_kernel_serves(packages, tiny_run, capsys):
+    from ddpm_tui.cli import main
+
+    checkpoint = str(tiny_run / "model_final.pt")
+    assert main(["compile", "--checkpoint", checkpoint]) == 0
+    assert "Nothing to compile" in capsys.readouterr().out and not packages
+    assert main(["compile", "--checkpoint", checkpoint, "--precision", "fp32"]) == 0
+    assert "Compiled in" in capsys.readouterr().out and len(packages) == 1  # fp32 calls run in NCHW order
 
 
 def test_the_compile_cache_outlives_a_reboot_unless_asked_otherwise(monkeypatch, tmp_path):
@@ -248,7 +289,7 @@ def test_compiling_ahead_builds_the_package_runs_load(packages, classes):
     assert len(packages) == 1 and compiling.compiled(later).runners  # it loaded the package built ahead, built no other
 
 
-def test_the_compile_command_compiles_a_checkpoint_or_the_default_network(packages, tiny_run, capsys):
+def test_the_compile_command_compiles_a_checkpoint_or_the_default_network(packages, tiny_run, capsys, without_kernel):
     from ddpm_tui.cli import main
 
     checkpoint = tiny_run / "model_final.pt"
@@ -261,7 +302,7 @@ def test_the_compile_command_compiles_a_checkpoint_or_the_default_network(packag
     assert core.is_cached(default.model)
 
 
-def test_the_compile_command_says_why_it_could_not_and_skips_gpus(monkeypatch, tiny_run, capsys):
+def test_the_compile_command_says_why_it_could_not_and_skips_gpus(monkeypatch, tiny_run, capsys, without_kernel):
     from ddpm_tui.cli import main
 
     def broken(network, args, path):
@@ -276,7 +317,7 @@ def test_the_compile_command_says_why_it_could_not_and_skips_gpus(monkeypatch, t
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_a_trainers_previews_run_from_the_package_this_machine_has(packages, tmp_path):
+def test_a_trainers_previews_run_from_the_package_this_machine_has(packages, tmp_path, without_kernel):
     """Once the network's package exists, each epoch's preview (10 calls on 64 images) loads it and that
     epoch's EMA weights, and draws the images the eager network draws."""
     config = core.TrainConfig(max_images=64, timesteps=20, base_channels=8, output_dir=str(tmp_path))

@@ -137,27 +137,28 @@ def run(args: argparse.Namespace) -> int:
     """Generate images from a checkpoint, optionally saving the denoising as frames and a GIF."""
     device = core.resolve_device(args.device)
     loaded = core.load_model(args.checkpoint, device)
-    plan = core.plan_sampling(
-        loaded.model,
-        loaded.schedule,
-        loaded.image_shape,
-        args.num_images,
-        args.sampler,
-        args.steps,
-        core.resolve_class(loaded.class_names if loaded.config.conditional else (), args.class_label),
-        args.guidance_scale,
-        args.seed,
-        device,
-        loaded.guide,
-        args.autoguidance,
-        loaded.config.dataset,
-        args.eta,
-        args.compile,
-    )
+    bf16 = core.use_bf16(device, args.precision)
+    with core.autocast(device, bf16):  # whether compiling pays depends on the precision
+        plan = core.plan_sampling(
+            loaded.model,
+            loaded.schedule,
+            loaded.image_shape,
+            args.num_images,
+            args.sampler,
+            args.steps,
+            core.resolve_class(loaded.class_names if loaded.config.conditional else (), args.class_label),
+            args.guidance_scale,
+            args.seed,
+            device,
+            loaded.guide,
+            args.autoguidance,
+            loaded.config.dataset,
+            args.eta,
+            args.compile,
+        )
     for target in filter(None, (args.output.parent, args.export_dir)):
         core.check_writable(target)
     core.configure_for_speed(device)
-    bf16 = core.use_bf16(device, args.precision)
     describe(args, loaded, plan)
     frames: list[tuple[int, torch.Tensor]] = [(loaded.schedule.timesteps, plan.x_T.float().cpu())]
     keep = set(core.snapshot_indices(len(plan.timesteps)))

@@ -359,22 +359,23 @@ class SampleScreen(Screen):
             device = core.resolve_device("auto")
             loaded = self.load(values["checkpoint"], device)
             steps = values["steps"] if values["sampler"] != "ddpm" else None
-            plan = core.plan_sampling(
-                loaded.model,
-                loaded.schedule,
-                loaded.image_shape,
-                values["num_images"],
-                values["sampler"],
-                steps,
-                values["class_label"],
-                values["guidance_scale"],
-                values["seed"],
-                device,
-                loaded.guide,
-                values["autoguidance"],
-                loaded.config.dataset,
-                values["eta"],
-            )
+            with core.autocast(device, core.use_bf16(device)):  # whether compiling pays depends on the precision
+                plan = core.plan_sampling(
+                    loaded.model,
+                    loaded.schedule,
+                    loaded.image_shape,
+                    values["num_images"],
+                    values["sampler"],
+                    steps,
+                    values["class_label"],
+                    values["guidance_scale"],
+                    values["seed"],
+                    device,
+                    loaded.guide,
+                    values["autoguidance"],
+                    loaded.config.dataset,
+                    values["eta"],
+                )
             self.post_message(SampleStarted(loaded.config, plan.autoguidance, plan.compiled))
             stored = set(core.snapshot_indices(len(plan.timesteps), 40))
             start, last_post = time.perf_counter(), 0.0
