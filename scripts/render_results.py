@@ -826,6 +826,26 @@ def training_floor(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/training_floor.py")]
 
 
+def weight_gradient(root: Path) -> list[str]:
+    """A 3x3 convolution's bf16 weight gradient three ways at each shape of a training step, as milliseconds and
+    as multiples of the forward pass, from the newest record of each shape."""
+    rows = newest(all_records(root, "speed", "weight_gradient"), lambda r: tuple(r["config"].values()))
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for r in rows:
+        c, f = r["config"], r["figures"]
+        shape = f"{c['images']} x {c['in_channels']} x {c['size']} x {c['size']} to {c['out_channels']}"
+        ways = [f"{f[f'{way}_ms']:.2f} ms ({f[f'{way}_ms'] / f['forward_ms']:.1f}x)"
+                for way in ("onednn", "matrix_product", "convolution")]  # fmt: skip
+        cells.append(
+            (shape, str(c["per_step"]), f"{f['forward_ms']:.2f} ms", f"{f['input_gradient_ms']:.2f} ms", *ways)
+        )
+    header = ("3x3 convolution, bf16 channels-last", "per step", "forward", "input gradient",
+              "weight gradient: oneDNN", "one matrix product", "a convolution of transposes")  # fmt: skip
+    return [*table(header, cells), "", provenance(rows, "benchmarks/weight_gradient.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-gap": decoder_gap,
@@ -850,6 +870,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "speed-variants": speed_variants,
     "compiled-sampling": compiled_sampling,
     "fused-norm": fused_norm,
+    "weight-gradient": weight_gradient,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
     "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),

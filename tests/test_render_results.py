@@ -322,3 +322,20 @@ def test_the_fused_norm_table_gives_the_layer_and_each_networks_step_from_the_ne
     assert "| training step, `--model base`, batch 32, images/s | 70 | 98 | 1.40x | 3.0e-03 |" in text
     assert "(sampling without a package) | 40.0 ms | 25.0 ms | 1.60x |  |" in text
     assert "999" not in text  # an older run of the same network
+
+
+def test_the_weight_gradient_table_gives_each_shapes_newest_timings_as_multiples_of_its_forward_pass(tmp_path):
+    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+
+    def row(size: int, forward: float, onednn: float) -> dict:
+        config = {"images": 128, "in_channels": 64, "size": size, "out_channels": 64, "per_step": 4}
+        figures = {"forward_ms": forward, "input_gradient_ms": 0.8, "onednn_ms": onednn, "matrix_product_ms": 6.0,
+                   "convolution_ms": 9.0}  # fmt: skip
+        return {"part": "weight_gradient", "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+
+    text = rendered(tmp_path, "weight_gradient", "weight-gradient", [row(14, 1.0, 99.0), row(14, 0.75, 2.4)], "speed")
+    assert (
+        "| 128 x 64 x 14 x 14 to 64 | 4 | 0.75 ms | 0.80 ms | 2.40 ms (3.2x) | 6.00 ms (8.0x) | 9.00 ms (12.0x) |"
+        in text
+    )
+    assert "99" not in text  # the older record of the same shape
