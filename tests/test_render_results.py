@@ -215,14 +215,20 @@ def test_the_phase3_table_gives_each_run_with_its_spread_at_the_newest_commit(tm
         return {**row, "date": "2026-12-06", **({"run": run} if run else {})}
 
     rows = [timed(None, 87.0), timed("first", 99.0, "old"), timed("compiling", 120.0, "old")]
-    rows += [timed("first", 80.0), timed("compile", 41.0), timed("cached", 50.0)]
-    rows += [timed("first", 60.0), timed("compile", 41.0), timed("cached", 40.0)]
+    runs = ("first", "again", "package_build", "package")
+    rows += [timed(run, seconds) for run, seconds in zip(runs, (80.0, 50.0, 81.0, 52.0), strict=True)]
+    rows += [timed(run, seconds) for run, seconds in zip(runs, (60.0, 40.0, 71.0, 48.0), strict=True)]
+    rows.append(timed("cached", 33.0))  # a run this renderer no longer shows
     text = rendered(tmp_path, "phase3", "phase3", rows, study="headline")
-    assert "| with nothing compiled on the machine (`--compile auto` stays eager) | 70 ± 14 s (2 runs) |" in text
-    assert "| `ddpm-tui compile`, once per machine (`make run` does it on set-up) | 41 ± 0 s (2 runs) |" in text
-    assert "| every time after it (`auto` runs the network from its package) | 45 ± 7 s (2 runs) |" in text
-    # a record from before the runs were told apart, and an older commit's runs
-    assert "87" not in text and "99" not in text and "120" not in text and "commit new," in text
+    assert (
+        "| the first run on the machine (`--compile auto`; it builds the GroupNorm kernel) | 70 ± 14 s (2 runs) |"
+        in text
+    )
+    assert "| every run after it (`auto`: eager, in channels-last order) | 45 ± 7 s (2 runs) |" in text
+    assert "| `--compile on`, the first time (it builds the network's package) | 76 ± 7 s (2 runs) |" in text
+    assert "| `--compile on` every time after it (from the package) | 50 ± 3 s (2 runs) |" in text
+    # a record from before the runs were told apart, an older commit's runs, and a run no longer shown
+    assert "87" not in text and "99" not in text and "120" not in text and "33" not in text and "commit new," in text
 
 
 def test_the_variants_table_shows_each_networks_newest_commit_as_ratios_to_its_own_eager_row(tmp_path):

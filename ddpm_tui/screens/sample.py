@@ -412,8 +412,8 @@ class SampleScreen(Screen):
         self.how = f"{self.chosen_sampler}, autoguided w = {message.autoguidance:g}" if message.autoguidance else ""
         if message.compiled:
             self.query_one("#sample-status", Static).update(
-                "the network runs compiled, each step about 1.9x as fast (if this machine has no package of "
-                "it yet, building one takes under a minute, once)"
+                "the network runs compiled into fused C++ loops (if this machine has no package of it yet, "
+                "building one takes under a minute, once)"
             )
 
     @on(SampleProgress)
