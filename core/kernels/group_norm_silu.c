@@ -71,7 +71,7 @@ static void add_and_clear(float *partial, double *total, int64_t count) {
 
 /* sums[c] += sum of x', sums[C + c] += sum of x'^2 over an image's N pixels (rows of C channels), with
  * x' = x + shift_c. */
-static void channel_sums(const uint16_t *xb, const float *shift, int64_t N, int64_t C, double *sums) {
+static inline void channel_sums(const uint16_t *xb, const float *shift, int64_t N, int64_t C, double *sums) {
     float *f1 = calloc(2 * C, sizeof(float)), *f2 = f1 + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
@@ -119,23 +119,58 @@ static inline void normalise(const uint16_t *xb, uint16_t *yb, int64_t N, int64_
         }
 }
 
+/* One image of the forward pass: its statistics, then y. Inlined where C is a constant (see WIDTH_CASES). */
+static inline __attribute__((always_inline)) void forward_image(const uint16_t *xb, uint16_t *yb, const float *gamma,
+                                                                const float *beta, const float *sh, float *mean,
+                                                                float *rstd, int64_t N, int64_t C, int64_t G,
+                                                                float eps, int silu) {
+    double *s1 = calloc(2 * C, sizeof(double)), *s2 = s1 + C;
+    float *a = malloc(2 * C * sizeof(float)), *s = a + C;
+    channel_sums(xb, sh, N, C, s1);
+    group_statistics(s1, s2, gamma, beta, sh, N, C, G, eps, mean, rstd, a, s);
+    if (silu)
+        normalise(xb, yb, N, C, a, s, 1);
+    else
+        normalise(xb, yb, N, C, a, s, 0);
+    free(s1);
+    free(a);
+}
+
+/* The loops over an image's channels run fastest when the compiler knows how many there are: at C = 32 two
+ * vector registers hold a pixel, and a loop of unknown length adds its bookkeeping to every pixel. So each pass
+ * is compiled once for each width of the networks' levels and once for any other, by a switch on the C in scope:
+ * over the GroupNorm shapes of a training step the forward pass took 1.1x and the backward pass 1.2-1.3x as long
+ * with one build for every width (two builds timed in turn). */
+#define WIDTH_CASES(call) \
+    switch (C) {          \
+    case 32:              \
+        call(32);         \
+        break;            \
+    case 64:              \
+        call(64);         \
+        break;            \
+    case 96:              \
+        call(96);         \
+        break;            \
+    case 128:             \
+        call(128);        \
+        break;            \
+    default:              \
+        call(C);          \
+    }
+
 /* shift: (B, C), or NULL for none. */
 void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma, const float *beta,
                              const float *shift, float *mean, float *rstd, int64_t B, int64_t N, int64_t C, int64_t G,
                              float eps, int silu, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
-        double *s1 = calloc(2 * C, sizeof(double)), *s2 = s1 + C;
-        float *a = malloc(2 * C * sizeof(float)), *s = a + C, *none = calloc(C, sizeof(float));
+        float *none = calloc(C, sizeof(float));
         const float *sh = shift ? shift + b * C : none;
-        channel_sums(x + b * N * C, sh, N, C, s1);
-        group_statistics(s1, s2, gamma, beta, sh, N, C, G, eps, mean + b * G, rstd + b * G, a, s);
-        if (silu)
-            normalise(x + b * N * C, y + b * N * C, N, C, a, s, 1);
-        else
-            normalise(x + b * N * C, y + b * N * C, N, C, a, s, 0);
-        free(s1);
-        free(a);
+#define FORWARD(width) \
+    forward_image(x + b * N * C, y + b * N * C, gamma, beta, sh, mean + b * G, rstd + b * G, N, width, G, eps, silu)
+        WIDTH_CASES(FORWARD)
+#undef FORWARD
         free(none);
     }
 }
@@ -196,6 +231,34 @@ static void shift_gradient(const double *A, const double *Sx, const float *a, co
     }
 }
 
+/* One image of the backward pass: dz and its sums, the group gradients, then dx. Inlined as forward_image is. */
+static inline __attribute__((always_inline)) void backward_image(const uint16_t *xb, const uint16_t *dyb,
+                                                                 uint16_t *dxb, const float *gamma, const float *beta,
+                                                                 const float *sh, const float *mean,
+                                                                 const float *rstd, float *dgamma, float *dbeta,
+                                                                 float *dshift, int64_t N, int64_t C, int64_t G,
+                                                                 int silu) {
+    double *A = calloc(3 * C, sizeof(double)), *Bx = A + C, *Sx = Bx + C;
+    float *a = malloc(4 * C * sizeof(float)), *s = a + C, *q = s + C, *t = q + C;
+    float *dz = malloc(N * C * sizeof(float));
+    for (int64_t c = 0; c < C; c++) {
+        a[c] = gamma[c] * rstd[c / (C / G)];
+        s[c] = beta[c] - mean[c / (C / G)] * a[c];
+    }
+    if (silu)
+        output_gradient(xb, dyb, sh, N, C, a, s, dz, A, 1);
+    else
+        output_gradient(xb, dyb, sh, N, C, a, s, dz, A, 0);
+    group_gradients(A, Bx, gamma, mean, rstd, N, C, G, dgamma, dbeta, q, t);
+    shift_gradient(A, Sx, a, q, sh, N, C, t, dshift);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            dxb[n * C + c] = float_to_bf16(dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c]);
+    free(A);
+    free(a);
+    free(dz);
+}
+
 /* shift: (B, C), or NULL for none, when dshift is NULL too. */
 void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *dx, const float *gamma,
                               const float *beta, const float *shift, const float *mean, const float *rstd,
@@ -203,28 +266,13 @@ void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *d
                               int silu, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
-        double *A = calloc(3 * C, sizeof(double)), *Bx = A + C, *Sx = Bx + C;
-        float *a = malloc(4 * C * sizeof(float)), *s = a + C, *q = s + C, *t = q + C, *none = calloc(C, sizeof(float));
-        float *dz = malloc(N * C * sizeof(float));
+        float *none = calloc(C, sizeof(float));
         const float *sh = shift ? shift + b * C : none;
-        const uint16_t *xb = x + b * N * C;
-        uint16_t *dxb = dx + b * N * C;
-        for (int64_t c = 0; c < C; c++) {
-            a[c] = gamma[c] * rstd[b * G + c / (C / G)];
-            s[c] = beta[c] - mean[b * G + c / (C / G)] * a[c];
-        }
-        if (silu)
-            output_gradient(xb, dy + b * N * C, sh, N, C, a, s, dz, A, 1);
-        else
-            output_gradient(xb, dy + b * N * C, sh, N, C, a, s, dz, A, 0);
-        group_gradients(A, Bx, gamma, mean + b * G, rstd + b * G, N, C, G, dgamma + b * C, dbeta + b * C, q, t);
-        shift_gradient(A, Sx, a, q, sh, N, C, t, dshift ? dshift + b * C : NULL);
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t c = 0; c < C; c++)
-                dxb[n * C + c] = float_to_bf16(dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c]);
-        free(A);
-        free(a);
+#define BACKWARD(width)                                                                                              \
+    backward_image(x + b * N * C, dy + b * N * C, dx + b * N * C, gamma, beta, sh, mean + b * G, rstd + b * G,        \
+                   dgamma + b * C, dbeta + b * C, dshift ? dshift + b * C : NULL, N, width, G, silu)
+        WIDTH_CASES(BACKWARD)
+#undef BACKWARD
         free(none);
-        free(dz);
     }
 }
