@@ -1,4 +1,5 @@
-"""``ddpm-tui compile``: compile a network for sampling once, so that later runs on this machine start compiled."""
+"""``ddpm-tui compile``: prepare this machine's sampling once: compile a network where its package pays, or, where
+the GroupNorm kernel serves eager calls as fast, build that kernel and nothing else."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..console import console
 from ..flags import add_flag
 
 NAME = "compile"
-HELP = "compile the default network (or a checkpoint's) for sampling, once per machine"
+HELP = "compile the default network (or a checkpoint's) for sampling where that pays, once per machine"
 COMPUTES = True  # a job that shares the cores (core.jobs), with --threads
 
 
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compile the network through one short sampling run; 1 when it cannot be compiled."""
+    """Compile the network through one short sampling run, unless the GroupNorm kernel serves this machine's
+    calls (see :func:`core.serves_eager_calls`); 1 when it cannot be compiled."""
     device = core.resolve_device("auto")
     if device.type != "cpu":
         console.print(f"Sampling runs on {device.type} here, where only --compile on compiles: nothing to do.")
