@@ -151,14 +151,7 @@ class Trainer:
             check_writable(self.output_dir)
         configure_for_speed(self.device)
         self.bf16 = use_bf16(self.device, config.precision)
-        self.data: Dataset = run_data(config, "train")
-        if config.max_images is not None:
-            self.data = self.data.head(config.max_images)
-        check_data(self.data, config)
-        self.pixels = self.data.pixels.to(self.device)  # uint8; each batch becomes float on its own
-        self.labels = self.data.labels.to(self.device) if config.conditional else None
-        self.batches_per_epoch = math.ceil(len(self.data) / config.batch_size)
-        self.total_steps = self.batches_per_epoch * config.epochs
+        self._load_data(config)
 
         torch.manual_seed(config.seed)
         self.model = ckpt.build_model(config, self.data.image_shape, self.data.classes).to(self.device)
@@ -191,6 +184,18 @@ class Trainer:
         if payload is not None:
             self._restore(payload)
         self.network = self.processes.wrap(self.model)
+
+    def _load_data(self, config: TrainConfig) -> None:
+        """The run's images (the first ``max_images``), checked against the run, on its device as uint8 (each batch
+        becomes float on its own), their labels when the run is conditional, and the steps they make."""
+        self.data: Dataset = run_data(config, "train")
+        if config.max_images is not None:
+            self.data = self.data.head(config.max_images)
+        check_data(self.data, config)
+        self.pixels = self.data.pixels.to(self.device)
+        self.labels = self.data.labels.to(self.device) if config.conditional else None
+        self.batches_per_epoch = math.ceil(len(self.data) / config.batch_size)
+        self.total_steps = self.batches_per_epoch * config.epochs
 
     @property
     def param_count(self) -> int:
