@@ -3,12 +3,13 @@ r"""GroupNorm and the SiLU after it as one CPU kernel for channels-last (NHWC) b
 On a CPU with bf16 matrix units, oneDNN's convolutions compute in NHWC order, and PyTorch copies every NCHW
 input, and every output's gradient, into that order and back: a tenth of a training step. A network kept in
 channels-last order skips the copies, but PyTorch's CPU GroupNorm is several times slower in that order. The
-kernel in ``kernels/group_norm_silu.c`` normalises in NHWC order with one running sum per channel, and applies
-:math:`\mathrm{SiLU}(z) = z\,\sigma(z)` in the pass that normalises: with it a training step of the default
-network is 1.3-1.4x faster and an eager call on 64 images 1.7x (docs/speed.md).
+kernel in ``kernels/group_norm_silu.c`` normalises in NHWC order with one running sum per channel, adds a
+residual block's time embedding while it sums, and applies :math:`\mathrm{SiLU}(z) = z\,\sigma(z)` in the pass
+that normalises: with it a training step of the default network is 1.4-1.5x faster and an eager call on 64
+images 1.8x (docs/speed.md).
 
 It is built with the system's C compiler the first time a process asks for it, once per machine and CPU, into
-the compile cache (:func:`core.compiling.compile_cache_dir`). Without a compiler, or on a GPU, or for fp32 or
+the compile cache (:func:`core.files.compile_cache_dir`). Without a compiler, or on a GPU, or for fp32 or
 NCHW tensors, :func:`group_norm_silu` computes the same thing with PyTorch's own operators.
 """
 
