@@ -107,7 +107,7 @@ def serves_eager_calls(device: torch.device | str) -> bool:
     the kernel: on a CPU under bf16 autocast, where the kernel builds. There an eager call is as fast as the
     compiled package (:mod:`core.compiling`), so ``--compile auto`` stays eager (docs/speed.md)."""
     bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    return bf16 and _serves(torch.device(device))
+    return channels_last_pays(torch.device(device), bf16)
 
 
 def _serves(device: torch.device) -> bool:

@@ -154,16 +154,16 @@ static inline __attribute__((always_inline)) void forward_image(const uint16_t *
 void group_norm_silu_forward(const uint16_t *x, uint16_t *y, const float *gamma, const float *beta,
                              const float *shift, float *mean, float *rstd, int64_t B, int64_t N, int64_t C, int64_t G,
                              float eps, int silu, int threads) {
+    float *none = calloc(C, sizeof(float)); /* the shift when there is none, shared by every image */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
-        float *none = calloc(C, sizeof(float));
         const float *sh = shift ? shift + b * C : none;
 #define FORWARD(width) \
     forward_image(x + b * N * C, y + b * N * C, gamma, beta, sh, mean + b * G, rstd + b * G, N, width, G, eps, silu)
         WIDTH_CASES(FORWARD)
 #undef FORWARD
-        free(none);
     }
+    free(none);
 }
 
 /* dz for every pixel and channel, and the per-channel sums over the image's pixels, with x' = x + shift_c:
@@ -255,15 +255,15 @@ void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *d
                               const float *beta, const float *shift, const float *mean, const float *rstd,
                               float *dgamma, float *dbeta, float *dshift, int64_t B, int64_t N, int64_t C, int64_t G,
                               int silu, int threads) {
+    float *none = calloc(C, sizeof(float)); /* the shift when there is none, shared by every image */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
-        float *none = calloc(C, sizeof(float));
         const float *sh = shift ? shift + b * C : none;
 #define BACKWARD(width)                                                                                              \
     backward_image(x + b * N * C, dy + b * N * C, dx + b * N * C, gamma, beta, sh, mean + b * G, rstd + b * G,        \
                    dgamma + b * C, dbeta + b * C, dshift ? dshift + b * C : NULL, N, width, G, silu)
         WIDTH_CASES(BACKWARD)
 #undef BACKWARD
-        free(none);
     }
+    free(none);
 }
