@@ -57,6 +57,7 @@ from .objective import PREDICTIONS, TIMESTEP_DENSITIES, l_simple, noise_predicto
 from .trainer import EpochEvent, FinishedEvent, StepEvent, Trainer, TrainingError
 from .distributed import DistributedError
 from .jobs import Share, computing, live_jobs
+from .memory import keep_freed_memory
 
 # Sampling.
 from .samplers import (
@@ -253,6 +254,7 @@ __all__ = [
     "live_jobs",
     "autocast",
     "configure_for_speed",
+    "keep_freed_memory",
     "device_label",
     "l_simple",
     "noise_predictor",

@@ -8,6 +8,7 @@ import os
 import torch
 
 from . import jobs
+from .memory import keep_freed_memory
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -56,18 +57,18 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 
 def configure_for_speed(device: torch.device) -> None:
-    """TF32 matrix multiplies on CUDA; on the CPU, one compute thread per core this process may use: its
-    share among the live jobs when it is one (:mod:`core.jobs`), or of torchrun's ``LOCAL_WORLD_SIZE``
-    processes on this machine."""
+    """TF32 matrix multiplies on CUDA; on the CPU, freed tensors' memory kept for the next step's
+    (:mod:`core.memory`) and one compute thread per core this process may use: its share among the live jobs
+    when it is one (:mod:`core.jobs`), or of torchrun's ``LOCAL_WORLD_SIZE`` processes on this machine."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    elif device.type == "cpu" and jobs.tick() is not None:
-        return
-    elif device.type == "cpu" and hasattr(os, "sched_getaffinity"):
-        sharing = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // sharing))
+    elif device.type == "cpu":
+        keep_freed_memory()
+        if jobs.tick() is None and hasattr(os, "sched_getaffinity"):
+            sharing = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // sharing))
 
 
 def fused_adamw(device: torch.device) -> bool | None:

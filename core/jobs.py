@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from .memory import keep_freed_memory
+
 RECHECK_S = 0.25
 
 
@@ -158,7 +160,9 @@ _ACTIVE: list[JobShare] = []
 @contextlib.contextmanager
 def computing(kind: str, threads: int | None = None) -> Iterator[JobShare | None]:
     """Count this process as a job of ``kind`` while the block runs, with ``threads`` fixed or (None) its
-    share of the cores. Nested blocks, and torchrun's processes, keep the share in force."""
+    share of the cores, with freed tensors' memory kept for the next step's (:mod:`core.memory`). Nested blocks,
+    and torchrun's processes, keep the share in force."""
+    keep_freed_memory()
     if _ACTIVE or int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
         yield _ACTIVE[0] if _ACTIVE else None
         return
