@@ -4,8 +4,9 @@ A training or sampling step frees and allocates the same activations over and ov
 come from the C library's ``malloc``. glibc's serves a block above a threshold that adapts (128 KiB, rising to
 the largest block freed so far) straight from the OS, and hands the heap's free top back to the OS once it
 exceeds twice that threshold. Every step's large tensors then arrive as fresh pages that the OS must map and
-zero on first touch: 28,000 page faults (110 MB) in a training step at batch 128, and 3,000 to 4,500 in each
-network call on 64 images, which took 1.7x as long as with the pages kept (docs/speed.md).
+zero on first touch: about 4,000 page faults in a training step of the default network at batch 32, 16,000 at
+batch 128 and 4,700 in a sampling call on 64 images. With the memory kept, those steps take 1/1.08, 1/1.12 and
+1/1.26 of the time (``benchmarks/kept_memory.py``, docs/speed.md).
 """
 
 from __future__ import annotations

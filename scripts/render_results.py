@@ -847,6 +847,26 @@ def weight_gradient(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/weight_gradient.py")]
 
 
+KEPT_MEMORY_LABELS = {"train": "training step, batch {size}", "sample": "a sampling call on {size} images"}
+
+
+def kept_memory(root: Path) -> list[str]:
+    """Each workload's step under the C library's own memory policy and with freed memory kept (newest run of
+    each): median ms and page faults per step, and the speed-up."""
+    rows = newest(all_records(root, "speed", "kept_memory"), lambda r: r["workload"])
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for r in rows:
+        c, f = r["config"], r["figures"]
+        label = KEPT_MEMORY_LABELS[c["kind"]].format(size=c["size"])
+        system, kept = f["system"], f["kept"]
+        cells.append((label, f"{system['ms']:.1f} ms, {system['faults']:,.0f} faults",
+                      f"{kept['ms']:.1f} ms, {kept['faults']:,.0f} faults", f"{f['speedup']:.2f}x"))  # fmt: skip
+    header = ("the default network, bf16", "glibc's own policy", "freed memory kept", "speed-up")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/kept_memory.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-gap": decoder_gap,
@@ -872,6 +892,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "compiled-sampling": compiled_sampling,
     "fused-norm": fused_norm,
     "weight-gradient": weight_gradient,
+    "kept-memory": kept_memory,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
     "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),

@@ -345,3 +345,23 @@ def test_the_weight_gradient_table_gives_each_shapes_newest_timings_as_multiples
         in text
     )
     assert "99" not in text  # the older record of the same shape
+
+
+def test_the_kept_memory_table_gives_each_workloads_newest_steps_and_faults_under_both_policies(tmp_path):
+    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+
+    def row(workload: str, kind: str, size: int, system_ms: float) -> dict:
+        figures = {"system": {"ms": system_ms, "faults": 28000.4}, "kept": {"ms": 250.0, "faults": 1.0},
+                   "speedup": round(system_ms / 250.0, 2)}  # fmt: skip
+        config = {"kind": kind, "size": size, "steps": 10, "rounds": 6}
+        return {"workload": workload, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+
+    rows = [
+        row("train-128", "train", 128, 999.0),
+        row("sample-64", "sample", 64, 300.0),
+        row("train-128", "train", 128, 275.0),
+    ]
+    text = rendered(tmp_path, "kept_memory", "kept-memory", rows, "speed")
+    assert "| training step, batch 128 | 275.0 ms, 28,000 faults | 250.0 ms, 1 faults | 1.10x |" in text
+    assert "| a sampling call on 64 images | 300.0 ms, 28,000 faults | 250.0 ms, 1 faults | 1.20x |" in text
+    assert "999" not in text  # the older run of the same workload
