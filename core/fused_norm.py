@@ -4,8 +4,9 @@ On a CPU with bf16 matrix units, oneDNN's convolutions compute in NHWC order, an
 input, and every output's gradient, into that order and back: a tenth of a training step. A network kept in
 channels-last order skips the copies, but PyTorch's CPU GroupNorm is several times slower in that order. The
 kernel in ``kernels/group_norm_silu.c`` normalises in NHWC order with one running sum per channel, adds a
-residual block's time embedding while it sums, and applies :math:`\mathrm{SiLU}(z) = z\,\sigma(z)` in the pass
-that normalises: with it a training step of the default network is 1.4-1.5x faster and an eager call on 64
+residual block's time embedding while it sums, applies :math:`\mathrm{SiLU}(z) = z\,\sigma(z)` in the pass
+that normalises, and adds the gradient of the block's residual connection in the pass that writes the input's
+gradient (:func:`group_norm_silu_and_input`): with it a training step of the default network is 1.4-1.5x faster and an eager call on 64
 images 1.8x (docs/speed.md).
 
 It is built with the system's C compiler the first time a process asks for it, once per machine and CPU, into
@@ -92,7 +93,7 @@ def kernel() -> ctypes.CDLL | None:
         return None
     p, n, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     library.group_norm_silu_forward.argtypes = [p] * 7 + [n] * 4 + [ctypes.c_float, flag, flag]
-    library.group_norm_silu_backward.argtypes = [p] * 11 + [n] * 4 + [flag, flag]
+    library.group_norm_silu_backward.argtypes = [p] * 12 + [n] * 4 + [flag, flag]
     return library
 
 
@@ -123,10 +124,12 @@ def _pointer(t: torch.Tensor | None) -> int | None:
 class GroupNormSiLU(torch.autograd.Function):
     r""":math:`y = \mathrm{SiLU}(\mathrm{GN}(x + s))` (or without the SiLU) for a channels-last bf16 CPU ``x``, fp32
     ``weight`` and ``bias`` and an optional per-image, per-channel ``shift`` :math:`s` of shape (B, C), by the
-    kernel; the equations of both passes are in ``kernels/group_norm_silu.c``."""
+    kernel; the equations of both passes are in ``kernels/group_norm_silu.c``. With ``passes_input`` it returns
+    (y, x), x for the input's other use (a residual connection), whose gradient the backward pass adds to the
+    one it computes for x."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, shift, groups: int, eps: float, silu: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x, weight, bias, shift, groups: int, eps: float, silu: bool, passes_input: bool):  # type: ignore[override]
         b, c, h, w = x.shape
         gamma, beta = weight.detach().float().contiguous(), bias.detach().float().contiguous()
         s = None if shift is None else shift.detach().float().contiguous()
@@ -136,20 +139,21 @@ class GroupNormSiLU(torch.autograd.Function):
         kernel().group_norm_silu_forward(*pointers, b, h * w, c, groups, eps, silu, torch.get_num_threads())
         ctx.save_for_backward(x, gamma, beta, s, mean, rstd)
         ctx.groups, ctx.silu, ctx.shift_dtype = groups, silu, None if shift is None else shift.dtype
-        return y
+        return (y, x.view_as(x)) if passes_input else y
 
     @staticmethod
-    def backward(ctx, dy: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, dy: torch.Tensor, dp: torch.Tensor | None = None):  # type: ignore[override]
         x, gamma, beta, s, mean, rstd = ctx.saved_tensors
         b, c, h, w = x.shape
-        dy = dy.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        dy, dp = (None if g is None else g.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+                  for g in (dy, dp))  # fmt: skip
         dx = torch.empty_like(x, memory_format=torch.channels_last)
         dgamma, dbeta = (x.new_empty(b, c, dtype=torch.float32) for _ in range(2))
         dshift = None if s is None else torch.empty_like(s)
-        pointers = [_pointer(t) for t in (x, dy, dx, gamma, beta, s, mean, rstd, dgamma, dbeta, dshift)]
+        pointers = [_pointer(t) for t in (x, dy, dp, dx, gamma, beta, s, mean, rstd, dgamma, dbeta, dshift)]
         kernel().group_norm_silu_backward(*pointers, b, h * w, c, ctx.groups, ctx.silu, torch.get_num_threads())
         dshift = None if dshift is None else dshift.to(ctx.shift_dtype)
-        return dx, dgamma.sum(0), dbeta.sum(0), dshift, None, None, None
+        return dx, dgamma.sum(0), dbeta.sum(0), dshift, None, None, None, None
 
 
 def _kernel_takes(x: torch.Tensor) -> bool:
@@ -185,13 +189,32 @@ def channels_last_gradient(x: torch.Tensor) -> torch.Tensor:
     return _ChannelsLastGradient.apply(x) if x.requires_grad and _kernel_takes(x) else x
 
 
+def _kernel_normalises(norm: nn.GroupNorm, x: torch.Tensor) -> bool:
+    """Whether the kernel computes ``norm`` of ``x``: a GroupNorm with weights, ``x`` as :func:`_kernel_takes` it."""
+    return norm.weight is not None and x.is_contiguous(memory_format=torch.channels_last) and _kernel_takes(x)
+
+
 def group_norm_silu(
     norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True, shift: torch.Tensor | None = None
 ) -> torch.Tensor:
     r""":math:`\mathrm{SiLU}(\mathrm{GN}(x + s))` (``silu``) or :math:`\mathrm{GN}(x + s)`, with ``shift`` :math:`s`
     (B, C) added to every pixel of its image's channel (none: :math:`s = 0`): by the kernel for a channels-last bf16
     CPU tensor outside a compiled graph, otherwise by ``norm`` and ``F.silu``."""
-    if norm.weight is not None and x.is_contiguous(memory_format=torch.channels_last) and _kernel_takes(x):
-        return GroupNormSiLU.apply(x, norm.weight, norm.bias, shift, norm.num_groups, norm.eps, silu)
+    if _kernel_normalises(norm, x):
+        return GroupNormSiLU.apply(x, norm.weight, norm.bias, shift, norm.num_groups, norm.eps, silu, False)
     y = norm(x if shift is None else x + shift[:, :, None, None])
     return F.silu(y) if silu else y
+
+
+def group_norm_silu_and_input(
+    norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""(:math:`\mathrm{SiLU}(\mathrm{GN}(x))` or :math:`\mathrm{GN}(x)`, x), the second for a residual connection's
+    other use of x.
+
+    x's gradient is the sum of the gradients of both uses. Where the kernel normalises x, its backward pass adds
+    the second use's gradient into the one it writes, instead of autograd adding them in a pass of its own over
+    the whole tensor; elsewhere the second is x itself."""
+    if _kernel_normalises(norm, x):
+        return GroupNormSiLU.apply(x, norm.weight, norm.bias, None, norm.num_groups, norm.eps, silu, True)
+    return group_norm_silu(norm, x, silu), x

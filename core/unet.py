@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused_norm import channels_last_gradient, group_norm_silu, to_channels_last
+from .fused_norm import channels_last_gradient, group_norm_silu, group_norm_silu_and_input, to_channels_last
 
 GROUPS = 8
 
@@ -86,7 +86,8 @@ class ResidualBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(group_norm_silu(self.norm1, x))
+        h, x = group_norm_silu_and_input(self.norm1, x)  # x's two gradients added by the kernel where it serves
+        h = self.conv1(h)
         time = self.time_proj(t_emb)
         if self.scale_shift:
             scale, shift = time[:, :, None, None].chunk(2, dim=1)
@@ -114,11 +115,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = (
-            self.qkv(group_norm_silu(self.norm, x, silu=False))
-            .reshape(b, 3, self.heads, c // self.heads, h * w)
-            .unbind(1)
-        )
+        normalised, x = group_norm_silu_and_input(self.norm, x, silu=False)
+        q, k, v = self.qkv(normalised).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
         logits = q.transpose(-1, -2) @ k * (c // self.heads) ** -0.5
         weights = logits.float().softmax(dim=-1).to(v.dtype)  # in fp32 under bf16 autocast: exact, and faster
         attended = v @ weights.transpose(-1, -2)

@@ -88,6 +88,26 @@ def test_a_shift_added_inside_the_kernel_is_as_close_to_fp32_as_adding_it_first(
 
 
 @needs_kernel
+@pytest.mark.parametrize("shape", [(32, 64, 14, 14), (3, 32, 5, 6)])
+def test_the_kernel_adds_a_residual_inputs_second_gradient_into_the_one_it_writes(shape):
+    norm, x = norm_and_input(*shape)
+    dy, dp = torch.randn(shape), 3 * torch.randn(shape)
+
+    def gradients(normalise) -> list[torch.Tensor]:
+        """The gradients of sum(y dy) + sum(x dp), x used twice: normalised, and as ``normalise`` passes it on."""
+        y, passed = normalise(x)
+        loss = (y.float() * dy).sum() + (passed.float() * dp).sum()
+        return [g.float() for g in torch.autograd.grad(loss, [x, norm.weight, norm.bias])]
+
+    fused = gradients(lambda x: fused_norm.group_norm_silu_and_input(norm, x))
+    reference = gradients(lambda x: (exact(norm, x, True), x))
+    pytorch = gradients(lambda x: (pytorch_bf16(norm, x, True), x))
+    assert_as_close_as_pytorch(fused, pytorch, reference, ("dx", "dgamma", "dbeta"))
+    alone = torch.autograd.grad((group_norm_silu(norm, x).float() * dy).sum(), x)[0].float() + dp
+    assert (fused[0] - alone).abs().max() < 0.01 * alone.abs().max()  # dp added once, in bf16
+
+
+@needs_kernel
 def test_an_upsampled_tensor_hands_its_gradient_on_in_channels_last_order():
     _, x = norm_and_input(2, 32, 6, 6)
     wide = torch.cat([fused_norm.channels_last_gradient(x), x.detach()], dim=1)

@@ -26,6 +26,9 @@
  *   q = -r^2 m2,   t = -r m1 + mu r^2 m2,
  *   dshift_c = sum(dx) over the pixels = a_c A_c + q sum(x') + N t, with sum(x') = sum(x) + N shift_c.
  *
+ * When x also feeds a residual connection, its gradient there, dp, may be passed: dx + dp is written instead of dx,
+ * in the same pass (autograd would otherwise add the two in a pass of its own over the whole tensor).
+ *
  * Sums run in single precision over CHUNK pixels at a time (which vectorises twice as wide) and are added up
  * in double precision; the per-image results go to dgamma and dbeta as (B, C) rows for the caller to add up,
  * and to dshift as its (B, C) gradient.
@@ -222,9 +225,21 @@ static void shift_gradient(const double *A, const double *Sx, const float *a, co
     }
 }
 
+/* dx = a_c dz + q x + t_c, plus dp, the gradient of the input's other uses, when passed (added: a residual
+ * connection's input gets both gradients in the one pass that writes dx). */
+static inline void input_gradient(const uint16_t *xb, const float *dz, const uint16_t *dpb, uint16_t *dxb, int64_t N,
+                                  int64_t C, const float *a, const float *q, const float *t, const int passed) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            float d = dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c];
+            dxb[n * C + c] = float_to_bf16(passed ? d + bf16_to_float(dpb[n * C + c]) : d);
+        }
+}
+
 /* One image of the backward pass: dz and its sums, the group gradients, then dx. Inlined as forward_image is. */
 static inline __attribute__((always_inline)) void backward_image(const uint16_t *xb, const uint16_t *dyb,
-                                                                 uint16_t *dxb, const float *gamma, const float *beta,
+                                                                 const uint16_t *dpb, uint16_t *dxb,
+                                                                 const float *gamma, const float *beta,
                                                                  const float *sh, const float *mean,
                                                                  const float *rstd, float *dgamma, float *dbeta,
                                                                  float *dshift, int64_t N, int64_t C, int64_t G,
@@ -242,26 +257,28 @@ static inline __attribute__((always_inline)) void backward_image(const uint16_t 
         output_gradient(xb, dyb, sh, N, C, a, s, dz, A, 0);
     group_gradients(A, Bx, gamma, mean, rstd, N, C, G, dgamma, dbeta, q, t);
     shift_gradient(A, Sx, a, q, sh, N, C, t, dshift);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < C; c++)
-            dxb[n * C + c] = float_to_bf16(dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c]);
+    if (dpb)
+        input_gradient(xb, dz, dpb, dxb, N, C, a, q, t, 1);
+    else
+        input_gradient(xb, dz, dpb, dxb, N, C, a, q, t, 0);
     free(A);
     free(a);
     free(dz);
 }
 
-/* shift: (B, C), or NULL for none, when dshift is NULL too. */
-void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, uint16_t *dx, const float *gamma,
-                              const float *beta, const float *shift, const float *mean, const float *rstd,
-                              float *dgamma, float *dbeta, float *dshift, int64_t B, int64_t N, int64_t C, int64_t G,
-                              int silu, int threads) {
+/* shift: (B, C), or NULL for none, when dshift is NULL too. dp: (B, N, C), or NULL for none. */
+void group_norm_silu_backward(const uint16_t *x, const uint16_t *dy, const uint16_t *dp, uint16_t *dx,
+                              const float *gamma, const float *beta, const float *shift, const float *mean,
+                              const float *rstd, float *dgamma, float *dbeta, float *dshift, int64_t B, int64_t N,
+                              int64_t C, int64_t G, int silu, int threads) {
     float *none = calloc(C, sizeof(float)); /* the shift when there is none, shared by every image */
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
         const float *sh = shift ? shift + b * C : none;
 #define BACKWARD(width)                                                                                              \
-    backward_image(x + b * N * C, dy + b * N * C, dx + b * N * C, gamma, beta, sh, mean + b * G, rstd + b * G,        \
-                   dgamma + b * C, dbeta + b * C, dshift ? dshift + b * C : NULL, N, width, G, silu)
+    backward_image(x + b * N * C, dy + b * N * C, dp ? dp + b * N * C : NULL, dx + b * N * C, gamma, beta, sh,       \
+                   mean + b * G, rstd + b * G, dgamma + b * C, dbeta + b * C, dshift ? dshift + b * C : NULL, N,     \
+                   width, G, silu)
         WIDTH_CASES(BACKWARD)
 #undef BACKWARD
     }
