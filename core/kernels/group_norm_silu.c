@@ -38,6 +38,7 @@
 #include <stdlib.h>
 
 #define CHUNK 64 /* pixels summed in single precision before their sums join the double-precision ones */
+#define AHEAD 16 /* pixels: how far ahead of a pass its input is asked into the cache */
 
 static inline float bf16_to_float(uint16_t h) {
     union { uint32_t u; float f; } v;
@@ -64,6 +65,15 @@ static inline float exp_approx(float x) {
 
 static inline float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
 
+/* Ask the cache for pixel n + AHEAD of an image of rows of C bf16 values, a 64-byte line (32 values) at a time. The
+ * hardware's prefetcher stops at every 4 KiB page, and the backward pass reads x long after the forward pass wrote
+ * it: with x and dy asked for ahead, a training step at batch 128 took 0.92-0.94x the time (in-process A/B, two
+ * builds in turn). A prefetch never faults, so asking past the image's end is harmless. */
+static inline void fetch_ahead(const uint16_t *image, int64_t n, int64_t C) {
+    for (int64_t k = 0; k < C; k += 32)
+        __builtin_prefetch(image + (n + AHEAD) * C + k);
+}
+
 /* total[i] += partial[i], then partial[i] = 0: a chunk's single-precision sums join the double-precision ones. */
 static void add_and_clear(float *partial, double *total, int64_t count) {
     for (int64_t i = 0; i < count; i++) {
@@ -78,12 +88,14 @@ static inline void channel_sums(const uint16_t *xb, const float *shift, int64_t 
     float *f1 = calloc(2 * C, sizeof(float)), *f2 = f1 + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
-        for (int64_t n = start; n < end; n++)
+        for (int64_t n = start; n < end; n++) {
+            fetch_ahead(xb, n, C);
             for (int64_t c = 0; c < C; c++) {
                 float v = bf16_to_float(xb[n * C + c]) + shift[c];
                 f1[c] += v;
                 f2[c] += v * v;
             }
+        }
         add_and_clear(f1, sums, 2 * C);
     }
     free(f1);
@@ -176,7 +188,9 @@ static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, cons
     float *fa = calloc(3 * C, sizeof(float)), *fb = fa + C, *fx = fb + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
-        for (int64_t n = start; n < end; n++)
+        for (int64_t n = start; n < end; n++) {
+            fetch_ahead(xb, n, C);
+            fetch_ahead(dyb, n, C);
             for (int64_t c = 0; c < C; c++) {
                 float v = bf16_to_float(xb[n * C + c]) + shift[c], z = v * a[c] + s[c];
                 float g = bf16_to_float(dyb[n * C + c]);
@@ -186,6 +200,7 @@ static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, cons
                 fb[c] += d * v;
                 fx[c] += v;
             }
+        }
         add_and_clear(fa, sums, 3 * C);
     }
     free(fa);
