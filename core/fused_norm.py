@@ -6,8 +6,8 @@ channels-last order skips the copies, but PyTorch's CPU GroupNorm is several tim
 kernel in ``kernels/group_norm_silu.c`` normalises in NHWC order with one running sum per channel, adds a
 residual block's time embedding while it sums, applies :math:`\mathrm{SiLU}(z) = z\,\sigma(z)` in the pass
 that normalises, and adds the gradient of the block's residual connection in the pass that writes the input's
-gradient (:func:`group_norm_silu_and_input`): with it a training step of the default network is 1.4-1.5x faster and an eager call on 64
-images 1.8x (docs/speed.md).
+gradient (:func:`group_norm_silu_and_input`): with it a training step of the default network is about 1.4x
+faster and an eager call on 64 images 1.6x (docs/speed.md).
 
 It is built with the system's C compiler the first time a process asks for it, once per machine and CPU, into
 the compile cache (:func:`core.files.compile_cache_dir`). Without a compiler, or on a GPU, or for fp32 or
@@ -33,9 +33,12 @@ from torch import nn
 from .files import compile_cache_dir
 
 SOURCE = Path(__file__).parent / "kernels" / "group_norm_silu.c"
-# Tried in turn: vectorised for this CPU with OpenMP threads, then for any CPU of its kind, then without OpenMP
-# (Apple's clang has none: one thread).
+# Tried in turn: vectorised for this CPU with OpenMP threads, in its widest vectors (gcc keeps to 256 bits on
+# CPUs with 512-bit ones unless asked: the SiLU pass then took 1.3-1.4x as long, a sampling call 1.06x), then
+# without that request (a compiler without the flag), then for any CPU of its kind, then without OpenMP (Apple's
+# clang has none: one thread).
 FLAG_SETS: tuple[tuple[str, ...], ...] = (
+    ("-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fopenmp", "-shared", "-fPIC", "-lm"),
     ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC", "-lm"),
     ("-O3", "-ffast-math", "-fopenmp", "-shared", "-fPIC", "-lm"),
     ("-O3", "-ffast-math", "-shared", "-fPIC", "-lm"),
@@ -80,11 +83,17 @@ def _build(path: Path) -> bool:
             temporary.unlink(missing_ok=True)
 
 
+def library_path() -> Path:
+    """Where the kernel's build lies in the compile cache: named for its source, this CPU and the flags tried, so
+    that a change to any of them builds it afresh."""
+    key = hashlib.sha256(SOURCE.read_bytes() + f"{cpu_signature()}|{FLAG_SETS}".encode()).hexdigest()[:16]
+    return compile_cache_dir() / f"group_norm_silu-{key}.so"
+
+
 @functools.cache
 def kernel() -> ctypes.CDLL | None:
     """The built kernel (building it on first use), or None where it cannot be built or loaded."""
-    key = hashlib.sha256(SOURCE.read_bytes() + cpu_signature().encode()).hexdigest()[:16]
-    path = compile_cache_dir() / f"group_norm_silu-{key}.so"
+    path = library_path()
     if not path.exists() and not _build(path):
         return None
     try:

@@ -142,6 +142,15 @@ def test_without_a_compiler_nothing_is_built(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_build_is_named_for_its_source_cpu_and_flags(monkeypatch):
+    paths = [fused_norm.library_path()]
+    monkeypatch.setattr(fused_norm, "FLAG_SETS", (("-O1", "-shared", "-fPIC"),))
+    paths.append(fused_norm.library_path())  # new flags build afresh instead of loading the old build
+    monkeypatch.setattr(fused_norm, "cpu_signature", lambda: "another CPU")
+    paths.append(fused_norm.library_path())
+    assert len(set(paths)) == 3
+
+
 def test_an_unwritable_cache_builds_nothing_and_raises_nothing(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
