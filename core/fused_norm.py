@@ -6,8 +6,8 @@ channels-last order skips the copies, but PyTorch's CPU GroupNorm is several tim
 kernel in ``kernels/group_norm_silu.c`` normalises in NHWC order with one running sum per channel, adds a
 residual block's time embedding while it sums, applies :math:`\mathrm{SiLU}(z) = z\,\sigma(z)` in the pass
 that normalises, and adds the gradient of the block's residual connection in the pass that writes the input's
-gradient (:func:`group_norm_silu_and_input`): with it a training step of the default network is about 1.4x
-faster and an eager call on 64 images 1.6x (docs/speed.md).
+gradient (:func:`group_norm_silu_and_input`): with it a training step of the default network is 1.4-1.5x
+faster and an eager call on 64 images 1.6-1.9x (docs/speed.md).
 
 It is built with the system's C compiler the first time a process asks for it, once per machine and CPU, into
 the compile cache (:func:`core.files.compile_cache_dir`). Without a compiler, or on a GPU, or for fp32 or
@@ -34,7 +34,7 @@ from .files import compile_cache_dir
 
 SOURCE = Path(__file__).parent / "kernels" / "group_norm_silu.c"
 # Tried in turn: vectorised for this CPU with OpenMP threads, in its widest vectors (gcc keeps to 256 bits on
-# CPUs with 512-bit ones unless asked: the SiLU pass then took 1.3-1.4x as long, a sampling call 1.06x), then
+# CPUs with 512-bit ones unless asked: the SiLU pass then took 1.3-1.5x as long, a sampling call 1.06x), then
 # without that request (a compiler without the flag), then for any CPU of its kind, then without OpenMP (Apple's
 # clang has none: one thread).
 FLAG_SETS: tuple[tuple[str, ...], ...] = (
