@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,8 +60,6 @@ def step_of(kind: str, size: int, folder: str):
 
 def child(workload: str, policy: str, steps: int, warmup: int) -> None:
     """One measurement in this process: prints ms and page faults per step as JSON."""
-    import resource
-
     if policy == "system":  # the C library's own policy: the core's calls become no-ops
         core.device.keep_freed_memory = core.jobs.keep_freed_memory = lambda: False
     with tempfile.TemporaryDirectory() as folder:

@@ -67,7 +67,7 @@ static inline float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
 
 /* Ask the cache for pixel n + AHEAD of an image of rows of C bf16 values, a 64-byte line (32 values) at a time. The
  * hardware's prefetcher stops at every 4 KiB page, and the backward pass reads x long after the forward pass wrote
- * it: with x and dy asked for ahead, a training step at batch 128 took 0.92-0.94x the time (in-process A/B, two
+ * it: with x and dy asked for ahead, a training step at batch 128 took 0.92-0.95x the time (in-process A/B, two
  * builds in turn). A prefetch never faults, so asking past the image's end is harmless. */
 static inline void fetch_ahead(const uint16_t *image, int64_t n, int64_t C) {
     for (int64_t k = 0; k < C; k += 32)
