@@ -11,7 +11,7 @@ is trained: ``ddpm-tui compile``, as ``make run`` does on set-up. Once this mach
 enough to pay for it. Packages live in the user's cache folder: "once" means once per machine.
 
 The 1.9x is against eager calls in NCHW order. Where :mod:`core.fused_norm`'s GroupNorm kernel serves eager bf16
-calls on a CPU, they run channels-last and are as fast as the package (0.95-0.97x of eager, docs/speed.md), so
+calls on a CPU, they run channels-last and are as fast as the package (0.93-0.97x of eager, docs/speed.md), so
 ``auto`` stays eager there and ``ddpm-tui compile`` builds nothing; ``--compile on`` still runs the package.
 """
 

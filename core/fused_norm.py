@@ -154,8 +154,9 @@ class GroupNormSiLU(torch.autograd.Function):
     def backward(ctx, dy: torch.Tensor, dp: torch.Tensor | None = None):  # type: ignore[override]
         x, gamma, beta, s, mean, rstd = ctx.saved_tensors
         b, c, h, w = x.shape
-        dy, dp = (None if g is None else g.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-                  for g in (dy, dp))  # fmt: skip
+        dy = dy.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)  # autograd never passes None here
+        if dp is not None:  # the residual use's gradient, with passes_input
+            dp = dp.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         dx = torch.empty_like(x, memory_format=torch.channels_last)
         dgamma, dbeta = (x.new_empty(b, c, dtype=torch.float32) for _ in range(2))
         dshift = None if s is None else torch.empty_like(s)
