@@ -84,11 +84,14 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        self.time_columns = slice(0, self.time_proj.out_features)  # where the network's UNet puts them
 
-    def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """``times``: every block's :math:`W e_t + b` side by side (:meth:`UNet.time_projections`); this block's
+        are the columns ``time_columns``."""
         h, x = group_norm_silu_and_input(self.norm1, x)  # x's two gradients added by the kernel where it serves
         h = self.conv1(h)
-        time = self.time_proj(t_emb)
+        time = times[:, self.time_columns]
         if self.scale_shift:
             scale, shift = time[:, :, None, None].chunk(2, dim=1)
             h = F.silu(group_norm_silu(self.norm2, h, silu=False) * (1 + scale) + shift)
@@ -254,6 +257,26 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(channels, in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        self._place_time_columns()
+
+    def _place_time_columns(self) -> None:
+        """Give every residual block its columns of :meth:`time_projections`' output, in the order of
+        ``self.modules()``."""
+        blocks = [m for m in self.modules() if isinstance(m, ResidualBlock)]
+        self._time_layers = tuple(block.time_proj for block in blocks)
+        start = 0
+        for block in blocks:
+            block.time_columns = slice(start, start + block.time_proj.out_features)
+            start = block.time_columns.stop
+
+    def time_projections(self, t_emb: torch.Tensor) -> torch.Tensor:
+        r"""Every residual block's projection of the time embedding, :math:`W_i e_t + b_i`, side by side: one
+        matrix product with the blocks' weights stacked, :math:`[W_1; W_2; \dots]\,e_t + [b_1; b_2; \dots]`,
+        instead of one small product per block (and under autocast one cast of the stacked weights instead of
+        one per block). The weights stay each block's ``time_proj``, so checkpoints are unchanged."""
+        weight = torch.cat([layer.weight for layer in self._time_layers])
+        bias = torch.cat([layer.bias for layer in self._time_layers])
+        return F.linear(t_emb, weight, bias)
 
     @staticmethod
     def _down_path(plan: _Levels) -> tuple[nn.ModuleList, list[int]]:
@@ -314,13 +337,14 @@ class UNet(nn.Module):
             t_emb = t_emb + (y.to(t_emb.dtype) @ self.class_embedding.weight if mixed else self.class_embedding(y))
         elif y is not None:
             raise ValueError("this model was trained without class labels (train with --conditional)")
+        times = self.time_projections(t_emb)
         h = to_channels_last(self.conv_in(x))  # in bf16 on a CPU: core.fused_norm
         skips = [h] if self.leaves_skip(self.conv_in) else []
         for layer in self.down:
-            h = layer(h) if isinstance(layer, Downsample) else _run_stage(layer, h, t_emb)
+            h = layer(h) if isinstance(layer, Downsample) else _run_stage(layer, h, times)
             if self.leaves_skip(layer):
                 skips.append(h)
-        h = self.mid[2](self.mid[1](self.mid[0](h, t_emb)), t_emb)
+        h = self.mid[2](self.mid[1](self.mid[0](h, times)), times)
         for layer in self.up:
             if isinstance(layer, Upsample):
                 h = layer(h, skips[-1].shape[-2:])
@@ -328,12 +352,12 @@ class UNet(nn.Module):
                 skip = skips.pop()
                 if not self.skips_on:
                     skip = torch.zeros_like(skip)
-                h = _run_stage(layer, torch.cat([h, skip], dim=1), t_emb)
+                h = _run_stage(layer, torch.cat([h, skip], dim=1), times)
         return self.conv_out(group_norm_silu(self.norm_out, h))
 
 
-def _run_stage(stage: nn.ModuleList, h: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
-    h = stage[0](h, t_emb)
+def _run_stage(stage: nn.ModuleList, h: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    h = stage[0](h, times)
     for attention in stage[1:]:
         h = attention(h)
     return h

@@ -5,7 +5,7 @@ import torch
 
 from core import MODEL_PRESETS, TrainConfig, UNet, count_parameters, timestep_embedding
 from core.optimiser import make_optimisers
-from core.unet import SelfAttention, Upsample
+from core.unet import ResidualBlock, SelfAttention, Upsample
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 30, 30)])
@@ -110,6 +110,42 @@ def test_scale_shift_lets_time_scale_the_normalised_features():
     assert block.time_proj.out_features == 2 * 16  # a scale and a shift per channel
     x = torch.randn(1, 1, 28, 28)
     assert not torch.allclose(model(x, torch.tensor([10])), model(x, torch.tensor([900])))
+
+
+def _residual_blocks(model):
+    return [m for m in model.modules() if isinstance(m, ResidualBlock)]
+
+
+@pytest.mark.parametrize("time_conditioning", ["add", "scale_shift"])
+def test_one_product_gives_every_block_its_own_time_projection(time_conditioning):
+    torch.manual_seed(0)
+    model = UNet(1, 16, time_conditioning=time_conditioning)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    t_emb = model.time_mlp(timestep_embedding(torch.tensor([3, 400]), 16))
+    times = model.time_projections(t_emb)
+    blocks = _residual_blocks(model)
+    assert times.shape == (2, sum(block.time_proj.out_features for block in blocks))
+    for block in blocks:
+        torch.testing.assert_close(times[:, block.time_columns], block.time_proj(t_emb))
+
+
+def test_stacked_time_projections_train_each_blocks_weights_as_separate_ones_would():
+    torch.manual_seed(0)
+    model = UNet(1, 16)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x, t, blocks = torch.randn(2, 1, 28, 28), torch.tensor([3, 400]), _residual_blocks(model)
+
+    def gradients():
+        model.zero_grad()
+        model(x, t).square().sum().backward()
+        return [g for block in blocks for g in (block.time_proj.weight.grad.clone(), block.time_proj.bias.grad.clone())]
+
+    stacked = gradients()
+    model.time_projections = lambda t_emb: torch.cat([block.time_proj(t_emb) for block in blocks], dim=1)
+    for ours, one_product_per_block in zip(stacked, gradients(), strict=True):
+        torch.testing.assert_close(ours, one_product_per_block)
 
 
 def test_convolving_before_upsampling_costs_a_quarter_at_the_upsampled_resolution():
