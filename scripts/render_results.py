@@ -867,6 +867,22 @@ def kept_memory(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/kept_memory.py")]
 
 
+def time_projections(root: Path) -> list[str]:
+    """Each model's and workload's step with one time-projection product per residual block and with one for all
+    of them (newest run of each): median ms, the speed-up and the outputs' largest difference."""
+    rows = newest(all_records(root, "speed", "time_projections"), lambda r: (r["config"]["model"], r["workload"]))
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for r in rows:
+        c, f = r["config"], r["figures"]
+        label = f"`{c['model']}`, " + KEPT_MEMORY_LABELS[c["kind"]].format(size=c["size"])
+        difference = "" if f["max_difference"] is None else f"{f['max_difference']:g}"
+        cells.append((label, f"{f['per_block']:.1f} ms", f"{f['stacked']:.1f} ms", f"{f['speedup']:.2f}x", difference))
+    header = ("network, bf16", "a product per block", "one product", "speed-up", "largest difference")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/time_projections.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-gap": decoder_gap,
@@ -893,6 +909,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "fused-norm": fused_norm,
     "weight-gradient": weight_gradient,
     "kept-memory": kept_memory,
+    "time-projections": time_projections,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
     "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),

@@ -365,3 +365,25 @@ def test_the_kept_memory_table_gives_each_workloads_newest_steps_and_faults_unde
     assert "| training step, batch 128 | 275.0 ms, 28,000 faults | 250.0 ms, 1 faults | 1.10x |" in text
     assert "| a sampling call on 64 images | 300.0 ms, 28,000 faults | 250.0 ms, 1 faults | 1.20x |" in text
     assert "999" not in text  # the older run of the same workload
+
+
+def test_the_time_projections_table_gives_each_models_newest_workloads_both_ways(tmp_path):
+    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+
+    def row(model: str, workload: str, kind: str, size: int, per_block: float, difference: float | None) -> dict:
+        figures = {"per_block": per_block, "stacked": 50.0, "speedup": round(per_block / 50.0, 3),
+                   "max_difference": difference}  # fmt: skip
+        config = {"model": model, "kind": kind, "size": size, "steps": 3, "repeats": 15}
+        return {"workload": workload, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+
+    rows = [
+        row("small", "train-32", "train", 32, 999.0, None),
+        row("small", "sample-64", "sample", 64, 51.5, 0.0),
+        row("base", "train-32", "train", 32, 52.0, None),
+        row("small", "train-32", "train", 32, 51.0, None),
+    ]
+    text = rendered(tmp_path, "time_projections", "time-projections", rows, "speed")
+    assert "| `small`, training step, batch 32 | 51.0 ms | 50.0 ms | 1.02x |  |" in text
+    assert "| `small`, a sampling call on 64 images | 51.5 ms | 50.0 ms | 1.03x | 0 |" in text
+    assert "| `base`, training step, batch 32 | 52.0 ms | 50.0 ms | 1.04x |  |" in text
+    assert "999" not in text  # the older run of the same model and workload
