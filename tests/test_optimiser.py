@@ -81,6 +81,49 @@ def test_muon_moves_a_kernel_by_update_rms_times_lr_with_momentum():
     assert torch.equal(muon.state[conv.weight]["momentum_buffer"], gradient)
 
 
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+@pytest.mark.parametrize("shape", [(32, 16, 3, 3), (64, 32, 1, 1), (16, 64, 1, 1), (8, 4)])
+def test_muon_steps_a_kernel_in_either_memory_order_along_its_orthogonalised_gradient(shape, memory_format):
+    torch.manual_seed(0)
+    weight = torch.randn(shape)
+    parameter = torch.nn.Parameter(weight.clone(memory_format=memory_format) if len(shape) == 4 else weight.clone())
+    gradient = torch.randn(shape)
+    parameter.grad = gradient.contiguous(memory_format=memory_format) if len(shape) == 4 else gradient
+    Muon([parameter], lr=0.01, momentum=0.9, update_rms=0.4).step()
+    rows, cols = shape[0], math.prod(shape[1:])
+    expected = orthogonalise(1.9 * gradient.reshape(rows, cols)).reshape(shape)  # the first step: G + mu B = 1.9 G
+    torch.testing.assert_close(weight - parameter.detach(), 0.01 * 0.4 * math.sqrt(max(rows, cols)) * expected)
+
+
+def test_muon_resumed_from_a_saved_state_steps_as_if_never_stopped(tmp_path):
+    def model_and_muon():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.Conv2d(8, 8, 3), torch.nn.Linear(5, 6))
+        model.to(memory_format=torch.channels_last)
+        return model, Muon([p for p in model.parameters() if p.ndim >= 2], lr=0.01)
+
+    def step(model, muon, seed: int) -> None:
+        torch.manual_seed(seed)
+        for p in muon.param_groups[0]["params"]:
+            p.grad = torch.randn_like(p)
+        muon.step()
+
+    model, muon = model_and_muon()
+    for seed in range(3):
+        step(model, muon, seed)
+    resumed, again = model_and_muon()
+    step(resumed, again, 0)
+    torch.save({"model": resumed.state_dict(), "muon": again.state_dict()}, tmp_path / "state.pt")
+    step(resumed, again, 7)  # on past the saved state, then back to it
+    payload = torch.load(tmp_path / "state.pt", weights_only=True)
+    resumed.load_state_dict(payload["model"])
+    again.load_state_dict(payload["muon"])
+    for seed in (1, 2):
+        step(resumed, again, seed)
+    for ours, theirs in zip(model.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
 def test_muon_refuses_a_vector():
     with pytest.raises(ValueError, match="belongs to AdamW"):
         Muon([torch.nn.Parameter(torch.zeros(4))], lr=0.01)
