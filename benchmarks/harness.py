@@ -4,7 +4,8 @@ A record is one JSON line per run: the command line, the full config, the seed, 
 the commit (and whether the tree had uncommitted changes), the torch version, the device, the CPU model and
 the date. ``scripts/render_results.py`` turns the records under ``docs/records/`` into the tables of the
 docs, so every number there names the run that measured it. ``benchmarks/`` is on ``sys.path`` when a
-script in it runs, so each imports this module as ``harness``.
+script in it runs, so each imports this module as ``harness``, first: it puts the tree it lies in first on
+``sys.path``, so that the ``core`` every benchmark imports is this tree's, the code its records name.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from typing import Any
 
 import torch
 
-import core
-
 ROOT = Path(__file__).resolve().parent.parent
+# This tree's core, not the one the environment installed: a benchmark run in a git worktree of another commit
+# (with the main checkout's .venv, whose editable install points at the main checkout) measures its own code.
+sys.path.insert(0, str(ROOT))
+import core  # noqa: E402
+
 RECORDS = ROOT / "docs" / "records"
 
 
