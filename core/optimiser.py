@@ -121,17 +121,17 @@ class Muon(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.ndim < 2:
                     raise ValueError(f"Muon updates matrices; a parameter of shape {tuple(p.shape)} belongs to AdamW")
-        self._stacked: dict[tuple[int, ...], list[Stack]] = {}  # the parameters' ids: their stacks (_batches)
+        self._stacked: dict[int, tuple[tuple[int, ...], list[Stack]]] = {}  # per group: its parameters' ids, stacks
 
     @torch.no_grad()
     def step(self, closure=None) -> None:  # type: ignore[override]
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             mu = group["momentum"]
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
             directions = []
-            batches = self._batches(params)
+            batches = self._batches(index, params)
             for members, momentum, _ in batches:
                 gradient = torch.empty_like(momentum)  # G_t of each member, stacked like the momentum
                 torch._foreach_copy_(_rows(gradient, members), [p.grad for p in members])
@@ -141,20 +141,21 @@ class Muon(torch.optim.Optimizer):
                 size = group["lr"] * group["update_rms"] * math.sqrt(max(direction.shape[-2:]))
                 torch._foreach_add_(members, _rows(direction.contiguous(), members), alpha=-size)
 
-    def _batches(self, params: list[nn.Parameter]) -> list[Stack]:
-        """``params`` grouped by shape, each group with its momentum buffers stacked as one (count, out, rest)
-        tensor, so that the momentum of a whole group updates in one operation, and each member's view of it.
-        The views are the state's ``momentum_buffer`` entries (what a checkpoint saves); where the state holds
-        other tensors, as after loading a checkpoint, the stacks are made anew from them."""
+    def _batches(self, index: int, params: list[nn.Parameter]) -> list[Stack]:
+        """``params`` (those of group ``index`` with a gradient) grouped by shape, each group with its momentum
+        buffers stacked as one (count, out, rest) tensor, so that the momentum of a whole group updates in one
+        operation, and each member's view of it. The views are the state's ``momentum_buffer`` entries (what a
+        checkpoint saves); where the state holds other tensors, as after loading a checkpoint, the stacks are
+        made anew from them."""
         key = tuple(id(p) for p in params)
-        batches = self._stacked.get(key, [])
-        if not batches or any(
+        cached, batches = self._stacked.get(index, ((), []))
+        if cached != key or any(
             self.state[p].get("momentum_buffer") is not view
             for members, _, views in batches
             for p, view in zip(members, views, strict=True)
         ):
             batches = self._stack_momentum(params)
-            self._stacked[key] = batches
+            self._stacked[index] = (key, batches)
         return batches
 
     def _stack_momentum(self, params: list[nn.Parameter]) -> list[Stack]:

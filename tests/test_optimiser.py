@@ -124,6 +124,25 @@ def test_muon_resumed_from_a_saved_state_steps_as_if_never_stopped(tmp_path):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
+def test_a_kernel_without_a_gradient_keeps_its_momentum_while_the_others_step():
+    torch.manual_seed(0)
+    a, b = (torch.nn.Parameter(torch.randn(8, 4, 3, 3)) for _ in range(2))
+    muon = Muon([a, b], lr=0.01, momentum=0.9)
+    first = [torch.randn(8, 4, 3, 3) for _ in range(2)]
+    a.grad, b.grad = (g.clone() for g in first)
+    muon.step()
+    a.grad, b.grad = torch.randn(8, 4, 3, 3), None  # b takes no part in this step
+    b_before = b.detach().clone()
+    muon.step()
+    assert torch.equal(b, b_before)
+    torch.testing.assert_close(muon.state[b]["momentum_buffer"], first[1], rtol=0, atol=0)
+    torch.testing.assert_close(muon.state[a]["momentum_buffer"], 0.9 * first[0] + a.grad, rtol=0, atol=0)
+    third = torch.randn(8, 4, 3, 3)
+    a.grad, b.grad = torch.randn(8, 4, 3, 3), third.clone()
+    muon.step()
+    torch.testing.assert_close(muon.state[b]["momentum_buffer"], 0.9 * first[1] + third)
+
+
 def test_muon_refuses_a_vector():
     with pytest.raises(ValueError, match="belongs to AdamW"):
         Muon([torch.nn.Parameter(torch.zeros(4))], lr=0.01)
