@@ -1,5 +1,7 @@
 """The U-Net's shapes, its time embedding, and that it can learn."""
 
+import copy
+
 import pytest
 import torch
 
@@ -128,6 +130,14 @@ def test_one_product_gives_every_block_its_own_time_projection(time_conditioning
     assert times.shape == (2, sum(block.time_proj.out_features for block in blocks))
     for block in blocks:
         torch.testing.assert_close(times[:, block.time_columns], block.time_proj(t_emb))
+    copied = copy.deepcopy(model)  # as the EMA network is made: it must project with its own weights
+    last = _residual_blocks(copied)[-1]
+    with torch.no_grad():
+        last.time_proj.bias.add_(1.0)
+        moved = copied.time_projections(t_emb) - times
+    torch.testing.assert_close(moved[:, last.time_columns], torch.ones(2, last.time_proj.out_features))
+    assert moved[:, : last.time_columns.start].abs().max() < 1e-6
+    torch.testing.assert_close(model.time_projections(t_emb), times)  # the original's weights untouched
 
 
 def test_stacked_time_projections_train_each_blocks_weights_as_separate_ones_would():
