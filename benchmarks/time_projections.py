@@ -21,6 +21,7 @@ from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
+from kept_memory import WORKLOADS  # the same steps: training at 32 and 128, a sampling call on 64
 from torch import nn
 
 import core
@@ -28,11 +29,6 @@ from core.unet import ResidualBlock
 
 RESULTS = harness.RECORDS / "speed" / "time_projections.jsonl"
 WAYS = ("per_block", "stacked")
-WORKLOADS: dict[str, tuple[str, int]] = {
-    "train-32": ("train", 32),
-    "train-128": ("train", 128),
-    "sample-64": ("sample", 64),
-}
 
 
 def use(way: str, network: nn.Module) -> None:
