@@ -84,7 +84,7 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-        self.time_columns = slice(0, self.time_proj.out_features)  # where the network's UNet puts them
+        self.time_columns = slice(0, self.time_proj.out_features)  # its columns of the projections; the UNet sets them
 
     def forward(self, x: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """``times``: every block's :math:`W e_t + b` side by side (:meth:`UNet.time_projections`); this block's
