@@ -23,10 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
+from torch import nn
 
 import core
 
@@ -40,22 +42,22 @@ WORKLOADS: dict[str, tuple[str, int]] = {
 }
 
 
-def step_of(kind: str, size: int, folder: str):
-    """A training step at batch ``size``, or one sampling call of the EMA network on ``size`` images under the
-    autocast a run uses: the default configuration otherwise."""
-    trainer = core.Trainer(core.TrainConfig(output_dir=folder, batch_size=size, guide_at=0.0))
+def trainer_step(kind: str, size: int, trainer: core.Trainer) -> tuple[nn.Module, Callable[[], object]]:
+    """(the network the step runs, the step): a training step at batch ``size``, or one sampling call of the EMA
+    network on ``size`` images under the autocast a run uses."""
     if kind == "train":
         x0 = trainer.images_at(torch.arange(size))
-        return lambda: trainer.train_step(x0)
-    model = core.noise_predictor(trainer.ema.model.eval(), trainer.schedule, trainer.config.prediction)
+        return trainer.model, lambda: trainer.train_step(x0)
+    network = trainer.ema.model.eval()
+    model = core.noise_predictor(network, trainer.schedule, trainer.config.prediction)
     x, t = torch.randn(size, *trainer.data.image_shape), torch.full((size,), 500)
 
     @torch.no_grad()
-    def call() -> None:
+    def call() -> torch.Tensor:
         with core.autocast(trainer.device, trainer.bf16):
-            model(x, t)
+            return model(x, t)
 
-    return call
+    return network, call
 
 
 def child(workload: str, policy: str, steps: int, warmup: int) -> None:
@@ -63,7 +65,9 @@ def child(workload: str, policy: str, steps: int, warmup: int) -> None:
     if policy == "system":  # the C library's own policy: the core's calls become no-ops
         core.device.keep_freed_memory = core.jobs.keep_freed_memory = lambda: False
     with tempfile.TemporaryDirectory() as folder:
-        step = step_of(*WORKLOADS[workload], folder)
+        kind, size = WORKLOADS[workload]  # on the default network and recipe
+        trainer = core.Trainer(core.TrainConfig(output_dir=folder, batch_size=size, guide_at=0.0))
+        _, step = trainer_step(kind, size, trainer)
         for _ in range(warmup):
             step()
         faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()

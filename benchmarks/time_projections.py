@@ -21,7 +21,7 @@ from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
-from kept_memory import WORKLOADS  # the same steps: training at 32 and 128, a sampling call on 64
+from kept_memory import WORKLOADS, trainer_step  # the same steps: training at 32 and 128, a call on 64
 from torch import nn
 
 import core
@@ -40,26 +40,6 @@ def use(way: str, network: nn.Module) -> None:
     network.time_projections = lambda t_emb: torch.cat([layer(t_emb) for layer in layers], dim=1)
 
 
-def workload(kind: str, size: int, trainer: core.Trainer):
-    """(the network the two ways switch on, a training step at batch ``size`` or a sampling call on ``size``
-    images)."""
-    if kind == "train":
-        x0 = trainer.images_at(torch.arange(size))
-        return trainer.model, lambda: trainer.train_step(x0)
-    network = trainer.ema.model.eval()
-    with torch.no_grad():  # small noise on every weight, so that the output compared is not zero
-        for p in network.parameters():
-            p.add_(torch.randn_like(p), alpha=0.01)
-    x, t = torch.randn(size, *trainer.data.image_shape), torch.full((size,), 500)
-
-    @torch.no_grad()
-    def call() -> torch.Tensor:
-        with core.autocast(trainer.device, trainer.bf16):
-            return network(x, t)
-
-    return network, call
-
-
 def largest_difference(network: nn.Module, call) -> float:
     """The largest difference between the two ways' outputs of a sampling call (0 where they agree exactly)."""
     outputs = []
@@ -75,7 +55,11 @@ def measure(model: str, name: str, args, env: dict) -> None:
     with tempfile.TemporaryDirectory() as folder:
         overrides = core.resolve_overrides({"batch_size": size if kind == "train" else 32}, model)
         trainer = core.Trainer(core.TrainConfig(output_dir=folder, guide_at=0.0, **overrides))
-        network, step = workload(kind, size, trainer)
+        network, step = trainer_step(kind, size, trainer)
+        if kind == "sample":  # small noise on every weight, so that the output compared is not zero
+            with torch.no_grad():
+                for p in network.parameters():
+                    p.add_(torch.randn_like(p), alpha=0.01)
 
         def timed(way: str):
             def run() -> None:

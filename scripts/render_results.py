@@ -847,7 +847,8 @@ def weight_gradient(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/weight_gradient.py")]
 
 
-KEPT_MEMORY_LABELS = {"train": "training step, batch {size}", "sample": "a sampling call on {size} images"}
+# the steps kept_memory.py and time_projections.py time, by kind
+STEP_LABELS = {"train": "training step, batch {size}", "sample": "a sampling call on {size} images"}
 
 
 def kept_memory(root: Path) -> list[str]:
@@ -859,7 +860,7 @@ def kept_memory(root: Path) -> list[str]:
     cells = []
     for r in rows:
         c, f = r["config"], r["figures"]
-        label = KEPT_MEMORY_LABELS[c["kind"]].format(size=c["size"])
+        label = STEP_LABELS[c["kind"]].format(size=c["size"])
         system, kept = f["system"], f["kept"]
         cells.append((label, f"{system['ms']:.1f} ms, {system['faults']:,.0f} faults",
                       f"{kept['ms']:.1f} ms, {kept['faults']:,.0f} faults", f"{f['speedup']:.2f}x"))  # fmt: skip
@@ -876,7 +877,7 @@ def time_projections(root: Path) -> list[str]:
     cells = []
     for r in rows:
         c, f = r["config"], r["figures"]
-        label = f"`{c['model']}`, " + KEPT_MEMORY_LABELS[c["kind"]].format(size=c["size"])
+        label = f"`{c['model']}`, " + STEP_LABELS[c["kind"]].format(size=c["size"])
         difference = "" if f["max_difference"] is None else f"{f['max_difference']:g}"
         cells.append((label, f"{f['per_block']:.1f} ms", f"{f['stacked']:.1f} ms", f"{f['speedup']:.2f}x", difference))
     header = ("network, bf16", "a product per block", "one product", "speed-up", "largest difference")
