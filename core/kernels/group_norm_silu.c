@@ -52,18 +52,18 @@ static inline uint16_t float_to_bf16(float f) { /* round to nearest, ties to eve
     return (uint16_t)((v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16);
 }
 
-/* e^x to a relative error below 1e-5, far below bf16's 4e-3: x = n ln 2 + r with |r| <= ln 2 / 2, e^r by its
- * Taylor series to r^5, and 2^n written straight into the float's exponent. Every step vectorises. */
-static inline float exp_approx(float x) {
-    x = fminf(fmaxf(x, -87.0f), 87.0f);
-    float n = floorf(x * 1.44269504f + 0.5f), r = x - n * 0.693147181f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120)))));
+/* e^-z = 2^x with x = -z log2(e), to a relative error below 1e-4, far below bf16's 4e-3: x = n + r with n the
+ * nearest integer and |r| <= 1/2, 2^r = e^(r ln 2) by its Taylor series to the fourth power, and 2^n written straight
+ * into the float's exponent. Every step vectorises. */
+static inline float exp_minus(float z) {
+    float x = fminf(fmaxf(-1.44269504f * z, -126.0f), 126.0f), n = rintf(x), r = x - n;
+    float p = 1.0f + r * (6.93147181e-1f + r * (2.40226507e-1f + r * (5.55041087e-2f + r * 9.61812911e-3f)));
     union { uint32_t u; float f; } two_to_n;
     two_to_n.u = (uint32_t)((int32_t)n + 127) << 23;
     return p * two_to_n.f;
 }
 
-static inline float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
+static inline float sigmoid(float z) { return 1.0f / (1.0f + exp_minus(z)); }
 
 /* Ask the cache for pixel n + AHEAD of an image of rows of C bf16 values, a 64-byte line (32 values) at a time. The
  * hardware's prefetcher stops at every 4 KiB page, and the backward pass reads x long after the forward pass wrote
@@ -81,6 +81,85 @@ static void add_and_clear(float *partial, double *total, int64_t count) {
         partial[i] = 0.0f;
     }
 }
+
+/* Sixteen channels at a time with AVX-512, where the build targets a CPU with it and its bf16 instructions (as
+ * -march=native does on such a CPU), for images whose C is a multiple of 16 (every width of the networks): the
+ * passes below hand their loops to the *_lanes versions, which compute the same equations. The compiler vectorises
+ * the scalar loops too, but spends more instructions, and these passes are bound by arithmetic, not memory: it
+ * rounds to bf16 with four integer operations where vcvtneps2bf16 is one, makes 2^n from integer operations (and a
+ * clamp) where vscalefps is one, and refines 1 / (1 + e^-z) by a Newton step where vrcp14ps alone is within 2^-14,
+ * far below bf16's 2^-8. Over the GroupNorm shapes of a training step the forward pass took 0.65-0.7x and the
+ * backward pass 0.7-0.8x the time of the scalar loops, and a training step at batch 32 or 128 0.96-0.97x (two builds
+ * timed in turn). */
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#include <immintrin.h>
+#define LANES 16
+
+static inline __m512 load_lanes(const uint16_t *p) { /* 16 bf16 values as floats: their bits moved up 16 places */
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+static inline void store_lanes(uint16_t *p, __m512 v) { /* rounded to nearest, ties to even, as float_to_bf16 */
+    _mm256_storeu_si256((__m256i *)p, (__m256i)_mm512_cvtneps_pbh(v));
+}
+
+/* sigmoid(z) = 1 / (1 + 2^n 2^r) as exp_minus computes it; vscalefps gives +inf or 0 past float's range, so no clamp. */
+static inline __m512 sigmoid_lanes(__m512 z) {
+    __m512 x = _mm512_mul_ps(z, _mm512_set1_ps(-1.44269504f));
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), r = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(9.61812911e-3f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.55041087e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.40226507e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.93147181e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_rcp14_ps(_mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f)));
+}
+
+/* normalise's loop: y = SiLU(a_c x + s_c), or a_c x + s_c. */
+static inline void normalise_lanes(const uint16_t *xb, uint16_t *yb, int64_t N, int64_t C, const float *a,
+                                   const float *s, const int silu) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c += LANES) {
+            __m512 z = _mm512_fmadd_ps(load_lanes(xb + n * C + c), _mm512_loadu_ps(a + c), _mm512_loadu_ps(s + c));
+            store_lanes(yb + n * C + c, silu ? _mm512_mul_ps(z, sigmoid_lanes(z)) : z);
+        }
+}
+
+/* output_gradient's loop over one chunk of pixels: dz, and the partial sums fa += dz, fb += dz x', fx += x'. */
+static inline void output_gradient_lanes(const uint16_t *xb, const uint16_t *dyb, const float *shift, int64_t start,
+                                         int64_t end, int64_t C, const float *a, const float *s, float *dz, float *fa,
+                                         float *fb, float *fx, const int silu) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t n = start; n < end; n++) {
+        fetch_ahead(xb, n, C);
+        fetch_ahead(dyb, n, C);
+        for (int64_t c = 0; c < C; c += LANES) {
+            __m512 v = _mm512_add_ps(load_lanes(xb + n * C + c), _mm512_loadu_ps(shift + c));
+            __m512 z = _mm512_fmadd_ps(v, _mm512_loadu_ps(a + c), _mm512_loadu_ps(s + c)), d = load_lanes(dyb + n * C + c);
+            if (silu) { /* dy sigmoid(z) (1 + z (1 - sigmoid(z))) */
+                __m512 sg = sigmoid_lanes(z);
+                d = _mm512_mul_ps(_mm512_mul_ps(d, sg), _mm512_fmadd_ps(z, _mm512_sub_ps(one, sg), one));
+            }
+            _mm512_storeu_ps(dz + n * C + c, d);
+            _mm512_storeu_ps(fa + c, _mm512_add_ps(_mm512_loadu_ps(fa + c), d));
+            _mm512_storeu_ps(fb + c, _mm512_fmadd_ps(d, v, _mm512_loadu_ps(fb + c)));
+            _mm512_storeu_ps(fx + c, _mm512_add_ps(_mm512_loadu_ps(fx + c), v));
+        }
+    }
+}
+
+/* input_gradient's loop: dx = a_c dz + q x + t_c, plus dp when passed. */
+static inline void input_gradient_lanes(const uint16_t *xb, const float *dz, const uint16_t *dpb, uint16_t *dxb,
+                                        int64_t N, int64_t C, const float *a, const float *q, const float *t,
+                                        const int passed) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c += LANES) {
+            __m512 qx = _mm512_fmadd_ps(load_lanes(xb + n * C + c), _mm512_loadu_ps(q + c), _mm512_loadu_ps(t + c));
+            __m512 d = _mm512_fmadd_ps(_mm512_loadu_ps(dz + n * C + c), _mm512_loadu_ps(a + c), qx);
+            store_lanes(dxb + n * C + c, passed ? _mm512_add_ps(d, load_lanes(dpb + n * C + c)) : d);
+        }
+}
+#endif
 
 /* sums[c] += sum of x', sums[C + c] += sum of x'^2 over an image's N pixels (rows of C channels), with
  * x' = x + shift_c. */
@@ -127,6 +206,12 @@ static void group_statistics(const double *s1, const double *s2, const float *ga
 /* y = SiLU(a_c x + s_c), or a_c x + s_c; inlined once for each value of silu, so neither loop branches. */
 static inline void normalise(const uint16_t *xb, uint16_t *yb, int64_t N, int64_t C, const float *a, const float *s,
                              const int silu) {
+#ifdef LANES
+    if (C % LANES == 0) {
+        normalise_lanes(xb, yb, N, C, a, s, silu);
+        return;
+    }
+#endif
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             float z = bf16_to_float(xb[n * C + c]) * a[c] + s[c];
@@ -188,6 +273,13 @@ static inline void output_gradient(const uint16_t *xb, const uint16_t *dyb, cons
     float *fa = calloc(3 * C, sizeof(float)), *fb = fa + C, *fx = fb + C;
     for (int64_t start = 0; start < N; start += CHUNK) {
         int64_t end = start + CHUNK < N ? start + CHUNK : N;
+#ifdef LANES
+        if (C % LANES == 0) {
+            output_gradient_lanes(xb, dyb, shift, start, end, C, a, s, dz, fa, fb, fx, silu);
+            add_and_clear(fa, sums, 3 * C);
+            continue;
+        }
+#endif
         for (int64_t n = start; n < end; n++) {
             fetch_ahead(xb, n, C);
             fetch_ahead(dyb, n, C);
@@ -244,6 +336,12 @@ static void shift_gradient(const double *A, const double *Sx, const float *a, co
  * connection's input gets both gradients in the one pass that writes dx). */
 static inline void input_gradient(const uint16_t *xb, const float *dz, const uint16_t *dpb, uint16_t *dxb, int64_t N,
                                   int64_t C, const float *a, const float *q, const float *t, const int passed) {
+#ifdef LANES
+    if (C % LANES == 0) {
+        input_gradient_lanes(xb, dz, dpb, dxb, N, C, a, q, t, passed);
+        return;
+    }
+#endif
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             float d = dz[n * C + c] * a[c] + bf16_to_float(xb[n * C + c]) * q[c] + t[c];
