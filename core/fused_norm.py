@@ -61,9 +61,9 @@ def cpu_signature() -> str:
     return f"{platform.machine()}|{flags}"
 
 
-def _build(path: Path) -> bool:
-    """Compile :data:`SOURCE` into the shared library ``path`` with the first of :data:`FLAG_SETS` that builds;
-    written whole or not at all."""
+def _build(path: Path, source: Path = SOURCE) -> bool:
+    """Compile ``source`` (the kernel's, or another version of it) into the shared library ``path`` with the first
+    of :data:`FLAG_SETS` that builds; written whole or not at all."""
     compiler = shutil.which(os.environ.get("CC", "cc"))
     if compiler is None:
         return False
@@ -71,7 +71,7 @@ def _build(path: Path) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for flags in FLAG_SETS:
-            command = [compiler, str(SOURCE), "-o", str(temporary), *flags]
+            command = [compiler, str(source), "-o", str(temporary), *flags]
             if subprocess.run(command, capture_output=True, timeout=120).returncode == 0:
                 os.replace(temporary, path)
                 return True
@@ -90,12 +90,8 @@ def library_path() -> Path:
     return compile_cache_dir() / f"group_norm_silu-{key}.so"
 
 
-@functools.cache
-def kernel() -> ctypes.CDLL | None:
-    """The built kernel (building it on first use), or None where it cannot be built or loaded."""
-    path = library_path()
-    if not path.exists() and not _build(path):
-        return None
+def _load(path: Path) -> ctypes.CDLL | None:
+    """The kernel built at ``path``, its two functions' argument types declared, or None where it cannot load."""
     try:
         library = ctypes.CDLL(str(path))
     except OSError:
@@ -104,6 +100,15 @@ def kernel() -> ctypes.CDLL | None:
     library.group_norm_silu_forward.argtypes = [p] * 7 + [n] * 4 + [ctypes.c_float, flag, flag]
     library.group_norm_silu_backward.argtypes = [p] * 12 + [n] * 4 + [flag, flag]
     return library
+
+
+@functools.cache
+def kernel() -> ctypes.CDLL | None:
+    """The built kernel (building it on first use), or None where it cannot be built or loaded."""
+    path = library_path()
+    if not path.exists() and not _build(path):
+        return None
+    return _load(path)
 
 
 def channels_last_pays(device: torch.device, bf16: bool) -> bool:

@@ -847,7 +847,7 @@ def weight_gradient(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/weight_gradient.py")]
 
 
-# the steps kept_memory.py and time_projections.py time, by kind
+# the steps kept_memory.py, time_projections.py and kernel_builds.py time, by kind
 STEP_LABELS = {"train": "training step, batch {size}", "sample": "a sampling call on {size} images"}
 
 
@@ -884,6 +884,23 @@ def time_projections(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/time_projections.py")]
 
 
+def kernel_builds(root: Path) -> list[str]:
+    """Each model's and workload's step with the GroupNorm kernel of an older commit and with the measured commit's,
+    built and timed in turn (newest run of each): median ms and the speed-up."""
+    key = lambda r: (r["against"], r["config"]["model"], r["workload"])
+    rows = newest(all_records(root, "speed", "kernel_builds"), key)
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for r in rows:
+        c, f = r["config"], r["figures"]
+        label = f"`{c['model']}`, " + STEP_LABELS[c["kind"]].format(size=c["size"])
+        cells.append((label, f"`{r['against']}`: {f['against_ms']:.1f} ms", f"{f['work_tree_ms']:.1f} ms",
+                      f"{f['speedup']:.2f}x"))  # fmt: skip
+    header = ("network, bf16", "the older kernel", "the measured commit's kernel", "speed-up")
+    return [*table(header, cells), "", provenance(rows, "benchmarks/kernel_builds.py")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-gap": decoder_gap,
@@ -911,6 +928,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "weight-gradient": weight_gradient,
     "kept-memory": kept_memory,
     "time-projections": time_projections,
+    "kernel-builds": kernel_builds,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
     "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),

@@ -387,3 +387,25 @@ def test_the_time_projections_table_gives_each_models_newest_workloads_both_ways
     assert "| `small`, a sampling call on 64 images | 51.5 ms | 50.0 ms | 1.03x | 0 |" in text
     assert "| `base`, training step, batch 32 | 52.0 ms | 50.0 ms | 1.04x |  |" in text
     assert "999" not in text  # the older run of the same model and workload
+
+
+def test_the_kernel_builds_table_gives_each_models_newest_workloads_with_both_kernels(tmp_path):
+    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+
+    def row(against: str, workload: str, kind: str, size: int, against_ms: float) -> dict:
+        figures = {"against_ms": against_ms, "work_tree_ms": 50.0, "speedup": round(against_ms / 50.0, 3)}
+        config = {"model": "small", "kind": kind, "size": size, "steps": 3, "repeats": 15}
+        return {"against": against, "workload": workload, "config": config, "figures": figures, **machine,
+                "date": "2026-12-07"}  # fmt: skip
+
+    rows = [
+        row("old1", "train-32", "train", 32, 999.0),
+        row("old1", "sample-64", "sample", 64, 54.0),
+        row("old2", "train-32", "train", 32, 52.0),
+        row("old1", "train-32", "train", 32, 51.0),
+    ]
+    text = rendered(tmp_path, "kernel_builds", "kernel-builds", rows, "speed")
+    assert "| `small`, training step, batch 32 | `old1`: 51.0 ms | 50.0 ms | 1.02x |" in text
+    assert "| `small`, a sampling call on 64 images | `old1`: 54.0 ms | 50.0 ms | 1.08x |" in text
+    assert "| `small`, training step, batch 32 | `old2`: 52.0 ms | 50.0 ms | 1.04x |" in text
+    assert "999" not in text  # the older run against the same commit

@@ -90,7 +90,7 @@ static void add_and_clear(float *partial, double *total, int64_t count) {
  * clamp) where vscalefps is one, and refines 1 / (1 + e^-z) by a Newton step where vrcp14ps alone is within 2^-14,
  * far below bf16's 2^-8. Over the GroupNorm shapes of a training step the forward pass took 0.65-0.7x and the
  * backward pass 0.7-0.8x the time of the scalar loops, and a training step at batch 32 or 128 0.96-0.97x (two builds
- * timed in turn). */
+ * timed in turn: benchmarks/kernel_builds.py). */
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
 #include <immintrin.h>
 #define LANES 16
