@@ -60,6 +60,15 @@ def trainer_step(kind: str, size: int, trainer: core.Trainer) -> tuple[nn.Module
     return network, call
 
 
+def in_turn_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """The flags of a benchmark that times two ways (``what``) of running :data:`WORKLOADS` in turn in one process:
+    ``--models``, ``--workloads``, ``--repeats`` and ``--steps``."""
+    parser.add_argument("--models", nargs="+", choices=core.MODEL_PRESETS, default=["small"], help="presets")
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--repeats", type=int, default=15, help=f"timings of each {what}, taken in turn")
+    parser.add_argument("--steps", type=int, default=3, help="steps or calls per timing")
+
+
 def child(workload: str, policy: str, steps: int, warmup: int) -> None:
     """One measurement in this process: prints ms and page faults per step as JSON."""
     if policy == "system":  # the C library's own policy: the core's calls become no-ops

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
-from kept_memory import WORKLOADS, trainer_step  # the same steps: training at 32 and 128, a call on 64
+from kept_memory import WORKLOADS, in_turn_arguments, trainer_step  # training at 32 and 128, a call on 64
 
 import core
 from core import fused_norm
@@ -69,10 +69,7 @@ def measure(model: str, name: str, builds: dict[str, ctypes.CDLL], args: argpars
 def main() -> None:
     parser = harness.parser(__doc__)
     parser.add_argument("--against", required=True, help="the commit whose kernel source is timed against the tree's")
-    parser.add_argument("--models", nargs="+", choices=core.MODEL_PRESETS, default=["small"], help="presets")
-    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
-    parser.add_argument("--repeats", type=int, default=15, help="timings of each build, taken in turn")
-    parser.add_argument("--steps", type=int, default=3, help="steps or calls per timing")
+    in_turn_arguments(parser, "build")
     args = parser.parse_args()
     env = harness.environment(harness.setup(args))
     against = harness.git("show", f"{args.against}:{SOURCE}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
-from kept_memory import WORKLOADS, trainer_step  # the same steps: training at 32 and 128, a call on 64
+from kept_memory import WORKLOADS, in_turn_arguments, trainer_step  # training at 32 and 128, a call on 64
 from torch import nn
 
 import core
@@ -81,10 +81,7 @@ def measure(model: str, name: str, args, env: dict) -> None:
 
 def main() -> None:
     parser = harness.parser(__doc__)
-    parser.add_argument("--models", nargs="+", choices=core.MODEL_PRESETS, default=["small"], help="presets")
-    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
-    parser.add_argument("--repeats", type=int, default=15, help="timings of each way, taken in turn")
-    parser.add_argument("--steps", type=int, default=3, help="steps or calls per timing")
+    in_turn_arguments(parser, "way")
     args = parser.parse_args()
     env = harness.environment(harness.setup(args))
     for model in args.models:

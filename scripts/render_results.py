@@ -851,6 +851,11 @@ def weight_gradient(root: Path) -> list[str]:
 STEP_LABELS = {"train": "training step, batch {size}", "sample": "a sampling call on {size} images"}
 
 
+def model_step(config: dict[str, Any]) -> str:
+    """A record's model and step, as "`small`, training step, batch 32"."""
+    return f"`{config['model']}`, " + STEP_LABELS[config["kind"]].format(size=config["size"])
+
+
 def kept_memory(root: Path) -> list[str]:
     """Each workload's step under the C library's own memory policy and with freed memory kept (newest run of
     each): median ms and page faults per step, and the speed-up."""
@@ -876,8 +881,8 @@ def time_projections(root: Path) -> list[str]:
         return NO_RECORDS
     cells = []
     for r in rows:
-        c, f = r["config"], r["figures"]
-        label = f"`{c['model']}`, " + STEP_LABELS[c["kind"]].format(size=c["size"])
+        f = r["figures"]
+        label = model_step(r["config"])
         difference = "" if f["max_difference"] is None else f"{f['max_difference']:g}"
         cells.append((label, f"{f['per_block']:.1f} ms", f"{f['stacked']:.1f} ms", f"{f['speedup']:.2f}x", difference))
     header = ("network, bf16", "a product per block", "one product", "speed-up", "largest difference")
@@ -893,10 +898,9 @@ def kernel_builds(root: Path) -> list[str]:
         return NO_RECORDS
     cells = []
     for r in rows:
-        c, f = r["config"], r["figures"]
-        label = f"`{c['model']}`, " + STEP_LABELS[c["kind"]].format(size=c["size"])
-        cells.append((label, f"`{r['against']}`: {f['against_ms']:.1f} ms", f"{f['work_tree_ms']:.1f} ms",
-                      f"{f['speedup']:.2f}x"))  # fmt: skip
+        f = r["figures"]
+        older = f"`{r['against']}`: {f['against_ms']:.1f} ms"
+        cells.append((model_step(r["config"]), older, f"{f['work_tree_ms']:.1f} ms", f"{f['speedup']:.2f}x"))
     header = ("network, bf16", "the older kernel", "the measured commit's kernel", "speed-up")
     return [*table(header, cells), "", provenance(rows, "benchmarks/kernel_builds.py")]
 
