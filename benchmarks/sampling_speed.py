@@ -1,21 +1,22 @@
 """Sampling speed: seconds for 64 images with our DPM-Solver++-20, DDIM-50 and DDPM-1000 samplers, against
 diffusers' DPMSolverMultistepScheduler, DDIMScheduler and DDPMScheduler driving a UNet2DModel of the same
-blocks (the default network's, self-attention on both sides or on neither), in the same process; each
-sampler's timings are appended to ``--results`` as a record.
+blocks, in the same process; one record per sampler goes to ``docs/records/speed/sampling_speed.jsonl``.
 
     .venv/bin/python benchmarks/sampling_speed.py              # needs: pip install -e '.[bench]'
     .venv/bin/python benchmarks/sampling_speed.py --skip_ddpm  # DDIM only (DDPM-1000 takes minutes on a CPU)
 
-Speed does not depend on the weights, so untrained models of the default size are timed; each side
-runs in fp32 and under bf16 autocast and the faster is reported.
+Equal blocks means ours with Ho et al.'s full decoder (``ours``), since diffusers has no lean one, and
+self-attention on both sides or on neither, as the default network has; the default network itself, with its
+lean decoder, is timed too (``default``). Speed does not depend on the weights, so untrained networks are
+timed; each runs in fp32 and under bf16 autocast and the faster is compared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import harness  # benchmarks/ is on the path when a script in it runs
 import torch
@@ -50,17 +51,51 @@ def median(timed: Callable[..., float], repeats: int, *args) -> float:
     return statistics.median(timed(*args) for _ in range(repeats))
 
 
+RESULTS = harness.RECORDS / "speed" / "sampling_speed.jsonl"
+PRECISIONS = ((False, "fp32"), (True, "bf16"))
+SIDES = ("ours", "default", "diffusers")
+
+
+def warm_up(networks: dict[str, core.UNet], schedule: core.NoiseSchedule, unet, x_T: torch.Tensor) -> None:
+    """Build every kernel once (oneDNN's primitives for both precisions, the GroupNorm kernel) before timing."""
+    from diffusers import DDIMScheduler
+
+    for bf16, _ in PRECISIONS:
+        for _ in range(2):
+            for model in networks.values():
+                ours(model, schedule, x_T, "ddim", 2, bf16)
+            theirs(unet, DDIMScheduler(num_train_timesteps=1000), x_T, 2, bf16)
+
+
+def time_sampler(run: tuple, networks: dict[str, core.UNet], schedule, unet, x_T, repeats: int) -> dict[str, float]:
+    """Seconds of each network (and diffusers') in each precision for one of ``main``'s runs, and the speed-ups of
+    the best precision of each side: diffusers' over ours at equal blocks, and over the default network."""
+    _, sampler, steps, scheduler = run
+    figures = {}
+    for bf16, precision in PRECISIONS:
+        for network, model in networks.items():
+            figures[f"{network}_{precision}"] = median(ours, repeats, model, schedule, x_T, sampler, steps, bf16)
+        figures[f"diffusers_{precision}"] = median(theirs, repeats, unet, scheduler, x_T, steps or 1000, bf16)
+    best = {side: min(figures[f"{side}_fp32"], figures[f"{side}_bf16"]) for side in SIDES}
+    figures.update(speed_up=best["diffusers"] / best["ours"], default_speed_up=best["diffusers"] / best["default"])
+    return {key: round(value, 3) for key, value in figures.items()}
+
+
 def main() -> None:
     from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-    parser = harness.parser(__doc__, Path("outputs/records/sampling_speed.jsonl"))
+    parser = harness.parser(__doc__, RESULTS)
     parser.set_defaults(num_images=64)
     parser.add_argument("--skip_ddpm", action="store_true", help="leave out DDPM-1000 (minutes on a CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="report the median of this many timings")
     args = parser.parse_args()
-    harness.setup(args)
+    env = harness.environment(harness.setup(args))
     config = core.TrainConfig()
-    model = core.build_model(config, (1, 28, 28)).eval()
+    decoders = {"ours": "full", "default": config.decoder}
+    networks = {
+        name: core.build_model(dataclasses.replace(config, decoder=decoder), (1, 28, 28)).eval()
+        for name, decoder in decoders.items()
+    }
     schedule = core.NoiseSchedule.create(config.schedule, config.timesteps)
     blocks = (config.base_channels, config.channel_mults, config.num_res_blocks, config.attention)
     unet = harness.diffusers_unet((1, 28, 28), *blocks).eval()
@@ -71,35 +106,19 @@ def main() -> None:
     ]
     if not args.skip_ddpm:
         runs.append(("DDPM-1000", "ddpm", None, DDPMScheduler(num_train_timesteps=1000)))
-
-    for bf16 in (False, True):  # build every kernel once (oneDNN's bf16 primitives) before timing
-        for _ in range(2):
-            ours(model, schedule, x_T, "ddim", 2, bf16)
-            theirs(unet, DDIMScheduler(num_train_timesteps=1000), x_T, 2, bf16)
+    warm_up(networks, schedule, unet, x_T)
     table = Table(title=f"seconds for {args.num_images} MNIST-size images, {torch.get_num_threads()} CPU threads")
-    for column in ("sampler", "ours fp32", "ours bf16", "diffusers fp32", "diffusers bf16", "speed-up (best of each)"):
+    for column in ("sampler", "ours, equal blocks", "diffusers", "speed-up", "the default network", "speed-up"):
         table.add_column(column, justify="right")
-    for name, sampler, steps, scheduler in runs:
-        mine = {bf16: median(ours, args.repeats, model, schedule, x_T, sampler, steps, bf16) for bf16 in (False, True)}
-        other = {
-            bf16: median(theirs, args.repeats, unet, scheduler, x_T, steps or 1000, bf16) for bf16 in (False, True)
-        }
-        figures = {"ours_fp32": mine[False], "ours_bf16": mine[True], "diffusers_fp32": other[False]}
-        figures.update(diffusers_bf16=other[True], speed_up=min(other.values()) / min(mine.values()))
-        row = {"sampler": name, "config": {**vars(args), "attention": config.attention}}
-        harness.record(args.results, {**row, "figures": {k: round(v, 3) for k, v in figures.items()}})
-        table.add_row(
-            name,
-            f"{mine[False]:.2f}",
-            f"{mine[True]:.2f}",
-            f"{other[False]:.2f}",
-            f"{other[True]:.2f}",
-            f"{min(other.values()) / min(mine.values()):.2f}x",
-        )
+    for run in runs:
+        figures = time_sampler(run, networks, schedule, unet, x_T, args.repeats)
+        config_row = {"num_images": args.num_images, "attention": config.attention, "decoders": decoders}
+        harness.record(args.results, {"part": "sampling_speed", "sampler": run[0], "config": config_row,
+                                      "figures": figures}, env)  # fmt: skip
+        best = {side: min(figures[f"{side}_fp32"], figures[f"{side}_bf16"]) for side in SIDES}
+        table.add_row(run[0], f"{best['ours']:.2f}", f"{best['diffusers']:.2f}", f"{figures['speed_up']:.2f}x",
+                      f"{best['default']:.2f}", f"{figures['default_speed_up']:.2f}x")  # fmt: skip
     Console(width=160).print(table)
-    Console(width=160).print(
-        f"parameters: ours {core.count_parameters(model):,}, diffusers {sum(p.numel() for p in unet.parameters()):,}"
-    )
 
 
 if __name__ == "__main__":

@@ -905,6 +905,24 @@ def kernel_builds(root: Path) -> list[str]:
     return [*table(header, cells), "", provenance(rows, "benchmarks/kernel_builds.py")]
 
 
+def peers_sampling(root: Path) -> list[str]:
+    """Each sampler's seconds for 64 images (newest run of each), the better precision of each side: ours at
+    diffusers' blocks, diffusers', and the default network's, with the two speed-ups."""
+    rows = newest(all_records(root, "speed", "sampling_speed"), lambda r: r["sampler"])
+    if not rows:
+        return NO_RECORDS
+    cells = []
+    for r in rows:
+        f = r["figures"]
+        best = {side: min(f[f"{side}_fp32"], f[f"{side}_bf16"]) for side in ("ours", "diffusers", "default")}
+        cells.append((r["sampler"], f"{best['ours']:.2f} s", f"{best['diffusers']:.2f} s", f"{f['speed_up']:.2f}x",
+                      f"{best['default']:.2f} s", f"{f['default_speed_up']:.2f}x"))  # fmt: skip
+    header = (f"{rows[0]['config']['num_images']} images, the better precision of each",
+              "ours, `--decoder full --attention none`", "diffusers `UNet2DModel`, no attention", "ours / diffusers",
+              "the default: the lean decoder", "the default / diffusers")  # fmt: skip
+    return [*table(header, cells), "", provenance(rows, "benchmarks/sampling_speed.py --skip_ddpm")]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "decoder-quality": decoder_quality,
     "decoder-gap": decoder_gap,
@@ -933,6 +951,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "kept-memory": kept_memory,
     "time-projections": time_projections,
     "kernel-builds": kernel_builds,
+    "peers-sampling": peers_sampling,
     "fashion-screen": fashion_screen,
     "fashion-full": fashion_full,
     "fashion-mnist-conditional": lambda root: fashion_full(root, "mnist-conditional", "digits"),

@@ -409,3 +409,20 @@ def test_the_kernel_builds_table_gives_each_models_newest_workloads_with_both_ke
     assert "| `small`, a sampling call on 64 images | `old1`: 54.0 ms | 50.0 ms | 1.08x |" in text
     assert "| `small`, training step, batch 32 | `old2`: 52.0 ms | 50.0 ms | 1.04x |" in text
     assert "999" not in text  # the older run against the same commit
+
+
+def test_the_sampling_table_gives_each_samplers_newest_run_the_better_precision_of_each_side(tmp_path):
+    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
+
+    def row(sampler: str, ours_bf16: float) -> dict:
+        figures = {"ours_fp32": 2.0, "ours_bf16": ours_bf16, "default_fp32": 1.5, "default_bf16": 0.4,
+                   "diffusers_fp32": 2.4, "diffusers_bf16": 1.2, "speed_up": round(1.2 / ours_bf16, 3),
+                   "default_speed_up": 3.0}  # fmt: skip
+        config = {"num_images": 64, "attention": "none", "decoders": {"ours": "full", "default": "lean"}}
+        return {"sampler": sampler, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+
+    rows = [row("DDIM-50", 9.0), row("DPM-Solver++-20", 0.6), row("DDIM-50", 0.5)]
+    text = rendered(tmp_path, "sampling_speed", "peers-sampling", rows, "speed")
+    assert "| DPM-Solver++-20 | 0.60 s | 1.20 s | 2.00x | 0.40 s | 3.00x |" in text
+    assert "| DDIM-50 | 0.50 s | 1.20 s | 2.40x | 0.40 s | 3.00x |" in text
+    assert "9.00" not in text  # the older run of the same sampler
