@@ -10,6 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "render_results.py"
+# what a record says of the code and machine it ran on
+MACHINE = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,8 +29,7 @@ def record(seed: int, fd: float, minutes: float) -> dict:
         "floor_recognised": 0.937,
         "eval_minutes": 1.5,
     }
-    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-    return {"seed": seed, "config": {"epochs": 30}, "figures": figures, **machine, "date": "2026-12-05T00:00:00+00:00"}
+    return {"seed": seed, "config": {"epochs": 30}, "figures": figures, **MACHINE, "date": "2026-12-05T00:00:00+00:00"}
 
 
 def project(tmp_path: Path, rows: list[dict]) -> Path:
@@ -147,10 +148,9 @@ def test_the_decoder_gap_is_the_difference_of_the_means_with_its_error_interval_
 
 def test_the_run_time_table_gives_each_run_as_a_multiple_of_the_first(tmp_path):
     def timed(flags: str, decoder: str, epochs: int, minutes: float, repeat: int) -> dict:
-        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
         config = {"decoder": decoder, "epochs": epochs}
         figures = {"train_minutes": minutes, "minutes_per_epoch": minutes / epochs, "final_loss": 0.1}
-        return {"flags": flags, "config": config, "figures": figures, "repeat": repeat, **machine, "date": "2026-12-06"}
+        return {"flags": flags, "config": config, "figures": figures, "repeat": repeat, **MACHINE, "date": "2026-12-06"}
 
     rows = [timed("--decoder full --epochs 4", "full", 4, 2.0, 0), timed("--epochs 4", "lean", 4, 9.9, 0)]
     rows += [timed("--decoder full --epochs 4", "full", 4, 2.4, 1), timed("--epochs 4", "lean", 4, 1.4, 1)]
@@ -259,9 +259,8 @@ def test_the_variants_table_shows_each_networks_newest_commit_as_ratios_to_its_o
 
 def test_the_compiled_sampling_table_gives_each_sampler_eager_and_compiled(tmp_path):
     def timed(sampler: str, eager: float, compiled: float) -> dict:
-        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
         figures = {"eager_s": eager, "compiled_s": compiled, "speedup": round(eager / compiled, 2), "first_run_s": 40}
-        return {"sampler": sampler, "config": {"num_images": 64}, "figures": figures, **machine, "date": "d"}
+        return {"sampler": sampler, "config": {"num_images": 64}, "figures": figures, **MACHINE, "date": "d"}
 
     rows = [timed("dpm++:20", 9.0, 1.0), timed("dpm++:20", 1.2, 0.6), timed("dpm++sde:default", 2.8, 1.6)]
     text = rendered(tmp_path, "compiled_sampling", "compiled-sampling", rows, study="speed")
@@ -271,13 +270,12 @@ def test_the_compiled_sampling_table_gives_each_sampler_eager_and_compiled(tmp_p
 
 def test_the_peers_table_keeps_batch_32_and_adds_the_ratios_of_other_batch_sizes(tmp_path):
     def rates(batch: int, ratio: float) -> dict:
-        machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
         names = ("ours_fp32", "ours_bf16", "diffusers_fp32", "diffusers_bf16", "default_fp32", "default_bf16")
         figures = {f"{name}_images_per_s": 100.0 * batch / 32 for name in names}
         figures.update(ratio=ratio, default_ratio=ratio + 0.5, ours_parameters=1, diffusers_parameters=2)
         figures["default_parameters"] = 3
         config = {"batch_size": batch}
-        return {"part": "throughput", "config": config, "figures": figures, **machine, "date": "d"}
+        return {"part": "throughput", "config": config, "figures": figures, **MACHINE, "date": "d"}
 
     rows = [rates(32, 0.9), rates(128, 1.1), rates(128, 1.3)]  # the rerun at 128 replaces the first
     text = rendered(tmp_path, "throughput", "peers-throughput", rows, study="headline")
@@ -300,10 +298,8 @@ def test_the_profile_table_keeps_the_default_network_when_another_preset_was_pro
 
 
 def test_the_fused_norm_table_gives_the_layer_and_each_networks_step_from_the_newest_run(tmp_path):
-    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-
     def row(part: str, figures: dict, **config) -> dict:
-        return {"part": part, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+        return {"part": part, "config": config, "figures": figures, **MACHINE, "date": "2026-12-07"}
 
     layer = {"pytorch_nchw": 3.0, "pytorch_nhwc": 9.0, "kernel_nhwc": 2.0}
     rows = [row("step", {"without_img_s": 1.0, "with_img_s": 999.0, "largest_loss_difference": 0.5}, model="small")]
@@ -331,13 +327,11 @@ def test_the_fused_norm_table_gives_the_layer_and_each_networks_step_from_the_ne
 
 
 def test_the_weight_gradient_table_gives_each_shapes_newest_timings_as_multiples_of_its_forward_pass(tmp_path):
-    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-
     def row(size: int, forward: float, onednn: float) -> dict:
         config = {"images": 128, "in_channels": 64, "size": size, "out_channels": 64, "per_step": 4}
         figures = {"forward_ms": forward, "input_gradient_ms": 0.8, "onednn_ms": onednn, "matrix_product_ms": 6.0,
                    "convolution_ms": 9.0}  # fmt: skip
-        return {"part": "weight_gradient", "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+        return {"part": "weight_gradient", "config": config, "figures": figures, **MACHINE, "date": "2026-12-07"}
 
     text = rendered(tmp_path, "weight_gradient", "weight-gradient", [row(14, 1.0, 99.0), row(14, 0.75, 2.4)], "speed")
     assert (
@@ -348,13 +342,11 @@ def test_the_weight_gradient_table_gives_each_shapes_newest_timings_as_multiples
 
 
 def test_the_kept_memory_table_gives_each_workloads_newest_steps_and_faults_under_both_policies(tmp_path):
-    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-
     def row(workload: str, kind: str, size: int, system_ms: float) -> dict:
         figures = {"system": {"ms": system_ms, "faults": 28000.4}, "kept": {"ms": 250.0, "faults": 1.0},
                    "speedup": round(system_ms / 250.0, 2)}  # fmt: skip
         config = {"kind": kind, "size": size, "steps": 10, "rounds": 6}
-        return {"workload": workload, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+        return {"workload": workload, "config": config, "figures": figures, **MACHINE, "date": "2026-12-07"}
 
     rows = [
         row("train-128", "train", 128, 999.0),
@@ -368,13 +360,11 @@ def test_the_kept_memory_table_gives_each_workloads_newest_steps_and_faults_unde
 
 
 def test_the_time_projections_table_gives_each_models_newest_workloads_both_ways(tmp_path):
-    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-
     def row(model: str, workload: str, kind: str, size: int, per_block: float, difference: float | None) -> dict:
         figures = {"per_block": per_block, "stacked": 50.0, "speedup": round(per_block / 50.0, 3),
                    "max_difference": difference}  # fmt: skip
         config = {"model": model, "kind": kind, "size": size, "steps": 3, "repeats": 15}
-        return {"workload": workload, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+        return {"workload": workload, "config": config, "figures": figures, **MACHINE, "date": "2026-12-07"}
 
     rows = [
         row("small", "train-32", "train", 32, 999.0, None),
@@ -390,12 +380,10 @@ def test_the_time_projections_table_gives_each_models_newest_workloads_both_ways
 
 
 def test_the_kernel_builds_table_gives_each_models_newest_workloads_with_both_kernels(tmp_path):
-    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-
     def row(against: str, workload: str, kind: str, size: int, against_ms: float) -> dict:
         figures = {"against_ms": against_ms, "work_tree_ms": 50.0, "speedup": round(against_ms / 50.0, 3)}
         config = {"model": "small", "kind": kind, "size": size, "steps": 3, "repeats": 15}
-        return {"against": against, "workload": workload, "config": config, "figures": figures, **machine,
+        return {"against": against, "workload": workload, "config": config, "figures": figures, **MACHINE,
                 "date": "2026-12-07"}  # fmt: skip
 
     rows = [
@@ -412,14 +400,12 @@ def test_the_kernel_builds_table_gives_each_models_newest_workloads_with_both_ke
 
 
 def test_the_sampling_table_gives_each_samplers_newest_run_the_better_precision_of_each_side(tmp_path):
-    machine = {"commit": "abc", "dirty": False, "torch": "2", "device": "cpu", "cpu": "CPU", "threads": 2}
-
     def row(sampler: str, ours_bf16: float) -> dict:
         figures = {"ours_fp32": 2.0, "ours_bf16": ours_bf16, "default_fp32": 1.5, "default_bf16": 0.4,
                    "diffusers_fp32": 2.4, "diffusers_bf16": 1.2, "speed_up": round(1.2 / ours_bf16, 3),
                    "default_speed_up": 3.0}  # fmt: skip
         config = {"num_images": 64, "attention": "none", "decoders": {"ours": "full", "default": "lean"}}
-        return {"sampler": sampler, "config": config, "figures": figures, **machine, "date": "2026-12-07"}
+        return {"sampler": sampler, "config": config, "figures": figures, **MACHINE, "date": "2026-12-07"}
 
     rows = [row("DDIM-50", 9.0), row("DPM-Solver++-20", 0.6), row("DDIM-50", 0.5)]
     text = rendered(tmp_path, "sampling_speed", "peers-sampling", rows, "speed")
