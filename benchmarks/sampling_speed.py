@@ -67,6 +67,11 @@ def warm_up(networks: dict[str, core.UNet], schedule: core.NoiseSchedule, unet, 
             theirs(unet, DDIMScheduler(num_train_timesteps=1000), x_T, 2, bf16)
 
 
+def best_seconds(figures: dict[str, float]) -> dict[str, float]:
+    """Each side's seconds in its faster precision."""
+    return {side: min(figures[f"{side}_fp32"], figures[f"{side}_bf16"]) for side in SIDES}
+
+
 def time_sampler(run: tuple, networks: dict[str, core.UNet], schedule, unet, x_T, repeats: int) -> dict[str, float]:
     """Seconds of each network (and diffusers') in each precision for one of ``main``'s runs, and the speed-ups of
     the best precision of each side: diffusers' over ours at equal blocks, and over the default network."""
@@ -76,7 +81,7 @@ def time_sampler(run: tuple, networks: dict[str, core.UNet], schedule, unet, x_T
         for network, model in networks.items():
             figures[f"{network}_{precision}"] = median(ours, repeats, model, schedule, x_T, sampler, steps, bf16)
         figures[f"diffusers_{precision}"] = median(theirs, repeats, unet, scheduler, x_T, steps or 1000, bf16)
-    best = {side: min(figures[f"{side}_fp32"], figures[f"{side}_bf16"]) for side in SIDES}
+    best = best_seconds(figures)
     figures.update(speed_up=best["diffusers"] / best["ours"], default_speed_up=best["diffusers"] / best["default"])
     return {key: round(value, 3) for key, value in figures.items()}
 
@@ -115,7 +120,7 @@ def main() -> None:
         config_row = {"num_images": args.num_images, "attention": config.attention, "decoders": decoders}
         harness.record(args.results, {"part": "sampling_speed", "sampler": run[0], "config": config_row,
                                       "figures": figures}, env)  # fmt: skip
-        best = {side: min(figures[f"{side}_fp32"], figures[f"{side}_bf16"]) for side in SIDES}
+        best = best_seconds(figures)
         table.add_row(run[0], f"{best['ours']:.2f}", f"{best['diffusers']:.2f}", f"{figures['speed_up']:.2f}x",
                       f"{best['default']:.2f}", f"{figures['default_speed_up']:.2f}x")  # fmt: skip
     Console(width=160).print(table)
