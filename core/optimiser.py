@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -65,31 +66,40 @@ def newton_schulz_factor(gram: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -
     return q
 
 
-def orthogonalise_all(matrices: list[torch.Tensor], steps: int = NEWTON_SCHULZ_STEPS) -> list[torch.Tensor]:
+def orthogonalise_all(
+    matrices: list[torch.Tensor],
+    steps: int = NEWTON_SCHULZ_STEPS,
+    gains: list[float] | None = None,
+    out: list[torch.Tensor] | None = None,
+) -> list[torch.Tensor]:
     r"""About :math:`U V^\top` for each matrix :math:`M = U S V^\top` in each batch of ``matrices`` (each
     (batch, rows, cols)), by ``steps`` Newton-Schulz iterations :math:`X_{k+1} = a X_k + (b A_k + c A_k^2) X_k`,
-    :math:`A_k = X_k X_k^\top`, from :math:`X_0 = M / \lVert M \rVert_F`, on the wide orientation.
+    :math:`A_k = X_k X_k^\top`, from :math:`X_0 = M / \lVert M \rVert_F`, on the wide orientation; times
+    ``gains[i]`` for batch i where given, and written into ``out[i]`` (shaped like ``matrices[i]``) where given.
 
     The iterations run on the small Gram matrices (:func:`newton_schulz_factor`), and the long :math:`X_0` is
     multiplied once at the end: the same result for a quarter of the arithmetic on a 64 x 576 kernel.
     Gram matrices of the same size iterate as one batch, whatever the kernels' shapes, each written straight
-    into its place in the batch. :math:`X_0` itself is never formed: :math:`X_0 X_0^\top = M M^\top / \lVert M
-    \rVert_F^2` and :math:`Q X_0 = (Q / \lVert M \rVert_F)\, M` scale the small matrices instead of the long one."""
-    wide = [m.mT if m.size(-2) > m.size(-1) else m for m in matrices]
-    scales = [1.0 / x.norm(dim=(-2, -1), keepdim=True).clamp(min=1e-7) for x in wide]  # 1 / ||M||_F
-    factors: list[torch.Tensor | None] = [None] * len(wide)
+    into its place in the batch. :math:`X_0` itself is never formed: :math:`\lVert M \rVert_F^2` is the trace
+    of :math:`M M^\top`, :math:`X_0 X_0^\top = M M^\top / \lVert M \rVert_F^2`, and :math:`Q X_0 = (Q / \lVert M
+    \rVert_F)\, M` scales the small matrices instead of the long one, a whole batch of them in one operation."""
+    tall = [m.size(-2) > m.size(-1) for m in matrices]
+    wide = [m.mT if turned else m for m, turned in zip(matrices, tall, strict=True)]
+    out = out if out is not None else [torch.empty_like(m) for m in matrices]
     for size in {x.size(-2) for x in wide}:
         members = [i for i, x in enumerate(wide) if x.size(-2) == size]
         counts = [len(wide[i]) for i in members]
         grams = wide[members[0]].new_empty(sum(counts), size, size)
         for i, gram in zip(members, grams.split(counts), strict=True):
-            torch.matmul(wide[i], wide[i].mT, out=gram).mul_(scales[i].square())
-        for i, q in zip(members, newton_schulz_factor(grams, steps).split(counts), strict=True):
-            factors[i] = q
-    out = []
-    for m, x, scale, q in zip(matrices, wide, scales, factors, strict=True):
-        y = (q * scale) @ x
-        out.append(y.mT if m.size(-2) > m.size(-1) else y)
+            torch.matmul(wide[i], wide[i].mT, out=gram)
+        squares = grams.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_(min=1e-14)[:, None, None]  # ||M||_F^2 each
+        scales = squares.rsqrt()  # 1 / ||M||_F
+        if gains is not None:
+            each = torch.tensor([gains[i] for i in members], dtype=scales.dtype)
+            scales.mul_(each.repeat_interleave(torch.tensor(counts))[:, None, None])
+        factors = newton_schulz_factor(grams.div_(squares), steps).mul_(scales)
+        for i, q in zip(members, factors.split(counts), strict=True):
+            torch.matmul(q, wide[i], out=out[i].mT if tall[i] else out[i])
     return out
 
 
@@ -99,15 +109,48 @@ def orthogonalise(m: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> torch.Te
     return orthogonalise_all([batch], steps)[0].reshape(m.shape)
 
 
-# parameters of one shape, their momentum buffers stacked (count, out, rest), and each one's view of its row
-Stack = tuple[list[nn.Parameter], torch.Tensor, list[torch.Tensor]]
+@dataclass
+class _Plan:
+    """How one parameter group's step runs: its parameters in order, grouped by shape into batches; their
+    gradients, momentum buffers and updates each in one flat tensor, with each batch's (count, out, rest) stack a
+    slice of it and each member's row a view of that in the parameter's shape and memory order (:func:`_rows`).
+    The momentum rows are the state's ``momentum_buffer`` entries (what a checkpoint saves)."""
+
+    params: list[nn.Parameter]
+    momentum: torch.Tensor
+    gradient: torch.Tensor
+    update: torch.Tensor
+    momentum_rows: list[torch.Tensor]
+    gradient_rows: list[torch.Tensor]
+    update_rows: list[torch.Tensor]
+    stacks: list[tuple[torch.Tensor, torch.Tensor]]  # each batch's gradient and update stacks
+
+    @staticmethod
+    def of(params: list[nn.Parameter]) -> _Plan:
+        """A plan for ``params`` with zero buffers: batches in the order their shapes first occur."""
+        by_shape: dict[torch.Size, list[nn.Parameter]] = {}
+        for p in params:
+            by_shape.setdefault(p.shape, []).append(p)
+        ordered = [p for members in by_shape.values() for p in members]
+        flat = [ordered[0].new_zeros(sum(p.numel() for p in ordered)) for _ in range(3)]
+        rows: list[list[torch.Tensor]] = [[], [], []]
+        stacks, start = [], 0
+        for shape, members in by_shape.items():
+            count, end = len(members), start + len(members) * math.prod(shape)
+            batch = [f[start:end].view(count, shape[0], -1) for f in flat]
+            for listed, stack in zip(rows, batch, strict=True):
+                listed += _rows(stack, members)
+            stacks.append((batch[1], batch[2]))
+            start = end
+        return _Plan(ordered, *flat, *rows, stacks)
 
 
 class Muon(torch.optim.Optimizer):
     r"""Muon for weight matrices and convolution kernels (any parameter of 2 or more dimensions, read as
     (out, everything else)): Nesterov momentum :math:`\mu`, orthogonalised, an entry RMS of ``update_rms`` x lr.
-    Parameters of the same shape keep their momentum in one stacked tensor and are orthogonalised together, as
-    one batch of matrices: a handful of operations a step instead of several for every parameter."""
+    Parameters of the same shape are orthogonalised together, as one batch of matrices, and every parameter's
+    gradient, momentum and update lie in one tensor per kind: the momentum of all of them updates in two
+    operations, and the step is a handful of operations instead of several for every parameter."""
 
     def __init__(
         self,
@@ -121,7 +164,7 @@ class Muon(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.ndim < 2:
                     raise ValueError(f"Muon updates matrices; a parameter of shape {tuple(p.shape)} belongs to AdamW")
-        self._stacked: dict[int, tuple[tuple[int, ...], list[Stack]]] = {}  # per group: its parameters' ids, stacks
+        self._plans: dict[int, tuple[tuple[int, ...], _Plan]] = {}  # per group: its parameters' ids, its plan
 
     @torch.no_grad()
     def step(self, closure=None) -> None:  # type: ignore[override]
@@ -130,50 +173,36 @@ class Muon(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            directions = []
-            batches = self._batches(index, params)
-            for members, momentum, _ in batches:
-                gradient = torch.empty_like(momentum)  # G_t of each member, stacked like the momentum
-                torch._foreach_copy_(_rows(gradient, members), [p.grad for p in members])
-                momentum.mul_(mu).add_(gradient)  # B_t = mu B_{t-1} + G_t
-                directions.append(gradient.add_(momentum, alpha=mu))  # M_t = G_t + mu B_t
-            for (members, _, _), direction in zip(batches, orthogonalise_all(directions), strict=True):
-                size = group["lr"] * group["update_rms"] * math.sqrt(max(direction.shape[-2:]))
-                torch._foreach_add_(members, _rows(direction.contiguous(), members), alpha=-size)
+            plan = self._plan(index, params)
+            torch._foreach_copy_(plan.gradient_rows, [p.grad for p in plan.params])  # G_t
+            plan.momentum.mul_(mu).add_(plan.gradient)  # B_t = mu B_{t-1} + G_t
+            plan.gradient.add_(plan.momentum, alpha=mu)  # M_t = G_t + mu B_t
+            directions, updates = (list(kind) for kind in zip(*plan.stacks, strict=True))
+            size = group["lr"] * group["update_rms"]
+            gains = [-size * math.sqrt(max(d.shape[-2:])) for d in directions]
+            orthogonalise_all(directions, gains=gains, out=updates)
+            torch._foreach_add_(plan.params, plan.update_rows)
 
-    def _batches(self, index: int, params: list[nn.Parameter]) -> list[Stack]:
-        """``params`` (those of group ``index`` with a gradient) grouped by shape, each group with its momentum
-        buffers stacked as one (count, out, rest) tensor, so that the momentum of a whole group updates in one
-        operation, and each member's view of it. The views are the state's ``momentum_buffer`` entries (what a
-        checkpoint saves); where the state holds other tensors, as after loading a checkpoint, the stacks are
-        made anew from them."""
+    def _plan(self, index: int, params: list[nn.Parameter]) -> _Plan:
+        """The plan of group ``index`` for ``params`` (those with a gradient): made anew when they change, or
+        when the state holds other momentum tensors than the plan's, as after loading a checkpoint, from the
+        buffers the state has (zero where it has none), with the state's entries made the plan's rows."""
         key = tuple(id(p) for p in params)
-        cached, batches = self._stacked.get(index, ((), []))
-        if cached != key or any(
-            self.state[p].get("momentum_buffer") is not view
-            for members, _, views in batches
-            for p, view in zip(members, views, strict=True)
-        ):
-            batches = self._stack_momentum(params)
-            self._stacked[index] = (key, batches)
-        return batches
+        cached, plan = self._plans.get(index, ((), None))
+        if plan is not None and cached == key and self._holds(plan):
+            return plan
+        plan = _Plan.of(params)
+        for p, row in zip(plan.params, plan.momentum_rows, strict=True):
+            if "momentum_buffer" in self.state[p]:
+                row.copy_(self.state[p]["momentum_buffer"])
+            self.state[p]["momentum_buffer"] = row
+        self._plans[index] = (key, plan)
+        return plan
 
-    def _stack_momentum(self, params: list[nn.Parameter]) -> list[Stack]:
-        """New stacked momentum buffers for ``params`` by shape, holding the buffers the state has (zero where
-        it has none), with the state's entries made views of them."""
-        by_shape: dict[torch.Size, list[nn.Parameter]] = {}
-        for p in params:
-            by_shape.setdefault(p.shape, []).append(p)
-        batches = []
-        for shape, members in by_shape.items():
-            momentum = members[0].new_zeros(len(members), shape[0], math.prod(shape[1:]))
-            views = _rows(momentum, members)
-            for p, view in zip(members, views, strict=True):
-                if "momentum_buffer" in self.state[p]:
-                    view.copy_(self.state[p]["momentum_buffer"])
-                self.state[p]["momentum_buffer"] = view
-            batches.append((members, momentum, views))
-        return batches
+    def _holds(self, plan: _Plan) -> bool:
+        """Whether the state's momentum buffers are still ``plan``'s rows."""
+        pairs = zip(plan.params, plan.momentum_rows, strict=True)
+        return all(self.state[p].get("momentum_buffer") is row for p, row in pairs)
 
 
 def _rows(stack: torch.Tensor, params: list[nn.Parameter]) -> list[torch.Tensor]:

@@ -95,6 +95,27 @@ def test_muon_steps_a_kernel_in_either_memory_order_along_its_orthogonalised_gra
     torch.testing.assert_close(weight - parameter.detach(), 0.01 * 0.4 * math.sqrt(max(rows, cols)) * expected)
 
 
+def test_muon_steps_each_of_many_parameters_along_its_own_orthogonalised_gradient():
+    """Parameters of several shapes share one optimiser (batches of one and of two, wide and tall, both memory
+    orders): each moves along its own gradient's orthogonalisation, so no parameter reads another's slice."""
+    torch.manual_seed(0)
+    shapes = [(32, 16, 3, 3), (8, 4), (32, 16, 3, 3), (64, 32, 1, 1), (4, 8)]
+    weights = [torch.randn(shape) for shape in shapes]
+    layouts = [torch.channels_last, None, torch.contiguous_format, torch.channels_last, None]
+    params = [
+        torch.nn.Parameter(w.clone(memory_format=layout) if layout else w.clone())
+        for w, layout in zip(weights, layouts, strict=True)
+    ]
+    gradients = [torch.randn(shape) for shape in shapes]
+    for p, g in zip(params, gradients, strict=True):
+        p.grad = g.clone()
+    Muon(params, lr=0.01, momentum=0.9, update_rms=0.4).step()
+    for w, p, g in zip(weights, params, gradients, strict=True):
+        rows, cols = g.shape[0], math.prod(g.shape[1:])
+        expected = orthogonalise(1.9 * g.reshape(rows, cols)).reshape(g.shape)
+        torch.testing.assert_close(w - p.detach(), 0.01 * 0.4 * math.sqrt(max(rows, cols)) * expected)
+
+
 def test_muon_resumed_from_a_saved_state_steps_as_if_never_stopped(tmp_path):
     def model_and_muon():
         torch.manual_seed(0)
