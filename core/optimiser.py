@@ -94,9 +94,9 @@ def orthogonalise_all(
             torch.matmul(wide[i], wide[i].mT, out=gram)
         squares = grams.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_(min=1e-14)[:, None, None]  # ||M||_F^2 each
         scales = squares.rsqrt()  # 1 / ||M||_F
-        if gains is not None:
-            each = torch.tensor([gains[i] for i in members], dtype=scales.dtype)
-            scales.mul_(each.repeat_interleave(torch.tensor(counts))[:, None, None])
+        if gains is not None:  # one gain per matrix, on the matrices' device
+            each = [gains[i] for i, count in zip(members, counts, strict=True) for _ in range(count)]
+            scales.mul_(torch.tensor(each, dtype=scales.dtype, device=scales.device)[:, None, None])
         factors = newton_schulz_factor(grams.div_(squares), steps).mul_(scales)
         for i, q in zip(members, factors.split(counts), strict=True):
             torch.matmul(q, wide[i], out=out[i].mT if tall[i] else out[i])
@@ -123,7 +123,8 @@ class _Plan:
     momentum_rows: list[torch.Tensor]
     gradient_rows: list[torch.Tensor]
     update_rows: list[torch.Tensor]
-    stacks: list[tuple[torch.Tensor, torch.Tensor]]  # each batch's gradient and update stacks
+    gradient_stacks: list[torch.Tensor]  # each batch's (count, out, rest) slice of the gradients
+    update_stacks: list[torch.Tensor]  # and of the updates
 
     @staticmethod
     def of(params: list[nn.Parameter]) -> _Plan:
@@ -134,15 +135,15 @@ class _Plan:
         ordered = [p for members in by_shape.values() for p in members]
         flat = [ordered[0].new_zeros(sum(p.numel() for p in ordered)) for _ in range(3)]
         rows: list[list[torch.Tensor]] = [[], [], []]
-        stacks, start = [], 0
+        stacks: list[list[torch.Tensor]] = [[], [], []]
+        start = 0
         for shape, members in by_shape.items():
-            count, end = len(members), start + len(members) * math.prod(shape)
-            batch = [f[start:end].view(count, shape[0], -1) for f in flat]
-            for listed, stack in zip(rows, batch, strict=True):
-                listed += _rows(stack, members)
-            stacks.append((batch[1], batch[2]))
+            end = start + len(members) * math.prod(shape)
+            for f, listed_rows, listed_stacks in zip(flat, rows, stacks, strict=True):
+                listed_stacks.append(f[start:end].view(len(members), shape[0], -1))
+                listed_rows += _rows(listed_stacks[-1], members)
             start = end
-        return _Plan(ordered, *flat, *rows, stacks)
+        return _Plan(ordered, *flat, *rows, stacks[1], stacks[2])
 
 
 class Muon(torch.optim.Optimizer):
@@ -177,10 +178,9 @@ class Muon(torch.optim.Optimizer):
             torch._foreach_copy_(plan.gradient_rows, [p.grad for p in plan.params])  # G_t
             plan.momentum.mul_(mu).add_(plan.gradient)  # B_t = mu B_{t-1} + G_t
             plan.gradient.add_(plan.momentum, alpha=mu)  # M_t = G_t + mu B_t
-            directions, updates = (list(kind) for kind in zip(*plan.stacks, strict=True))
             size = group["lr"] * group["update_rms"]
-            gains = [-size * math.sqrt(max(d.shape[-2:])) for d in directions]
-            orthogonalise_all(directions, gains=gains, out=updates)
+            gains = [-size * math.sqrt(max(d.shape[-2:])) for d in plan.gradient_stacks]
+            orthogonalise_all(plan.gradient_stacks, gains=gains, out=plan.update_stacks)
             torch._foreach_add_(plan.params, plan.update_rows)
 
     def _plan(self, index: int, params: list[nn.Parameter]) -> _Plan:
