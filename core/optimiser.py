@@ -119,7 +119,6 @@ class _Plan:
     params: list[nn.Parameter]
     momentum: torch.Tensor
     gradient: torch.Tensor
-    update: torch.Tensor
     momentum_rows: list[torch.Tensor]
     gradient_rows: list[torch.Tensor]
     update_rows: list[torch.Tensor]
@@ -143,7 +142,7 @@ class _Plan:
                 listed_stacks.append(f[start:end].view(len(members), shape[0], -1))
                 listed_rows += _rows(listed_stacks[-1], members)
             start = end
-        return _Plan(ordered, *flat, *rows, stacks[1], stacks[2])
+        return _Plan(ordered, flat[0], flat[1], *rows, stacks[1], stacks[2])  # the updates' flat tensor: in its stacks
 
 
 class Muon(torch.optim.Optimizer):
